@@ -1,0 +1,36 @@
+"""The one small error hierarchy of explorer.
+
+Every message names the subject, the file or the config field at fault, and says what to do.
+"""
+
+
+class ExplorerError(Exception):
+    """Base class of every error explorer raises on purpose."""
+
+
+class ModelError(ExplorerError):
+    """Unknown model, unknown parameter, or a value outside its hard physical limits."""
+
+
+class SimulationError(ExplorerError):
+    """Invalid run settings (dt, duration, TR, shapes of weights/lengths)."""
+
+
+class CohortError(ExplorerError):
+    """A subject's data is missing, malformed or inconsistent."""
+
+
+class ConfigError(ExplorerError):
+    """A study config field is invalid."""
+
+
+class StudyError(ExplorerError):
+    """A study cannot be run, resumed or extended as asked."""
+
+
+class StoreError(ExplorerError):
+    """The signals store is missing, locked or inconsistent."""
+
+
+class TrackingError(ExplorerError):
+    """The MLflow tracking store cannot be used as asked."""
