@@ -1,0 +1,39 @@
+"""Suite-wide fixtures: a throw-away PostgreSQL server for the `cluster` tests."""
+
+from __future__ import annotations
+
+import glob
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """Start PostgreSQL with cluster/start_postgres.sh; yield ``(optuna_url, mlflow_url)``.
+
+    `make test` installs the server (cluster/install_postgres.sh); without it the test is skipped
+    with the reason, never passed.
+    """
+    if not glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"):
+        pytest.skip("PostgreSQL server not installed: run `make test` (it installs it) or cluster/install_postgres.sh")
+    datadir = tmp_path_factory.mktemp("pg") / "data"
+    port = _free_port()
+    out = subprocess.run(
+        [str(ROOT / "cluster/start_postgres.sh"), str(datadir), str(port), "explorer_optuna", "explorer_mlflow"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()
+    try:
+        yield out[0], out[1]
+    finally:
+        subprocess.run([str(ROOT / "cluster/stop_postgres.sh"), str(datadir)], check=False)
