@@ -1,0 +1,343 @@
+"""Functional features of BOLD signals and the fit scores of a simulation: pure numpy/scipy.
+
+Arrays are time-major: a BOLD time series is ``(T, N)`` (time points x regions), sampled every
+``tr_s`` seconds. FC is ``(N, N)``; FCD is ``(W, W)`` over ``W`` sliding windows.
+
+The same functions compute the empirical side (once per subject, in ``explorer.cohort``) and the
+simulated side (once per trial, in :func:`fit_scores`), so both go through identical processing.
+
+Scores (all over the strict upper triangle, diagonal excluded):
+
+- ``fc_r``: Pearson correlation between simulated and empirical FC (higher is better);
+- ``fc_rmse``: root-mean-square difference between them (lower is better);
+- ``fcd_ks``: two-sample Kolmogorov-Smirnov statistic between the FCD value distributions
+  (lower is better; ``nan`` when the subject has no empirical FCD).
+
+A simulated signal that diverged (NaN/inf) or that is constant in some region gives ``nan`` scores
+instead of raising, so that one bad trial never crashes a batch: the runner records it as failed.
+Empirical signals are validated by the cohort loader; :func:`empirical_features` raises on them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+import numpy as np
+from scipy import signal
+
+from explorer.errors import CohortError, ConfigError, SimulationError
+
+__all__ = [
+    "FeatureOptions",
+    "preprocess",
+    "fc",
+    "fcd",
+    "fc_r",
+    "fc_rmse",
+    "fcd_ks",
+    "ks_statistic",
+    "empirical_features",
+    "fit_scores",
+    "n_windows",
+    "SCORES",
+]
+
+#: score name -> True when larger is better
+SCORES: dict[str, bool] = {"fc_r": True, "fc_rmse": False, "fcd_ks": False}
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """How BOLD becomes FC/FCD, for the empirical and the simulated side alike.
+
+    detrend: remove a linear trend per region (scipy.signal.detrend).
+    bandpass: (low, high) in Hz for a zero-phase Butterworth band-pass (sosfiltfilt), or None.
+    filter_order: Butterworth order of the band-pass.
+    zscore: z-score each region over time.
+    fisher_z: FC as Fisher z = arctanh(r) (diagonal set to 0) instead of Pearson r.
+    fcd_window, fcd_step: FCD sliding window length and step, in TRs.
+    discard_s: leading seconds of *simulated* BOLD dropped before features (initial transient).
+    """
+
+    detrend: bool = True
+    bandpass: tuple[float, float] | None = (0.01, 0.1)
+    zscore: bool = True
+    fisher_z: bool = False
+    fcd_window: int = 30
+    fcd_step: int = 3
+    discard_s: float = 0.0
+    filter_order: int = 2
+
+    def __post_init__(self) -> None:
+        if self.bandpass is not None:
+            bp = tuple(float(x) for x in self.bandpass)
+            if len(bp) != 2 or not (0.0 < bp[0] < bp[1]):
+                raise ConfigError(
+                    f"features.bandpass must be (low_hz, high_hz) with 0 < low < high, got {self.bandpass!r}"
+                )
+            object.__setattr__(self, "bandpass", bp)
+        if int(self.fcd_window) < 2 or int(self.fcd_step) < 1:
+            raise ConfigError(
+                f"features.fcd_window must be >= 2 and fcd_step >= 1 (in TRs), got "
+                f"{self.fcd_window} and {self.fcd_step}"
+            )
+        if self.discard_s < 0:
+            raise ConfigError(f"features.discard_s must be >= 0 s, got {self.discard_s}")
+        if int(self.filter_order) < 1:
+            raise ConfigError(f"features.filter_order must be >= 1, got {self.filter_order}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON/YAML-safe) of every option."""
+        d = asdict(self)
+        if d["bandpass"] is not None:
+            d["bandpass"] = list(d["bandpass"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "FeatureOptions":
+        """Inverse of :meth:`to_dict`; unknown keys raise ConfigError naming them."""
+        if d is None:
+            return cls()
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown feature option(s) {unknown}; valid: {sorted(known)}")
+        kw = dict(d)
+        if kw.get("bandpass") is not None:
+            kw["bandpass"] = tuple(kw["bandpass"])
+        return cls(**kw)
+
+
+def n_windows(n_time: int, window: int, step: int) -> int:
+    """Number of FCD windows of ``window`` TRs every ``step`` TRs in ``n_time`` TRs (0 if too short)."""
+    if n_time < window:
+        return 0
+    return (n_time - window) // step + 1
+
+
+def _min_filter_length(opts: FeatureOptions) -> int:
+    """Shortest series sosfiltfilt accepts for this filter (its default padlen + 1)."""
+    # butter band-pass of order n gives n second-order sections; padlen = 3 * (2 * n_sections + 1 - zeros)
+    n_sections = int(opts.filter_order)
+    return 3 * (2 * n_sections + 1) + 1
+
+
+def preprocess(ts: np.ndarray, tr_s: float, opts: FeatureOptions | None = None) -> np.ndarray:
+    """Detrend, band-pass and z-score a ``(T, N)`` series sampled every ``tr_s`` s (as ``opts`` says).
+
+    Returns a new float64 ``(T, N)`` array. A region that is constant after filtering becomes all
+    NaN when z-scoring (not inf), so that FC rows involving it are NaN.
+    Raises ConfigError when the band-pass upper edge is not below the Nyquist frequency, and
+    ValueError when the series is too short for the filter.
+    """
+    opts = opts or FeatureOptions()
+    x = np.array(ts, dtype=np.float64, copy=True)
+    if x.ndim != 2:
+        raise ValueError(f"expected a (time, region) array, got shape {x.shape}")
+    if opts.detrend:
+        x = signal.detrend(x, axis=0, type="linear")
+    if opts.bandpass is not None:
+        fs = 1.0 / float(tr_s)
+        nyq = fs / 2.0
+        low, high = opts.bandpass
+        if high >= nyq:
+            raise ConfigError(
+                f"features.bandpass upper edge {high} Hz is not below the Nyquist frequency {nyq:g} Hz "
+                f"of TR {tr_s} s: lower it, or set bandpass to null"
+            )
+        need = _min_filter_length(opts)
+        if x.shape[0] < need:
+            raise ValueError(
+                f"series of {x.shape[0]} TRs is too short for the band-pass filter (needs >= {need})"
+            )
+        sos = signal.butter(int(opts.filter_order), [low, high], btype="bandpass", fs=fs, output="sos")
+        x = signal.sosfiltfilt(sos, x, axis=0)
+    if opts.zscore:
+        mu = x.mean(axis=0)
+        sd = x.std(axis=0)
+        flat = sd <= 1e-12 * np.maximum(1.0, np.abs(mu))
+        sd = np.where(flat, np.nan, sd)
+        x = (x - mu) / sd
+    return x
+
+
+def _corr_columns(x: np.ndarray) -> np.ndarray:
+    """Pearson correlation between the columns of ``(T, N)`` x; constant columns give NaN rows."""
+    xc = x - x.mean(axis=0)
+    norm = np.sqrt(np.einsum("tn,tn->n", xc, xc))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xn = xc / np.where(norm > 0, norm, np.nan)
+    c = xn.T @ xn
+    np.clip(c, -1.0, 1.0, out=c)
+    idx = np.arange(c.shape[0])
+    c[idx, idx] = np.where(np.isnan(norm) | (norm == 0), np.nan, 1.0)
+    return c
+
+
+def fc(ts: np.ndarray, fisher_z: bool = False) -> np.ndarray:
+    """Functional connectivity of ``(T, N)`` ts: Pearson r between regions, ``(N, N)``.
+
+    With ``fisher_z`` the values are arctanh(r) with |r| clipped below 1 and the diagonal set to 0.
+    """
+    x = np.asarray(ts, dtype=np.float64)
+    c = _corr_columns(x)
+    if fisher_z:
+        c = np.arctanh(np.clip(c, -1.0 + 1e-7, 1.0 - 1e-7))
+        np.fill_diagonal(c, 0.0)
+    return c
+
+
+def fcd(ts: np.ndarray, window: int = 30, step: int = 3) -> np.ndarray:
+    """Functional connectivity dynamics of ``(T, N)`` ts, ``(W, W)``.
+
+    Window ``w`` covers TRs ``[w*step, w*step + window)``; entry ``(a, b)`` is the Pearson correlation
+    between the upper triangles (diagonal excluded) of the FCs of windows ``a`` and ``b``.
+    Raises ValueError when ts has fewer than ``window`` TRs.
+    """
+    x = np.asarray(ts, dtype=np.float64)
+    t, n = x.shape
+    w = n_windows(t, window, step)
+    if w == 0:
+        raise ValueError(f"series of {t} TRs is shorter than the FCD window of {window} TRs")
+    starts = np.arange(w) * step
+    # (W, window, N) view of the windows, no copy
+    win = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)[starts]  # (W, N, window)
+    win = win - win.mean(axis=2, keepdims=True)
+    norm = np.sqrt(np.einsum("wnt,wnt->wn", win, win))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        win = win / np.where(norm > 0, norm, np.nan)[:, :, None]
+    iu = np.triu_indices(n, k=1)
+    wfc = np.matmul(win, win.transpose(0, 2, 1))[:, iu[0], iu[1]]  # (W, M)
+    return _corr_columns(wfc.T)
+
+
+def _upper(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"expected a square matrix, got shape {a.shape}")
+    return a[np.triu_indices(a.shape[0], k=1)]
+
+
+def fc_r(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r between the upper triangles (diagonal excluded) of two FC matrices; NaN if undefined."""
+    x, y = _upper(a), _upper(b)
+    if x.shape != y.shape:
+        raise ValueError(f"FC shapes differ: {np.shape(a)} vs {np.shape(b)}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return math.nan
+    x = x - x.mean()
+    y = y - y.mean()
+    den = math.sqrt(float(x @ x) * float(y @ y))
+    if den == 0.0:
+        return math.nan
+    return float(np.clip((x @ y) / den, -1.0, 1.0))
+
+
+def fc_rmse(a: np.ndarray, b: np.ndarray) -> float:
+    """Root-mean-square difference between the upper triangles of two FC matrices; NaN if any is NaN."""
+    x, y = _upper(a), _upper(b)
+    if x.shape != y.shape:
+        raise ValueError(f"FC shapes differ: {np.shape(a)} vs {np.shape(b)}")
+    return float(np.sqrt(np.mean((x - y) ** 2)))
+
+
+def ks_statistic(x: np.ndarray, y: np.ndarray) -> float:
+    """Two-sample KS statistic sup|F_x - F_y| (equals ``scipy.stats.ks_2samp(x, y).statistic``).
+
+    Computed directly from the sorted samples (O(n log n)); scipy's exact p-value is not needed.
+    """
+    x = np.sort(np.asarray(x, dtype=np.float64).ravel())
+    y = np.sort(np.asarray(y, dtype=np.float64).ravel())
+    if x.size == 0 or y.size == 0:
+        return math.nan
+    allv = np.concatenate([x, y])
+    cdf_x = np.searchsorted(x, allv, side="right") / x.size
+    cdf_y = np.searchsorted(y, allv, side="right") / y.size
+    return float(np.max(np.abs(cdf_x - cdf_y)))
+
+
+def fcd_ks(fcd_a: np.ndarray, fcd_b: np.ndarray) -> float:
+    """KS distance between the upper-triangle values (diagonal excluded) of two FCD matrices.
+
+    The matrices may have different sizes. NaN when either holds NaN or is empty.
+    """
+    x, y = _upper(fcd_a), _upper(fcd_b)
+    if x.size == 0 or y.size == 0 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return math.nan
+    return ks_statistic(x, y)
+
+
+def empirical_features(
+    ts: np.ndarray, tr_s: float, opts: FeatureOptions | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """FC and FCD of an empirical ``(T, N)`` BOLD series sampled every ``tr_s`` s.
+
+    ``discard_s`` is not applied (it is for simulated transients). FCD is None when the series is
+    shorter than the FCD window. Raises CohortError when a region is constant or the signal is not
+    finite (the cohort loader checks both first and names the subject and file).
+    """
+    opts = opts or FeatureOptions()
+    x = np.asarray(ts, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise CohortError("empirical BOLD holds NaN or inf values: clean or drop the affected regions")
+    x = preprocess(x, tr_s, opts)
+    bad = np.flatnonzero(~np.all(np.isfinite(x), axis=0))
+    if bad.size:
+        raise CohortError(
+            f"empirical BOLD is constant in region(s) {bad.tolist()} (0-based, after region selection): "
+            "drop those regions or fix the time series"
+        )
+    f = fc(x, fisher_z=opts.fisher_z)
+    d = fcd(x, opts.fcd_window, opts.fcd_step) if x.shape[0] >= opts.fcd_window else None
+    return f, d
+
+
+def fit_scores(
+    sim_bold: np.ndarray,
+    tr_s: float,
+    emp_fc: np.ndarray,
+    emp_fcd: np.ndarray | None,
+    opts: FeatureOptions | None = None,
+) -> dict[str, float]:
+    """Scores of one simulated ``(T, N)`` BOLD against a subject's empirical FC/FCD.
+
+    Drops the first ``opts.discard_s`` seconds, preprocesses like the empirical side, and returns
+    ``{"fc_r", "fc_rmse", "fcd_ks"}``. ``fcd_ks`` is NaN when ``emp_fcd`` is None. A diverged
+    (non-finite) or constant-region simulation gives NaN scores rather than raising.
+    Raises SimulationError when the kept series is too short for the filter or the FCD window
+    (lengthen ``duration_s`` or shorten ``discard_s``/``fcd_window``), and ValueError on a region
+    count mismatch.
+    """
+    opts = opts or FeatureOptions()
+    x = np.asarray(sim_bold, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"simulated BOLD must be (time, region), got shape {x.shape}")
+    emp_fc = np.asarray(emp_fc, dtype=np.float64)
+    if emp_fc.shape != (x.shape[1], x.shape[1]):
+        raise ValueError(f"simulated BOLD has {x.shape[1]} regions but the empirical FC is {emp_fc.shape}")
+    skip = int(round(opts.discard_s / float(tr_s))) if opts.discard_s > 0 else 0
+    x = x[skip:]
+    t = x.shape[0]
+    need = opts.fcd_window if emp_fcd is not None else 2
+    if opts.bandpass is not None:
+        need = max(need, _min_filter_length(opts))
+    if t < need:
+        raise SimulationError(
+            f"simulated BOLD keeps {t} TRs (TR {tr_s} s) after discarding {opts.discard_s} s, but at least "
+            f"{need} are needed (FCD window {opts.fcd_window} TRs / band-pass filter): lengthen duration_s, "
+            "or shorten discard_s or features.fcd_window"
+        )
+    nan = {"fc_r": math.nan, "fc_rmse": math.nan, "fcd_ks": math.nan}
+    if not np.all(np.isfinite(x)):
+        return nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = preprocess(x, tr_s, opts)
+    if not np.all(np.isfinite(p)):
+        return nan  # a constant region: FC undefined
+    sim_fc = fc(p, fisher_z=opts.fisher_z)
+    out = {"fc_r": fc_r(sim_fc, emp_fc), "fc_rmse": fc_rmse(sim_fc, emp_fc), "fcd_ks": math.nan}
+    if emp_fcd is not None:
+        out["fcd_ks"] = fcd_ks(fcd(p, opts.fcd_window, opts.fcd_step), emp_fcd)
+    return out
