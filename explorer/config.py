@@ -1,0 +1,511 @@
+"""Study configs: the one place where YAML becomes objects.
+
+A study config (``experiments/*.yaml``) is a :class:`StudyConfig`. Every model forbids unknown
+keys, and every error is a :class:`~explorer.errors.ConfigError` that names the field at fault::
+
+    cfg = load_config("experiments/quickstart.yaml")
+    cfg.study_dir            # Path("studies/quickstart")
+    save_frozen(cfg, cfg.study_dir)     # study.yaml: config + package versions + git revision
+    cfg = load_frozen(cfg.study_dir)    # what `explorer resume` reads
+
+Storage locations default to files inside the study folder; the environment variables
+``EXPLORER_OPTUNA_STORAGE``, ``EXPLORER_MLFLOW_URI``, ``EXPLORER_ZARR_URL`` and
+``EXPLORER_RAY_ADDRESS`` override the config (for cluster use without editing it).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from explorer.errors import ConfigError, ExplorerError
+
+#: objective name -> optimisation direction
+OBJECTIVES: dict[str, str] = {"fc_r": "maximize", "fcd_ks": "minimize", "fc_rmse": "minimize"}
+SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc", "grid")
+DEFAULT_TRIALS = 50
+FROZEN_FILE = "study.yaml"
+ENV_OVERRIDES = {
+    "optuna": "EXPLORER_OPTUNA_STORAGE",
+    "mlflow": "EXPLORER_MLFLOW_URI",
+    "zarr": "EXPLORER_ZARR_URL",
+    "ray": "EXPLORER_RAY_ADDRESS",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FeaturesConfig(_Strict):
+    """Preprocessing and FC/FCD options, shared by empirical and simulated BOLD (TRs, Hz, s)."""
+
+    detrend: bool = True
+    bandpass: tuple[float, float] | None = (0.01, 0.1)
+    zscore: bool = True
+    fisher_z: bool = False
+    fcd_window: int = Field(30, ge=2)
+    fcd_step: int = Field(3, ge=1)
+    discard_s: float = Field(0.0, ge=0)
+
+    @field_validator("bandpass")
+    @classmethod
+    def _band(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (0 <= v[0] < v[1]):
+            raise ValueError(f"bandpass must be [low, high] in Hz with 0 <= low < high, got {list(v)}")
+        return v
+
+
+class CohortConfig(_Strict):
+    """Where the subjects come from and how their data is prepared."""
+
+    source: str
+    subjects: list[str] | None = None
+    drop: list[int | str] | None = None
+    normalise: Literal["max", "none", "log1p+max"] = "max"
+    zero_diagonal: bool = True
+    symmetrise: bool = False
+    tr_s: float | None = Field(None, gt=0)
+    skip_bad: bool = False
+    features: FeaturesConfig = FeaturesConfig()
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("cohort source is empty: give 'demo', a folder or a manifest .csv/.tsv")
+        return v
+
+
+class Bounds(_Strict):
+    """Search bounds of one free parameter; missing bounds default to the model's Param.low/high."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+
+
+class ParamsConfig(_Strict):
+    free: dict[str, Bounds] = Field(default_factory=dict)
+    fixed: dict[str, float | list[float]] = Field(default_factory=dict)
+
+    @field_validator("free", mode="before")
+    @classmethod
+    def _none_to_bounds(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: ({} if b is None else b) for k, b in v.items()}
+        return v
+
+
+class SimulationConfig(_Strict):
+    """Run settings for every trial (seconds, ms, m/s)."""
+
+    duration_s: float = Field(300.0, gt=0)
+    dt_ms: float = Field(0.1, gt=0)
+    transient_s: float = Field(20.0, ge=0)
+    velocity: float = Field(20.0, gt=0)
+    noise_sigma: float = Field(0.01, ge=0)
+    bold_tr_s: float = Field(2.0, gt=0)
+    integrator: str = "euler"
+    dtype: Literal["float64", "float32"] = "float64"
+    bold_monitor: str = "balloon"
+    repeats: int = Field(1, ge=1)
+
+    def simulate_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`explorer.sim.simulate` (all but model, connectome, params, seed)."""
+        return dict(duration_s=self.duration_s, dt_ms=self.dt_ms, velocity=self.velocity,
+                    noise_sigma=self.noise_sigma, bold_tr_s=self.bold_tr_s, transient_s=self.transient_s,
+                    integrator=self.integrator, dtype=self.dtype, bold_monitor=self.bold_monitor)
+
+
+class SamplerConfig(_Strict):
+    name: Literal["tpe", "gp", "cmaes", "random", "qmc", "grid"] = "tpe"
+    seed: int = 0
+    grid: dict[str, list[float]] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class StorageConfig(_Strict):
+    """Storage locations; null = a default inside the study folder."""
+
+    optuna: str | None = None
+    mlflow: str | None = None
+    zarr: str | None = None
+
+
+class StoreConfig(_Strict):
+    mode: Literal["all", "best", "none"] = "all"
+    best_k: int = Field(5, ge=1)
+
+
+class RayConfig(_Strict):
+    address: str | None = None
+    actors: int | None = Field(None, ge=1)
+    batch_size: int = Field(4, ge=1)
+    max_retries: int = Field(2, ge=0)
+
+
+class StudyConfig(_Strict):
+    """One study: a model fitted to every subject of a cohort."""
+
+    name: str
+    studies_dir: str = "studies"
+    cohort: CohortConfig
+    model: str
+    params: ParamsConfig = ParamsConfig()
+    simulation: SimulationConfig = SimulationConfig()
+    objective: str | list[str] = "fc_r"
+    sampler: SamplerConfig = SamplerConfig()
+    trials: int | None = Field(None, ge=1)
+    storage: StorageConfig = StorageConfig()
+    store: StoreConfig = StoreConfig()
+    ray: RayConfig = RayConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or any(c in v for c in "/\\ :\t\n") or v.startswith("."):
+            raise ValueError(f"study name {v!r} must be a plain folder name (no '/', ':' or spaces)")
+        return v
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, v: str | list[str]) -> str | list[str]:
+        names = [v] if isinstance(v, str) else list(v)
+        if not names:
+            raise ValueError(f"objective is empty; choose from {sorted(OBJECTIVES)}")
+        for n in names:
+            if n not in OBJECTIVES:
+                raise ValueError(f"unknown objective {n!r}; choose from {sorted(OBJECTIVES)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"objective lists {names} with repeats")
+        return v
+
+    @model_validator(mode="after")
+    def _check_against_model(self) -> "StudyConfig":
+        _check_params(self)
+        _check_sampler(self)
+        return self
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def objectives(self) -> list[str]:
+        """Objective names, in the order Optuna receives their values."""
+        return [self.objective] if isinstance(self.objective, str) else list(self.objective)
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[o] for o in self.objectives]
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.studies_dir) / self.name
+
+    @property
+    def n_trials(self) -> int:
+        """Trials per subject: ``trials``, or the number of grid points for the grid sampler."""
+        if self.sampler.name == "grid":
+            return self.trials if self.trials is not None else grid_size(self)
+        return self.trials if self.trials is not None else DEFAULT_TRIALS
+
+    def free_bounds(self) -> dict[str, tuple[float, float, bool]]:
+        """Free parameter -> (low, high, log), model defaults filled in."""
+        from explorer.models import get_model
+
+        model = get_model(self.model)
+        out = {}
+        for pname, b in self.params.free.items():
+            p = model.param(pname)
+            out[pname] = (p.low if b.low is None else b.low, p.high if b.high is None else b.high, b.log)
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def grid_size(cfg: StudyConfig) -> int:
+    n = 1
+    for values in (cfg.sampler.grid or {}).values():
+        n *= len(values)
+    return n
+
+
+def _model_or_error(name: str):
+    from explorer.models import MODELS, get_model
+
+    try:
+        return get_model(name)
+    except ExplorerError:
+        raise _FieldError("model", f"unknown model {name!r}; valid models: {sorted(MODELS)}") from None
+
+
+def _check_params(cfg: StudyConfig) -> None:
+    model = _model_or_error(cfg.model)
+    valid = list(model.param_names)
+    for section in ("free", "fixed"):
+        for pname in getattr(cfg.params, section):
+            if pname not in valid:
+                raise _FieldError(f"params.{section}.{pname}",
+                                  f"unknown parameter {pname!r} of model {cfg.model!r}; valid: {valid}")
+    overlap = sorted(set(cfg.params.free) & set(cfg.params.fixed))
+    if overlap:
+        raise _FieldError("params", f"{overlap} are both free and fixed; keep each in one of params.free/params.fixed")
+    if not cfg.params.free:
+        raise _FieldError("params.free", "no free parameters: give at least one parameter to search")
+    for pname, b in cfg.params.free.items():
+        p = model.param(pname)
+        low = p.low if b.low is None else b.low
+        high = p.high if b.high is None else b.high
+        field = f"params.free.{pname}"
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise _FieldError(field, f"bounds must be finite, got [{low}, {high}]")
+        if not low < high:
+            raise _FieldError(field, f"inverted bounds: low {low} must be below high {high}")
+        if low < p.hard_low or high > p.hard_high:
+            raise _FieldError(field, f"bounds [{low}, {high}] leave the hard limits "
+                                     f"[{p.hard_low}, {p.hard_high}] of {pname} ({p.unit})")
+        if b.log and low <= 0:
+            raise _FieldError(field, f"log scale needs low > 0, got {low}")
+    for pname, value in cfg.params.fixed.items():
+        p = model.param(pname)
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not p.per_region:
+            raise _FieldError(f"params.fixed.{pname}", f"{pname} is a scalar parameter; give one number")
+        for x in values:
+            if not (p.hard_low <= x <= p.hard_high) or not math.isfinite(x):
+                raise _FieldError(f"params.fixed.{pname}",
+                                  f"value {x} leaves the hard limits [{p.hard_low}, {p.hard_high}] ({p.unit})")
+
+
+def _check_sampler(cfg: StudyConfig) -> None:
+    grid = cfg.sampler.grid
+    if cfg.sampler.name != "grid":
+        if grid is not None:
+            raise _FieldError("sampler.grid", f"grid values are only used by sampler 'grid', not {cfg.sampler.name!r}")
+        return
+    if not grid:
+        raise _FieldError("sampler.grid", f"sampler 'grid' needs values for every free parameter: "
+                                          f"{sorted(cfg.params.free)}")
+    missing = sorted(set(cfg.params.free) - set(grid))
+    extra = sorted(set(grid) - set(cfg.params.free))
+    if missing:
+        raise _FieldError("sampler.grid", f"grid values missing for free parameters {missing}")
+    if extra:
+        raise _FieldError("sampler.grid", f"grid gives {extra}, which are not free parameters "
+                                          f"{sorted(cfg.params.free)}")
+    bounds = cfg.free_bounds()
+    for pname, values in grid.items():
+        if not values:
+            raise _FieldError(f"sampler.grid.{pname}", "empty list of grid values")
+        if len(set(values)) != len(values):
+            raise _FieldError(f"sampler.grid.{pname}", f"repeated grid values {values}")
+        low, high, _ = bounds[pname]
+        bad = [v for v in values if not low <= v <= high]
+        if bad:
+            raise _FieldError(f"sampler.grid.{pname}", f"values {bad} lie outside the bounds [{low}, {high}]")
+    if cfg.trials is not None and cfg.trials > grid_size(cfg):
+        raise _FieldError("trials", f"{cfg.trials} trials exceed the {grid_size(cfg)} grid points; "
+                                    "drop `trials` to visit the whole grid once")
+
+
+class _FieldError(ValueError):
+    """A validation error that knows its dotted field path."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _format_validation(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        ctx_err = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _FieldError):
+            loc = ctx_err.field
+            msg = ctx_err.message
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown key (check spelling; see the config reference in README.md)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"field '{loc}': {msg}")
+    return f"invalid study config {where}: " + "; ".join(lines)
+
+
+def parse_config(data: Any, where: str = "") -> StudyConfig:
+    """Validate a mapping into a :class:`StudyConfig`; raises ConfigError naming the field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"study config {where} must be a mapping of fields, got {type(data).__name__}")
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, where)) from None
+
+
+def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
+    """Read and validate a YAML study config.
+
+    A relative cohort path is resolved against the current folder, then against the config's
+    folder; it is stored absolute so that ``explorer resume`` works from anywhere.
+    ``overrides`` are dotted field paths (``{"trials": 10, "ray.actors": 2}``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study config {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"study config {path} is not valid YAML: {exc}") from None
+    if isinstance(data, dict):
+        data = _apply_overrides(data, overrides)
+        cohort = data.get("cohort")
+        if isinstance(cohort, dict) and isinstance(cohort.get("source"), str):
+            cohort["source"] = _resolve_source(cohort["source"], path.parent)
+    return parse_config(data, str(path))
+
+
+def _apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        keys = dotted.split(".")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {}) if isinstance(node.get(k), dict) or k not in node else node[k]
+        node[keys[-1]] = value
+    return data
+
+
+def _resolve_source(source: str, config_dir: Path) -> str:
+    if source == "demo" or "://" in source:
+        return source
+    p = Path(source).expanduser()
+    if p.is_absolute():
+        return str(p)
+    for base in (Path.cwd(), config_dir):
+        if (base / p).exists():
+            return str((base / p).resolve())
+    return source  # the cohort loader reports it as missing, naming the path
+
+
+# -- runtime locations ------------------------------------------------------------------
+def optuna_storage_url(cfg: StudyConfig, study_dir: Path | None = None) -> str:
+    """Optuna storage: $EXPLORER_OPTUNA_STORAGE, storage.optuna, or ``<study>/optuna.log`` (journal file)."""
+    d = Path(study_dir or cfg.study_dir)
+    return os.environ.get(ENV_OVERRIDES["optuna"]) or cfg.storage.optuna or str(d / "optuna.log")
+
+
+def mlflow_uri(cfg: StudyConfig, study_dir: Path | None = None) -> str:
+    """MLflow tracking URI: $EXPLORER_MLFLOW_URI, storage.mlflow, or ``sqlite:///<study>/mlflow.db``."""
+    d = Path(study_dir or cfg.study_dir).resolve()
+    return os.environ.get(ENV_OVERRIDES["mlflow"]) or cfg.storage.mlflow or f"sqlite:///{d / 'mlflow.db'}"
+
+
+def mlflow_artifacts(cfg: StudyConfig, study_dir: Path | None = None) -> str | None:
+    """Artifact location for the default (embedded) tracking store: ``<study>/mlartifacts``."""
+    if os.environ.get(ENV_OVERRIDES["mlflow"]) or cfg.storage.mlflow:
+        return None
+    return str(Path(study_dir or cfg.study_dir).resolve() / "mlartifacts")
+
+
+def zarr_url(cfg: StudyConfig, study_dir: Path | None = None) -> str:
+    """Signals store: $EXPLORER_ZARR_URL, storage.zarr, or ``<study>/signals.zarr``."""
+    d = Path(study_dir or cfg.study_dir).resolve()
+    return os.environ.get(ENV_OVERRIDES["zarr"]) or cfg.storage.zarr or str(d / "signals.zarr")
+
+
+def ray_address(cfg: StudyConfig) -> str | None:
+    """Ray address: $EXPLORER_RAY_ADDRESS, ray.address, or None (a local Ray)."""
+    return os.environ.get(ENV_OVERRIDES["ray"]) or cfg.ray.address
+
+
+# -- provenance -------------------------------------------------------------------------
+_VERSIONED = ("explorer", "numpy", "scipy", "numba", "xarray", "zarr", "ray", "optuna", "mlflow", "pydantic")
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_revision() -> str | None:
+    """``<sha>`` (with ``-dirty`` if the tree has changes) of the checkout holding explorer, or None."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha + ("-dirty" if dirty else "")
+
+
+def save_frozen(cfg: StudyConfig, study_dir: str | Path | None = None) -> Path:
+    """Write ``<study>/study.yaml``: the config, package versions, git revision (atomic replace)."""
+    d = Path(study_dir or cfg.study_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "config": cfg.model_dump(mode="json"),
+        "provenance": {
+            "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "versions": package_versions(),
+            "git_revision": git_revision(),
+            "host": platform.node(),
+            "command": " ".join(sys.argv),
+        },
+    }
+    path = d / FROZEN_FILE
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+    os.replace(tmp, path)
+    return path
+
+
+def load_frozen(study_dir: str | Path) -> StudyConfig:
+    """Read the frozen config of a study folder (what resume/extend/status use)."""
+    path = Path(study_dir) / FROZEN_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: is {study_dir} a study folder? (run `explorer run CONFIG` first)")
+    doc = yaml.safe_load(path.read_text()) or {}
+    return parse_config(doc.get("config"), str(path))
+
+
+def frozen_provenance(study_dir: str | Path) -> dict[str, Any]:
+    path = Path(study_dir) / FROZEN_FILE
+    return (yaml.safe_load(path.read_text()) or {}).get("provenance", {}) if path.is_file() else {}
+
+
+#: fields that define what a trial means; changing them needs a new study name
+IDENTITY_FIELDS = ("model", "params", "simulation", "objective", "sampler")
+
+
+def incompatible_fields(old: StudyConfig, new: StudyConfig) -> list[str]:
+    """Fields of ``new`` that differ from ``old`` in a way that would mix unlike trials in one study.
+
+    Trials, subjects, skip_bad, storage, store and ray may change between runs (resume/extend).
+    """
+    out = [f for f in IDENTITY_FIELDS if getattr(old, f) != getattr(new, f)]
+    oc = old.cohort.model_dump(exclude={"subjects", "skip_bad"})
+    nc = new.cohort.model_dump(exclude={"subjects", "skip_bad"})
+    out += [f"cohort.{k}" for k in oc if oc[k] != nc[k]]
+    return out

@@ -1,0 +1,29 @@
+"""Parameter spaces, samplers and per-subject Optuna studies in one storage.
+
+Optuna is imported only inside functions, so importing this package is cheap::
+
+    from explorer.search import open_storage, open_subject_study, reap_interrupted
+"""
+
+from explorer.search.space import distributions, fixed_params, trial_params
+from explorer.search.samplers import make_sampler, subject_seed, trial_seed
+from explorer.search.storage import open_storage, redact, storage_kind
+from explorer.search.studies import (
+    FAIL_REASON_ATTR,
+    INTERRUPTED,
+    SubjectCounts,
+    ask_params,
+    best_summary,
+    list_subject_studies,
+    open_subject_study,
+    reap_interrupted,
+    study_name,
+    subject_counts,
+)
+
+__all__ = [
+    "FAIL_REASON_ATTR", "INTERRUPTED", "SubjectCounts", "ask_params", "best_summary", "distributions",
+    "fixed_params", "list_subject_studies", "make_sampler", "open_storage", "open_subject_study",
+    "reap_interrupted", "redact", "storage_kind", "study_name", "subject_counts", "subject_seed",
+    "trial_params", "trial_seed",
+]

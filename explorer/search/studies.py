@@ -1,0 +1,192 @@
+"""One Optuna study per subject, all in one storage, named ``<study>/<subject>``.
+
+Trial bookkeeping used by the runner and ``explorer status``:
+
+* a trial's FAIL reason is its user attr ``reason`` (``"diverged"``, ``"actor died"``,
+  ``"interrupted"``, ``"error: ..."``);
+* ``interrupted`` trials do not count against the per-subject budget: their parameter sets are
+  re-enqueued (a WAITING trial with user attr ``requeued_from``) and evaluated again;
+* every other finished trial (COMPLETE, or FAIL for another reason) counts as done.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from explorer.search.samplers import make_sampler, subject_seed
+from explorer.search.space import distributions
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
+    from explorer.config import StudyConfig
+
+log = logging.getLogger(__name__)
+
+FAIL_REASON_ATTR = "reason"
+REQUEUED_ATTR = "requeued_from"
+INTERRUPTED = "interrupted"
+SEP = "/"
+
+
+def study_name(name: str, subject: str) -> str:
+    """Optuna study name of one subject of study ``name``."""
+    return f"{name}{SEP}{subject}"
+
+
+def list_subject_studies(storage: "BaseStorage", name: str) -> dict[str, str]:
+    """subject id -> Optuna study name, for every subject study of ``name`` in ``storage``."""
+    prefix = name + SEP
+    out = {}
+    for s in storage.get_all_studies():
+        if s.study_name.startswith(prefix):
+            out[s.study_name[len(prefix):]] = s.study_name
+    return dict(sorted(out.items()))
+
+
+def open_subject_study(storage: "BaseStorage", cfg: "StudyConfig", subject: str,
+                       create: bool = True) -> "optuna.Study":
+    """Create or load the subject's study, with a sampler seeded for this session.
+
+    The seed depends on ``sampler.seed``, the subject and the number of trials already in the
+    study, so a fresh study is reproducible and a resumed one does not replay old draws.
+    """
+    import optuna
+
+    sname = study_name(cfg.name, subject)
+    if create:
+        study = optuna.create_study(storage=storage, study_name=sname, directions=cfg.directions,
+                                    load_if_exists=True)
+    else:
+        study = optuna.load_study(study_name=sname, storage=storage)
+    if [d.name.lower() for d in study.directions] != cfg.directions:
+        from explorer.errors import StudyError
+
+        raise StudyError(f"study {sname!r} optimises {[d.name.lower() for d in study.directions]}, "
+                         f"but the config's objective {cfg.objectives} needs {cfg.directions}; "
+                         "use a new study name")
+    if create and "subject" not in study.user_attrs:
+        study.set_user_attr("subject", subject)
+        study.set_user_attr("objectives", cfg.objectives)
+    offset = len(storage.get_all_trials(study._study_id, deepcopy=False))
+    study.sampler = make_sampler(cfg, subject_seed(cfg.sampler.seed, subject, offset))
+    return study
+
+
+def ask_params(study: "optuna.Study", cfg: "StudyConfig") -> tuple["optuna.Trial", dict[str, float]]:
+    """Ask one trial (an enqueued WAITING trial first, else a new sample) and its free values."""
+    trial = study.ask(distributions(cfg))
+    return trial, dict(trial.params)
+
+
+@dataclass
+class SubjectCounts:
+    """Trial counts of one subject study."""
+
+    complete: int = 0
+    failed: int = 0          # FAIL for any reason but "interrupted" (counts against the budget)
+    interrupted: int = 0     # FAIL "interrupted" (re-enqueued, does not count)
+    running: int = 0
+    waiting: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        """Trials that count against the per-subject budget."""
+        return self.complete + self.failed
+
+
+def subject_counts(study_or_trials: Any) -> SubjectCounts:
+    from optuna.trial import TrialState
+
+    trials = _trials(study_or_trials)
+    c = SubjectCounts()
+    reasons: Counter[str] = Counter()
+    for t in trials:
+        if t.state == TrialState.COMPLETE:
+            c.complete += 1
+        elif t.state == TrialState.FAIL:
+            reason = str(t.user_attrs.get(FAIL_REASON_ATTR, "error: unknown"))
+            if reason == INTERRUPTED:
+                c.interrupted += 1
+            else:
+                c.failed += 1
+                reasons[reason] += 1
+        elif t.state == TrialState.RUNNING:
+            c.running += 1
+        elif t.state == TrialState.WAITING:
+            c.waiting += 1
+    c.reasons = dict(reasons)
+    return c
+
+
+def _trials(study_or_trials: Any) -> list["FrozenTrial"]:
+    if isinstance(study_or_trials, list):
+        return study_or_trials
+    return study_or_trials._storage.get_all_trials(study_or_trials._study_id, deepcopy=False)
+
+
+def reap_interrupted(study: "optuna.Study", numbers: set[int] | None = None,
+                     on_reaped: Callable[["FrozenTrial"], None] | None = None) -> list[int]:
+    """Mark RUNNING trials FAIL ``"interrupted"`` and re-enqueue their parameter sets.
+
+    Only call this while holding the study lock (no live driver owns those trials).
+    ``numbers`` restricts it to those trial numbers (a driver reaping its own in-flight trials).
+    Idempotent: a trial whose parameters were already re-enqueued is not enqueued twice,
+    so a crash half-way through reaping loses nothing and duplicates nothing.
+    ``on_reaped`` is called for each reaped trial (e.g. to delete partial signals).
+    """
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    trials = storage.get_all_trials(study._study_id, deepcopy=False)
+    requeued = {t.user_attrs.get(REQUEUED_ATTR) for t in trials if REQUEUED_ATTR in t.user_attrs}
+    reaped = []
+    for t in trials:
+        if t.state != TrialState.RUNNING or (numbers is not None and t.number not in numbers):
+            continue
+        storage.set_trial_user_attr(t._trial_id, FAIL_REASON_ATTR, INTERRUPTED)
+        if t.number not in requeued and t.params:
+            study.enqueue_trial(dict(t.params), user_attrs={REQUEUED_ATTR: t.number})
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        reaped.append(t.number)
+        if on_reaped is not None:
+            on_reaped(t)
+    if reaped:
+        log.info("study %s: %d interrupted trial(s) marked FAIL and re-enqueued: %s",
+                 study.study_name, len(reaped), reaped)
+    return reaped
+
+
+def _score_of(t: "FrozenTrial", objectives: list[str]) -> dict[str, float]:
+    return {o: float(v) for o, v in zip(objectives, t.values or [])}
+
+
+def best_summary(study: "optuna.Study", objectives: list[str]) -> dict[str, Any]:
+    """Best trial of a subject study: number, params, scores (+ pareto size for multi-objective).
+
+    For several objectives, the Pareto-optimal trial best on the first objective is reported.
+    """
+    from optuna.trial import TrialState
+
+    complete = [t for t in _trials(study) if t.state == TrialState.COMPLETE and t.values
+                and all(math.isfinite(v) for v in t.values)]
+    if not complete:
+        return {}
+    if len(objectives) == 1:
+        best = study.best_trial
+        pareto = 1
+    else:
+        front = study.best_trials
+        pareto = len(front)
+        sign = 1 if study.directions[0].name.lower() == "maximize" else -1
+        best = max(front, key=lambda t: sign * t.values[0])
+    scores = dict(best.user_attrs.get("scores", {}))
+    scores.update(_score_of(best, objectives))
+    return {"number": best.number, "params": dict(best.params), "scores": scores, "pareto": pareto}
