@@ -53,7 +53,8 @@ class FeatureOptions:
     """How BOLD becomes FC/FCD, for the empirical and the simulated side alike.
 
     detrend: remove a linear trend per region (scipy.signal.detrend).
-    bandpass: (low, high) in Hz for a zero-phase Butterworth band-pass (sosfiltfilt), or None.
+    bandpass: (low, high) in Hz for a zero-phase Butterworth band-pass (sosfiltfilt), or None;
+        low = 0 makes it a low-pass at high.
     filter_order: Butterworth order of the band-pass.
     zscore: z-score each region over time.
     fisher_z: FC as Fisher z = arctanh(r) (diagonal set to 0) instead of Pearson r.
@@ -73,9 +74,9 @@ class FeatureOptions:
     def __post_init__(self) -> None:
         if self.bandpass is not None:
             bp = tuple(float(x) for x in self.bandpass)
-            if len(bp) != 2 or not (0.0 < bp[0] < bp[1]):
+            if len(bp) != 2 or not (0.0 <= bp[0] < bp[1]):
                 raise ConfigError(
-                    f"features.bandpass must be (low_hz, high_hz) with 0 < low < high, got {self.bandpass!r}"
+                    f"features.bandpass must be (low_hz, high_hz) with 0 <= low < high, got {self.bandpass!r}"
                 )
             object.__setattr__(self, "bandpass", bp)
         if int(self.fcd_window) < 2 or int(self.fcd_step) < 1:
@@ -152,7 +153,10 @@ def preprocess(ts: np.ndarray, tr_s: float, opts: FeatureOptions | None = None) 
             raise ValueError(
                 f"series of {x.shape[0]} TRs is too short for the band-pass filter (needs >= {need})"
             )
-        sos = signal.butter(int(opts.filter_order), [low, high], btype="bandpass", fs=fs, output="sos")
+        if low > 0:
+            sos = signal.butter(int(opts.filter_order), [low, high], btype="bandpass", fs=fs, output="sos")
+        else:
+            sos = signal.butter(int(opts.filter_order), high, btype="lowpass", fs=fs, output="sos")
         x = signal.sosfiltfilt(sos, x, axis=0)
     if opts.zscore:
         mu = x.mean(axis=0)

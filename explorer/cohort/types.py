@@ -1,0 +1,216 @@
+"""Subject, CohortOptions and Cohort: the validated input of a study."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from explorer.errors import CohortError, ConfigError
+from explorer.features import FeatureOptions
+
+NORMALISATIONS = ("max", "none", "log1p+max")
+
+
+@dataclass
+class Subject:
+    """One subject, after region selection, normalisation and validation.
+
+    weights: (N, N) structural connectivity, as normalised by the cohort options.
+    lengths: (N, N) tract lengths in mm.
+    labels: N region labels.
+    bold: (T, N) empirical BOLD (time-major) or None when only an FC was given.
+    tr_s: BOLD sampling period in s (None without BOLD).
+    fc: (N, N) empirical FC (from bold with the cohort's FeatureOptions, or as given), or None for a
+        structural-only subject (which cannot be fitted).
+    fcd: (W, W) empirical FCD, or None (no BOLD, or BOLD shorter than the FCD window):
+        FCD-based scores are then unavailable.
+    phenotype: column -> value (float or str); synthetic twins hold ``true_<param>`` here.
+    sources: what each array came from (``weights``, ``lengths``, ``bold``, ``labels``, ...).
+    """
+
+    id: str
+    weights: np.ndarray
+    lengths: np.ndarray
+    labels: list[str]
+    bold: np.ndarray | None = None
+    tr_s: float | None = None
+    fc: np.ndarray | None = None
+    fcd: np.ndarray | None = None
+    phenotype: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_regions(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def n_time(self) -> int | None:
+        return None if self.bold is None else int(self.bold.shape[0])
+
+    @property
+    def sc_density(self) -> float:
+        """Fraction of non-zero off-diagonal weights."""
+        n = self.n_regions
+        off = ~np.eye(n, dtype=bool)
+        return float(np.count_nonzero(self.weights[off]) / max(1, n * (n - 1)))
+
+    @property
+    def mean_fc(self) -> float | None:
+        """Mean of the upper triangle of the empirical FC (None without FC)."""
+        if self.fc is None:
+            return None
+        return float(np.nanmean(self.fc[np.triu_indices(self.n_regions, k=1)]))
+
+    def __repr__(self) -> str:
+        t = "no BOLD" if self.bold is None else f"T={self.n_time} TR={self.tr_s}s"
+        return f"Subject({self.id!r}, N={self.n_regions}, {t})"
+
+
+@dataclass
+class CohortOptions:
+    """How subjects are loaded; all recorded with the study (see :meth:`to_dict`).
+
+    drop: regions to remove, as 0-based indices of the files or as labels. None = the source's
+        default (the demo drops gw's 14 subcortical regions; other sources drop nothing).
+        The loaded cohort's options hold the resolved list.
+    normalise: SC weights normalisation: "max" (divide by the largest weight), "none", or
+        "log1p+max" (log(1 + w), then divide by the largest).
+    zero_diagonal: set SC self-connections to 0 (before normalising).
+    symmetrise: replace weights and lengths by (A + A.T) / 2 (before normalising). Off by default.
+    tr_s: BOLD TR in s for formats that store none (a manifest's tr_s column takes precedence).
+    skip_bad: load the good subjects and record the bad ones in ``Cohort.skipped`` instead of
+        refusing the whole cohort.
+    features: how the empirical FC/FCD are computed (same as for the simulations).
+    """
+
+    drop: list[int | str] | None = None
+    normalise: str = "max"
+    zero_diagonal: bool = True
+    symmetrise: bool = False
+    tr_s: float | None = None
+    skip_bad: bool = False
+    features: FeatureOptions = field(default_factory=FeatureOptions)
+
+    def __post_init__(self) -> None:
+        if self.normalise not in NORMALISATIONS:
+            raise ConfigError(
+                f"cohort.normalise must be one of {list(NORMALISATIONS)}, got {self.normalise!r}"
+            )
+        if self.tr_s is not None and not (float(self.tr_s) > 0):
+            raise ConfigError(f"cohort.tr_s must be > 0 s, got {self.tr_s}")
+        if self.drop is not None:
+            if isinstance(self.drop, (str, int)):
+                self.drop = [self.drop]
+            bad = [d for d in self.drop if not isinstance(d, (int, np.integer, str)) or isinstance(d, bool)]
+            if bad:
+                raise ConfigError(f"cohort.drop takes region indices (int) or labels (str), got {bad}")
+            self.drop = [int(d) if isinstance(d, np.integer) else d for d in self.drop]
+        if isinstance(self.features, Mapping):
+            self.features = FeatureOptions.from_dict(self.features)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON/YAML-safe) of every option."""
+        return {
+            "drop": None if self.drop is None else list(self.drop),
+            "normalise": self.normalise,
+            "zero_diagonal": self.zero_diagonal,
+            "symmetrise": self.symmetrise,
+            "tr_s": self.tr_s,
+            "skip_bad": self.skip_bad,
+            "features": self.features.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "CohortOptions":
+        """Inverse of :meth:`to_dict`; unknown keys raise ConfigError naming them."""
+        if d is None:
+            return cls()
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown cohort option(s) {unknown}; valid: {sorted(known)}")
+        kw = dict(d)
+        if "features" in kw and not isinstance(kw["features"], FeatureOptions):
+            kw["features"] = FeatureOptions.from_dict(kw["features"])
+        return cls(**kw)
+
+    def replace(self, **changes: Any) -> "CohortOptions":
+        return replace(self, **changes)
+
+
+class Cohort:
+    """The validated subjects of a study, in load order.
+
+    subjects: the loaded subjects; options: the resolved options they were loaded with;
+    skipped: id -> problems of each subject left out (only with ``skip_bad``);
+    warnings: messages that did not stop loading (e.g. a disconnected region);
+    source: what was loaded ("demo", a folder, a manifest path, ...).
+    """
+
+    def __init__(
+        self,
+        subjects: Sequence[Subject],
+        options: CohortOptions,
+        skipped: Mapping[str, list[str]] | None = None,
+        warnings: Sequence[str] | None = None,
+        source: str = "",
+    ) -> None:
+        self.subjects: list[Subject] = list(subjects)
+        self.options = options
+        self.skipped: dict[str, list[str]] = dict(skipped or {})
+        self.warnings: list[str] = list(warnings or [])
+        self.source = str(source)
+        self._by_id = {s.id: s for s in self.subjects}
+        if len(self._by_id) != len(self.subjects):
+            raise CohortError(f"duplicate subject ids in cohort {self.source!r}")
+
+    @property
+    def ids(self) -> list[str]:
+        return [s.id for s in self.subjects]
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def __iter__(self) -> Iterator[Subject]:
+        return iter(self.subjects)
+
+    def __contains__(self, subject_id: object) -> bool:
+        return subject_id in self._by_id
+
+    def __getitem__(self, subject_id: str | int) -> Subject:
+        if isinstance(subject_id, int):
+            return self.subjects[subject_id]
+        try:
+            return self._by_id[subject_id]
+        except KeyError:
+            raise KeyError(f"no subject {subject_id!r} in cohort {self.source!r}; ids: {self.ids}") from None
+
+    def subset(self, ids: Sequence[str]) -> "Cohort":
+        """A cohort of the given subjects, in the given order; unknown ids raise CohortError."""
+        missing = [i for i in ids if i not in self._by_id]
+        if missing:
+            raise CohortError(f"subjects {missing} are not in cohort {self.source!r}; ids: {self.ids}")
+        return Cohort([self._by_id[i] for i in ids], self.options, self.skipped, self.warnings, self.source)
+
+    def record(self) -> dict[str, Any]:
+        """Provenance of the cohort (JSON/YAML-safe): source, options, per-subject sources, skips."""
+        return {
+            "source": self.source,
+            "options": self.options.to_dict(),
+            "subjects": {
+                s.id: {
+                    "n_regions": s.n_regions,
+                    "n_time": s.n_time,
+                    "tr_s": s.tr_s,
+                    "sources": dict(s.sources),
+                }
+                for s in self.subjects
+            },
+            "skipped": {k: list(v) for k, v in self.skipped.items()},
+            "warnings": list(self.warnings),
+        }
+
+    def __repr__(self) -> str:
+        return f"Cohort({self.source!r}, {len(self)} subjects, skipped={len(self.skipped)})"
