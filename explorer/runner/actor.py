@@ -1,0 +1,184 @@
+"""The simulator actor: one CPU, one warm (JIT-compiled) model, the connectomes it was sent.
+
+:class:`SimWorker` is a plain class (testable without Ray); :func:`remote_actor_class` wraps it as a
+Ray actor with ``num_cpus=1``. The driver sends each subject once (``add_subject`` with an
+ObjectRef from ``ray.put``) and then only small batches of parameter sets (``run_batch``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from explorer.records import TrialRecord
+
+
+@dataclass
+class WorkerSpec:
+    """Everything an actor needs to simulate and score any subject of one study."""
+
+    model: str
+    simulate_kwargs: dict[str, Any]
+    features: dict[str, Any]
+    repeats: int
+    objectives: list[str]
+    store_url: str | None = None        # None = do not store signals (store mode "none")
+
+
+def _compact_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+class SimWorker:
+    """Hosts a warm simulator; evaluates batches of trials of one subject at a time."""
+
+    def __init__(self, spec: WorkerSpec, actor_id: str = "", node_id: str = ""):
+        from explorer.features import FeatureOptions
+        from explorer.sim import warmup
+
+        self.spec = spec
+        self.features = FeatureOptions(**{**spec.features, "bandpass": tuple(spec.features["bandpass"])
+                                          if spec.features.get("bandpass") is not None else None})
+        self.actor_id = actor_id or f"local-{os.getpid()}"
+        self.node_id = node_id or platform.node()
+        t0 = time.perf_counter()
+        self.compile_s = float(warmup(spec.model, dtype=spec.simulate_kwargs.get("dtype", "float64")))
+        self.init_s = time.perf_counter() - t0
+        self.subjects: dict[str, dict[str, Any]] = {}
+        self._store = None
+
+    def ready(self) -> dict[str, Any]:
+        return {"actor": self.actor_id, "node": self.node_id, "pid": os.getpid(),
+                "compile_s": self.compile_s, "init_s": self.init_s}
+
+    def add_subject(self, subject_id: str, payload: dict[str, Any]) -> str:
+        """Keep a subject's connectome and empirical features (weights, lengths, labels, fc, fcd)."""
+        self.subjects[subject_id] = payload
+        return subject_id
+
+    def has_subject(self, subject_id: str) -> bool:
+        return subject_id in self.subjects
+
+    @property
+    def store(self):
+        if self._store is None and self.spec.store_url is not None:
+            from explorer.store import SignalStore
+
+            self._store = SignalStore(self.spec.store_url)
+        return self._store
+
+    def run_batch(self, subject_id: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+        """Simulate and score a batch of trials of one subject.
+
+        ``tasks``: ``[{"number", "params", "seed", "attempt"}]``. Each trial runs ``repeats``
+        noise seeds (``seed``, ``seed + 1``, ...) whose scores are averaged.
+        Returns ``{"records": [TrialRecord dict], "simulate_s", "call_s", "actor", "node"}``;
+        ``simulate_s`` is the wall time spent inside ``explorer.sim.simulate``.
+        """
+        t0 = time.perf_counter()
+        if subject_id not in self.subjects:
+            raise KeyError(f"actor {self.actor_id} holds no subject {subject_id!r}")
+        try:
+            out, sim_s = self._simulate(subject_id, tasks)
+            records = [self._score(subject_id, task, bold) for task, bold in zip(tasks, out)]
+        except Exception as exc:  # noqa: BLE001 - isolate the bad trial(s) of the batch
+            if len(tasks) == 1:
+                records = [self._record(subject_id, tasks[0], "FAIL", reason=f"error: {_compact_error(exc)}")]
+                sim_s = 0.0
+            else:
+                records, sim_s = [], 0.0
+                for task in tasks:
+                    r = self.run_batch(subject_id, [task])
+                    records += r["records"]
+                    sim_s += r["simulate_s"]
+        call_s = time.perf_counter() - t0
+        for r in records:
+            r.wall_seconds = call_s / max(1, len(records))
+        return {"records": [r.to_dict() for r in records], "simulate_s": sim_s, "call_s": call_s,
+                "actor": self.actor_id, "node": self.node_id}
+
+    # -- internals ----------------------------------------------------------------------
+    def _simulate(self, subject_id: str, tasks: list[dict[str, Any]]) -> tuple[list[np.ndarray | None], float]:
+        from explorer.sim import simulate
+
+        subj = self.subjects[subject_id]
+        reps = self.spec.repeats
+        params, seeds = [], []
+        for task in tasks:
+            for r in range(reps):
+                params.append(task["params"])
+                seeds.append(int(task["seed"]) + r)
+        t0 = time.perf_counter()
+        ds = simulate(self.spec.model, subj["weights"], subj["lengths"], params, seed=seeds,
+                      labels=subj.get("labels"), **self.spec.simulate_kwargs)
+        sim_s = time.perf_counter() - t0
+        bold = np.asarray(ds["bold"].values)
+        diverged = np.asarray(ds["diverged"].values, dtype=bool)
+        out: list[np.ndarray | None] = []
+        for i in range(len(tasks)):
+            rows = slice(i * reps, (i + 1) * reps)
+            out.append(None if diverged[rows].any() else bold[rows])
+        return out, sim_s
+
+    def _score(self, subject_id: str, task: dict[str, Any], bold: np.ndarray | None) -> TrialRecord:
+        from explorer.features import fit_scores
+
+        if bold is None:
+            return self._record(subject_id, task, "FAIL", reason="diverged")
+        subj = self.subjects[subject_id]
+        tr = float(self.spec.simulate_kwargs["bold_tr_s"])
+        per_rep = [fit_scores(b, tr, subj["fc"], subj.get("fcd"), self.features) for b in bold]
+        scores = {k: float(np.mean([s[k] for s in per_rep])) for k in per_rep[0]}
+        bad = [o for o in self.spec.objectives if not math.isfinite(scores.get(o, math.nan))]
+        if bad:
+            clean = {k: v for k, v in scores.items() if math.isfinite(v)}
+            return self._record(subject_id, task, "FAIL", scores=clean,
+                                reason=f"non-finite score: {', '.join(bad)} (constant or flat BOLD)")
+        record = self._record(subject_id, task, "COMPLETE", scores=scores)
+        if self.store is not None:
+            try:
+                record.signals = self._write(subject_id, task, bold[0], scores, tr)
+            except Exception as exc:  # noqa: BLE001 - the trial cannot be complete without its signals
+                record.state, record.reason = "FAIL", f"error: store: {_compact_error(exc)}"
+                record.signals = ""
+                traceback.print_exc()
+        return record
+
+    def _write(self, subject_id: str, task: dict[str, Any], bold: np.ndarray, scores: dict[str, float],
+               tr: float) -> str:
+        from explorer.features import fc, preprocess
+
+        skip = int(round(self.features.discard_s / tr)) if self.features.discard_s > 0 else 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sim_fc = fc(preprocess(bold[skip:], tr, self.features), fisher_z=self.features.fisher_z)
+        return self.store.write_trial(subject_id, int(task["number"]), bold.astype(np.float32),
+                                      sim_fc.astype(np.float32), dict(task["free"]), int(task["seed"]),
+                                      scores, tr)
+
+    def _record(self, subject_id: str, task: dict[str, Any], state: str, scores: dict | None = None,
+                reason: str = "") -> TrialRecord:
+        return TrialRecord(subject=subject_id, number=int(task["number"]), params=dict(task["free"]),
+                           seed=int(task["seed"]), state=state, scores=dict(scores or {}), reason=reason,
+                           sim_seconds=float(self.spec.simulate_kwargs["duration_s"]) * self.spec.repeats,
+                           actor=self.actor_id, node=self.node_id, attempt=int(task.get("attempt", 0)))
+
+
+def remote_actor_class():
+    """``SimWorker`` as a Ray actor class (one CPU each; Ray restarts nothing: the driver does)."""
+    import ray
+
+    @ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)
+    class SimActor(SimWorker):
+        def __init__(self, spec: WorkerSpec):
+            ctx = ray.get_runtime_context()
+            super().__init__(spec, actor_id=ctx.get_actor_id()[:12], node_id=ctx.get_node_id()[:12])
+
+    return SimActor

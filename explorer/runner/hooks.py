@@ -1,0 +1,59 @@
+"""The driver's hooks into the signals store (zarr) and tracking (MLflow).
+
+Both are optional at run time: ``store: none`` disables signals. Failures inside a hook are
+logged and do not stop the search (``explorer verify --repair`` re-creates what is missing).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from explorer.config import StudyConfig, mlflow_artifacts, mlflow_uri, zarr_url
+
+log = logging.getLogger(__name__)
+
+
+def open_store(cfg: StudyConfig, study_dir: Path) -> tuple[Any, str | None]:
+    """(SignalStore or None, its URL or None) for the study's ``store.mode``."""
+    if cfg.store.mode == "none":
+        return None, None
+    from explorer.store import SignalStore
+
+    url = zarr_url(cfg, study_dir)
+    return SignalStore(url), url
+
+
+class NullTracker:
+    """Stands in for the MLflow tracker while ``explorer.tracking`` is unavailable."""
+
+    def end_stale_runs(self) -> int:
+        return 0
+
+    def log_trials(self, subject_id: str, records: list) -> None:
+        pass
+
+    def finish_subject(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def open_tracker(cfg: StudyConfig, study_dir: Path) -> Any:
+    try:
+        from explorer.tracking import Tracker
+    except ImportError as exc:
+        log.warning("MLflow tracking unavailable (%s); trials are recorded in Optuna only", exc)
+        return NullTracker()
+
+    return Tracker(mlflow_uri(cfg, study_dir), experiment=cfg.name,
+                   artifact_location=mlflow_artifacts(cfg, study_dir))
+
+
+def guarded(what: str, fn, *args: Any, **kwargs: Any) -> Any:
+    """Call a hook; log (not raise) its failure."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("%s failed: %s: %s (run `explorer verify NAME --repair` afterwards)", what,
+                    type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        return None

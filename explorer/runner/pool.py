@@ -1,0 +1,86 @@
+"""A pool of simulator actors that the driver keeps busy, replacing actors that die."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from explorer.runner.actor import WorkerSpec, remote_actor_class
+
+log = logging.getLogger(__name__)
+
+ACTOR_PREFIX = "explorer-sim"
+
+
+@dataclass
+class Slot:
+    """One actor position of the pool; ``generation`` counts replacements."""
+
+    index: int
+    handle: Any
+    name: str
+    generation: int = 0
+    subjects: set[str] = field(default_factory=set)
+    inflight: int = 0
+    alive: bool = True
+
+
+class ActorPool:
+    """``n`` named actors (``explorer-sim-<study>-<run>-<i>.<gen>``) sharing the subjects' ObjectRefs."""
+
+    def __init__(self, spec: WorkerSpec, n: int, study: str):
+        import ray
+
+        self._ray = ray
+        self.spec = spec
+        self.cls = remote_actor_class()
+        self.prefix = f"{ACTOR_PREFIX}-{study}-{uuid.uuid4().hex[:6]}"
+        self.subject_refs: dict[str, Any] = {}
+        self.slots = [self._start(i, 0) for i in range(n)]
+        self.replaced = 0
+
+    def _start(self, index: int, generation: int) -> Slot:
+        name = f"{self.prefix}-{index}.{generation}"
+        handle = self.cls.options(name=name).remote(self.spec)
+        return Slot(index=index, handle=handle, name=name, generation=generation)
+
+    def wait_ready(self, timeout_s: float = 600.0) -> list[dict[str, Any]]:
+        """Block until every actor has compiled its model; returns their ``ready()`` info."""
+        return self._ray.get([s.handle.ready.remote() for s in self.slots], timeout=timeout_s)
+
+    def put_subject(self, subject_id: str, payload: dict[str, Any]) -> None:
+        """Ship a subject's arrays to the object store once; actors fetch it when first needed."""
+        if subject_id not in self.subject_refs:
+            self.subject_refs[subject_id] = self._ray.put(payload)
+
+    def submit(self, slot: Slot, subject_id: str, tasks: list[dict[str, Any]]) -> Any:
+        """Queue a batch on ``slot`` (sending the subject's ObjectRef first if the actor lacks it)."""
+        if subject_id not in slot.subjects:
+            slot.handle.add_subject.remote(subject_id, self.subject_refs[subject_id])
+            slot.subjects.add(subject_id)
+        slot.inflight += 1
+        return slot.handle.run_batch.remote(subject_id, tasks)
+
+    def replace(self, slot: Slot) -> Slot:
+        """Start a fresh actor in place of a dead one (same index, next generation)."""
+        if not slot.alive:
+            return self.slots[slot.index]
+        slot.alive = False
+        try:
+            self._ray.kill(slot.handle, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        new = self._start(slot.index, slot.generation + 1)
+        self.slots[slot.index] = new
+        self.replaced += 1
+        log.warning("actor %s died; replaced by %s", slot.name, new.name)
+        return new
+
+    def shutdown(self) -> None:
+        for s in self.slots:
+            try:
+                self._ray.kill(s.handle, no_restart=True)
+            except Exception:  # noqa: BLE001
+                pass
