@@ -1,0 +1,13 @@
+"""Signals store: zarr v3 (local folder or any fsspec URL) + a lazy xarray reader.
+
+- :class:`SignalStore`: actors write trials concurrently (each attempt under its own prefix,
+  visible only once committed); the driver writes empirical data and packs subjects into shards.
+- :func:`open_signals`: the whole study as one lazy ``xarray.Dataset``.
+"""
+
+from explorer.store.reader import open_signals, resolve_signals_url
+from explorer.store.signals import SHARD_TRIALS, SignalStore, best_trials, region_chunk
+from explorer.store.urls import SIGNALS_NAME, is_remote, join, open_store
+
+__all__ = ["SignalStore", "open_signals", "resolve_signals_url", "best_trials", "region_chunk",
+           "SHARD_TRIALS", "SIGNALS_NAME", "is_remote", "join", "open_store"]

@@ -1,0 +1,239 @@
+"""``open_signals``: a study's signals as one lazy (dask-backed) xarray Dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from explorer.errors import StoreError
+from explorer.store.signals import SignalStore, _sync
+from explorer.store.urls import SIGNALS_NAME, is_remote, join, local_path, open_store
+
+
+def resolve_signals_url(url_or_study_dir: str | Path, storage_options: dict | None = None) -> str:
+    """The signals store URL: ``url_or_study_dir`` itself if it is a zarr store, else its signals.zarr."""
+    s = str(url_or_study_dir).rstrip("/")
+    if not is_remote(s):
+        p = local_path(s)
+        if (p / "zarr.json").exists():
+            return str(p)
+        if (p / SIGNALS_NAME / "zarr.json").exists():
+            return str(p / SIGNALS_NAME)
+        raise StoreError(f"no signals store at {str(p)!r} (looked for {p / 'zarr.json'} and "
+                         f"{p / SIGNALS_NAME}): pass a study folder or its signals.zarr")
+    store = open_store(s, storage_options, read_only=True)
+    if _sync(store.exists("zarr.json")):
+        return s
+    inner = join(s, SIGNALS_NAME)
+    if _sync(open_store(inner, storage_options, read_only=True).exists("zarr.json")):
+        return inner
+    raise StoreError(f"no signals store at {s!r} or {inner!r}: pass a study location or its signals.zarr")
+
+
+def _load(url: str, storage_options: dict, path: str) -> np.ndarray:
+    import zarr
+
+    return np.asarray(zarr.open_array(open_store(url, storage_options, read_only=True), path=path, mode="r")[...])
+
+
+def _pad(arr, shape: tuple[int, ...]):
+    """Pad a dask array with NaN at the end of every axis up to ``shape``."""
+    import dask.array as da
+
+    if tuple(arr.shape) == tuple(shape):
+        return arr
+    widths = [(0, s - a) for a, s in zip(arr.shape, shape)]
+    return da.pad(arr, widths, mode="constant", constant_values=np.nan)
+
+
+def _subject_var(sig: SignalStore, sid: str, entries: dict[int, dict], var: str, shape: tuple[int, ...]):
+    """Dask array (trial, *shape) for one subject and variable, trials in number order."""
+    import dask
+    import dask.array as da
+    import zarr
+
+    pieces, run = [], None  # contiguous runs of packed trials become one slice
+    packed_arr = None
+    for m in entries.values():
+        kind, where = m["_source"]
+        if var not in m.get("shapes", {}):
+            piece = ("nan", None)
+        elif kind == "packed":
+            if run is not None and run[1] == where:
+                run[1] += 1
+                continue
+            if run is not None:
+                pieces.append(("packed", tuple(run)))
+            run = [where, where + 1]
+            continue
+        else:
+            piece = ("staged", where)
+        if run is not None:
+            pieces.append(("packed", tuple(run)))
+            run = None
+        pieces.append(piece)
+    if run is not None:
+        pieces.append(("packed", tuple(run)))
+    arrays = []
+    for kind, where in pieces:
+        if kind == "packed":
+            if packed_arr is None:
+                cur = next(iter(m for m in entries.values() if m["_source"][0] == "packed"))["_current"]
+                z = zarr.open_array(sig._store, path=f"subjects/{sid}/packed/{cur}/{var}", mode="r")
+                shards = z.shards or z.chunks
+                packed_arr = da.from_array(z, chunks=(shards[0], *z.shape[1:]), asarray=True, lock=False,
+                                           name=f"signals-{sid}-{cur}-{var}")
+            a = packed_arr[where[0]:where[1]]
+            arrays.append(_pad(a, (a.shape[0], *shape)))
+        elif kind == "staged":
+            m_shape = tuple(entries_shape(entries, where, var))
+            d = dask.delayed(_load, pure=True)(sig.url, sig.storage_options,
+                                               f"subjects/{sid}/staging/{where}/{var}")
+            a = da.from_delayed(d, shape=m_shape, dtype=np.float32)[None]
+            arrays.append(_pad(a, (1, *shape)))
+        else:
+            arrays.append(da.full((1, *shape), np.nan, dtype=np.float32))
+    if not arrays:
+        return da.full((0, *shape), np.nan, dtype=np.float32)
+    return da.concatenate(arrays, axis=0)
+
+
+def entries_shape(entries: dict[int, dict], staged_name: str, var: str) -> list[int]:
+    for m in entries.values():
+        if m["_source"] == ("staged", staged_name):
+            return m["shapes"][var]
+    raise KeyError(staged_name)
+
+
+def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = None,
+                 subjects: list[str] | None = None):
+    """Open a study's signals lazily as an ``xarray.Dataset``.
+
+    ``url_or_study_dir``: a study folder (its ``signals.zarr`` is used), or the store's path or URL.
+    Reads packed and still-staged (committed) trials alike; uncommitted attempts are invisible.
+
+    Variables: ``bold`` (subject, trial, time, region), ``fc`` (subject, trial, region, region_to),
+    ``neural`` (subject, trial, neural_time, region) if any trial stored it, ``emp_bold``
+    (subject, emp_time, region), ``emp_fc`` (subject, region, region_to). Coordinates over
+    (subject, trial): ``trial_number`` (the Optuna trial number, -1 = padding), ``seed`` (-1 = padding),
+    every parameter and every score (NaN = padding). ``time`` and ``emp_time`` are in s.
+    ``trial`` is a position (0..max trials-1); subjects with fewer trials are NaN-padded.
+    """
+    import dask.array as da
+    import xarray as xr
+
+    url = resolve_signals_url(url_or_study_dir, storage_options)
+    sig = SignalStore(url, storage_options, read_only=True)
+    sids = sig.subjects() if subjects is None else list(subjects)
+    entries = {sid: sig._entries(sid) for sid in sids}
+    emp_attrs = {}
+    for sid in sids:
+        g = sig._group(f"subjects/{sid}/empirical")
+        emp_attrs[sid] = g.attrs.asdict() if g is not None and g.attrs.get("complete") else None
+
+    n_trials = max((len(e) for e in entries.values()), default=0)
+    shapes: dict[str, list[int]] = {}
+    for e in entries.values():
+        for m in e.values():
+            for var, shp in m.get("shapes", {}).items():
+                cur = shapes.setdefault(var, list(shp))
+                shapes[var] = [max(a, b) for a, b in zip(cur, shp)]
+    n_regions = max([shapes.get("bold", [0, 0])[1]]
+                    + [len(a.get("labels") or []) for a in emp_attrs.values() if a])
+
+    data_vars: dict[str, Any] = {}
+    dims = {"bold": ("time", "region"), "fc": ("region", "region_to"), "neural": ("neural_time", "region")}
+    for var, shp in shapes.items():
+        shp = (shp[0], n_regions) if var != "fc" else (n_regions, n_regions)
+        per_subject = [_pad(_subject_var(sig, sid, entries[sid], var, shp), (n_trials, *shp)) for sid in sids]
+        data_vars[var] = (("subject", "trial", *dims[var]), da.stack(per_subject) if per_subject
+                          else da.zeros((0, n_trials, *shp), dtype=np.float32))
+
+    # empirical signals
+    emp_t = max([0] + [_sync(_shape(sig, f"subjects/{sid}/empirical/bold"))[0]
+                       for sid in sids if emp_attrs[sid] and emp_attrs[sid].get("has_bold")])
+    if any(emp_attrs.values()):
+        import dask
+
+        eb, ef = [], []
+        for sid in sids:
+            a = emp_attrs[sid]
+            if a and a.get("has_bold"):
+                shp = _sync(_shape(sig, f"subjects/{sid}/empirical/bold"))
+                d = da.from_delayed(dask.delayed(_load, pure=True)(url, sig.storage_options,
+                                                                  f"subjects/{sid}/empirical/bold"),
+                                    shape=shp, dtype=np.float32)
+                eb.append(_pad(d, (emp_t, n_regions)))
+            else:
+                eb.append(da.full((emp_t, n_regions), np.nan, dtype=np.float32))
+            if a:
+                shp = _sync(_shape(sig, f"subjects/{sid}/empirical/fc"))
+                d = da.from_delayed(dask.delayed(_load, pure=True)(url, sig.storage_options,
+                                                                  f"subjects/{sid}/empirical/fc"),
+                                    shape=shp, dtype=np.float32)
+                ef.append(_pad(d, (n_regions, n_regions)))
+            else:
+                ef.append(da.full((n_regions, n_regions), np.nan, dtype=np.float32))
+        if emp_t:
+            data_vars["emp_bold"] = (("subject", "emp_time", "region"), da.stack(eb))
+        data_vars["emp_fc"] = (("subject", "region", "region_to"), da.stack(ef))
+
+    # coordinates
+    def grid(fill, dtype):
+        return np.full((len(sids), n_trials), fill, dtype=dtype)
+
+    number, seed = grid(-1, np.int64), grid(-1, np.int64)
+    param_names = sorted({k for e in entries.values() for m in e.values() for k in m.get("params", {})})
+    score_names = sorted({k for e in entries.values() for m in e.values() for k in m.get("scores", {})})
+    params = {k: grid(np.nan, np.float64) for k in param_names}
+    scores = {k: grid(np.nan, np.float64) for k in score_names}
+    for i, sid in enumerate(sids):
+        for j, (n, m) in enumerate(entries[sid].items()):
+            number[i, j], seed[i, j] = n, int(m.get("seed", -1))
+            for k, v in m.get("params", {}).items():
+                params[k][i, j] = np.nan if v is None else v
+            for k, v in m.get("scores", {}).items():
+                scores[k][i, j] = np.nan if v is None else v
+    reserved = {"subject", "trial", "time", "region", "region_to", "emp_time", "neural_time",
+                "trial_number", "seed", "tr_s", *data_vars}
+    coords: dict[str, Any] = {"subject": np.array(sids, dtype=object), "trial": np.arange(n_trials),
+                              "trial_number": (("subject", "trial"), number), "seed": (("subject", "trial"), seed)}
+    for k, v in {**params, **scores}.items():
+        coords[k if k not in reserved else f"param_{k}"] = (("subject", "trial"), v)
+    tr = [next((m.get("tr_s") for m in entries[sid].values()), None) for sid in sids]
+    tr_known = [t for t in tr if t]
+    tr_s = float(tr_known[0]) if tr_known else 1.0
+    if "bold" in shapes:
+        coords["time"] = np.arange(shapes["bold"][0]) * tr_s
+    emp_tr = [a.get("tr_s") for a in emp_attrs.values() if a and a.get("tr_s")]
+    if emp_t:
+        coords["emp_time"] = np.arange(emp_t) * float(emp_tr[0] if emp_tr else tr_s)
+    labels = _labels(emp_attrs, n_regions)
+    coords["region"] = labels
+    coords["region_to"] = labels
+    coords["tr_s"] = ("subject", np.array([np.nan if t is None else t for t in tr], dtype=float))
+    ds = xr.Dataset(data_vars, coords=coords, attrs={"signals_url": url, "tr_s": tr_s})
+    return ds
+
+
+def _labels(emp_attrs: dict[str, dict | None], n_regions: int) -> np.ndarray:
+    """Region labels shared by every subject with empirical data, else region indices as strings."""
+    sets = {tuple(a["labels"]) for a in emp_attrs.values() if a and a.get("labels")}
+    if len(sets) == 1:
+        (labels,) = sets
+        if len(labels) == n_regions:
+            return np.array(labels, dtype=object)
+    return np.array([str(i) for i in range(n_regions)], dtype=object)
+
+
+async def _shape(sig: SignalStore, path: str) -> tuple[int, ...]:
+    import json
+
+    from zarr.core.buffer import default_buffer_prototype
+
+    buf = await sig._store.get(f"{path}/zarr.json", prototype=default_buffer_prototype())
+    if buf is None:
+        raise StoreError(f"missing array metadata {path}/zarr.json in {sig.url}")
+    return tuple(json.loads(buf.to_bytes())["shape"])

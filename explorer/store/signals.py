@@ -1,0 +1,393 @@
+"""The signals store: every trial's simulated BOLD and FC in one zarr v3 hierarchy.
+
+Layout (``<url>`` is a local folder or any fsspec URL)::
+
+    <url>/                                     root group, attrs {"explorer_signals": 1}
+      subjects/<subject>/
+        empirical/        bold [time, region], fc [region, region]; attrs tr_s, labels (driver)
+        staging/<number:06d>-<attempt uuid>/   one group per write attempt (actors)
+            bold [time, region]  fc [region, region]  (neural [time, region], optional)
+            zarr.json attrs: committed=false while writing; the commit marker (params, seed,
+                      scores, ...) with committed=true is written last, in one atomic put
+        packed/           attrs {current: <uuid>, trials: [marker per trial, ordered by number]}
+            <uuid>/bold [trial, time, region]  fc [trial, region, region]  (neural ...)
+                      sharded: one shard holds ``shard_trials`` trials; inner chunks
+                      (1 trial, all times, <=16 regions)
+
+Concurrency rules (zarr-developers/zarr-python#3682: two writers of one chunk or shard lose data):
+
+- actors only write below their own ``staging/<number>-<uuid>/`` prefix (a fresh uuid per
+  attempt, so a retry never collides with a killed attempt);
+- a trial is visible only once its group carries ``committed: true``; that attribute is written
+  after every array, in a single (atomic) object put;
+- ``write_empirical``, ``pack``, ``keep_best`` and ``delete_trial`` are for the single driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from explorer.errors import StoreError
+from explorer.store.urls import check_id, join, open_store
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+#: trials per shard of a packed array (128 x 1200 TRs x 80 regions x 4 B = 49 MB before compression)
+SHARD_TRIALS = 128
+#: regions per inner chunk of a packed array, at most
+REGION_CHUNK = 16
+VARIABLES = ("bold", "fc", "neural")
+
+
+def _codecs():
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+
+
+def region_chunk(n_regions: int, target: int = REGION_CHUNK) -> int:
+    """Regions per inner chunk: the largest divisor of ``n_regions`` in [target/2, target], else all."""
+    if n_regions <= target:
+        return n_regions
+    for d in range(target, max(target // 2, 1) - 1, -1):
+        if n_regions % d == 0:
+            return d
+    return n_regions
+
+
+def _sync(coro):
+    from zarr.core.sync import sync
+
+    return sync(coro)
+
+
+def _floats(d: Mapping[str, Any] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in (d or {}).items():
+        try:
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            raise StoreError(f"value {k}={v!r} is not a number; params and scores must be scalars") from None
+    return out
+
+
+class SignalStore:
+    """Simulated and empirical signals of a study, in a zarr v3 store at ``url``.
+
+    Safe to construct in many processes at once (actors): construction writes nothing but the root
+    group's metadata, and only if it is missing. Picklable (re-opens the URL on unpickling).
+    """
+
+    def __init__(self, url: str, storage_options: dict | None = None, *, read_only: bool = False) -> None:
+        import zarr
+
+        self.url = str(url).rstrip("/") or str(url)
+        self.storage_options = dict(storage_options or {})
+        self.read_only = read_only
+        self._store = open_store(self.url, self.storage_options, read_only=read_only)
+        if not read_only and not _sync(self._store.exists("zarr.json")):
+            try:
+                zarr.create_group(self._store, path="", attributes={"explorer_signals": FORMAT_VERSION})
+            except zarr.errors.ContainsGroupError:
+                pass  # another process created it meanwhile
+
+    def __reduce__(self):
+        return (_reopen, (self.url, self.storage_options, self.read_only))
+
+    def __repr__(self) -> str:
+        return f"SignalStore({self.url!r})"
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _group(self, path: str):
+        import zarr
+
+        try:
+            return zarr.open_group(self._store, path=path, mode="r")
+        except (FileNotFoundError, KeyError):
+            return None
+
+    def _exists(self, path: str) -> bool:
+        return bool(_sync(self._store.exists(f"{path}/zarr.json")))
+
+    def _delete(self, path: str) -> None:
+        _sync(self._store.delete_dir(path))
+        # LocalStore/FsspecStore delete_dir removes keys below the prefix; drop the node itself
+        if _sync(self._store.exists(f"{path}/zarr.json")):
+            _sync(self._store.delete(f"{path}/zarr.json"))
+
+    def _write_array(self, path: str, data: np.ndarray, **kw) -> None:
+        import zarr
+
+        zarr.create_array(self._store, name=path, data=data, chunks=kw.pop("chunks", data.shape),
+                          compressors=_codecs(), fill_value=np.nan, overwrite=True, **kw)
+
+    def _read_array(self, path: str, index: Any = ...) -> np.ndarray:
+        import zarr
+
+        return np.asarray(zarr.open_array(self._store, path=path, mode="r")[index])
+
+    # ---- subjects and empirical data (driver) ----------------------------------------------
+    def subjects(self) -> list[str]:
+        """Ids of the subjects with anything stored, sorted."""
+        g = self._group("subjects")
+        if g is None:
+            return []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return sorted(name for name, _ in g.groups())
+
+    def write_empirical(self, subject_id: str, bold: np.ndarray | None, fc: np.ndarray, tr_s: float | None,
+                        labels: Iterable[str] | None = None) -> None:
+        """Store a subject's empirical BOLD (time, region) and FC (region, region). Driver only."""
+        import zarr
+
+        sid = check_id("subject id", subject_id)
+        fc = np.asarray(fc, dtype=np.float32)
+        if fc.ndim != 2 or fc.shape[0] != fc.shape[1]:
+            raise StoreError(f"subject {sid}: empirical FC must be (region, region), got {fc.shape}")
+        path = f"subjects/{sid}/empirical"
+        group = zarr.create_group(self._store, path=path, overwrite=True, attributes={"complete": False})
+        if bold is not None:
+            bold = np.asarray(bold, dtype=np.float32)
+            if bold.ndim != 2 or bold.shape[1] != fc.shape[0]:
+                raise StoreError(f"subject {sid}: empirical BOLD must be (time, {fc.shape[0]}), got {bold.shape}")
+            self._write_array(f"{path}/bold", bold)
+        self._write_array(f"{path}/fc", fc)
+        labels = [str(x) for x in labels] if labels is not None else [str(i) for i in range(fc.shape[0])]
+        if len(labels) != fc.shape[0]:
+            raise StoreError(f"subject {sid}: {len(labels)} labels for {fc.shape[0]} regions")
+        group.update_attributes({"complete": True, "tr_s": None if tr_s is None else float(tr_s),
+                                 "labels": labels, "has_bold": bold is not None})
+
+    def empirical(self, subject_id: str) -> dict[str, Any] | None:
+        """``{"bold": (T,N) | None, "fc": (N,N), "tr_s", "labels"}`` or None if not stored."""
+        path = f"subjects/{check_id('subject id', subject_id)}/empirical"
+        g = self._group(path)
+        if g is None or not g.attrs.get("complete"):
+            return None
+        attrs = g.attrs.asdict()
+        return {"bold": self._read_array(f"{path}/bold") if attrs.get("has_bold") else None,
+                "fc": self._read_array(f"{path}/fc"), "tr_s": attrs.get("tr_s"), "labels": attrs.get("labels")}
+
+    # ---- trials (actors write, anyone reads) ------------------------------------------------
+    def write_trial(self, subject_id: str, number: int, bold: np.ndarray, fc: np.ndarray,
+                    params: Mapping[str, float], seed: int, scores: Mapping[str, float], tr_s: float,
+                    *, neural: np.ndarray | None = None, neural_dt_ms: float | None = None,
+                    attempt: int = 0) -> str:
+        """Write one trial's BOLD (time, region), FC (region, region) and record; return its location.
+
+        The trial becomes visible to readers only when completely written (commit marker last).
+        Each call writes under a fresh attempt uuid, so a retry never touches a killed attempt's
+        objects. Safe to call from many processes and nodes at once for different or equal trials.
+        """
+        import zarr
+
+        sid = check_id("subject id", subject_id)
+        number = int(number)
+        if number < 0:
+            raise StoreError(f"subject {sid}: trial number must be >= 0, got {number}")
+        arrays = {"bold": np.asarray(bold, dtype=np.float32), "fc": np.asarray(fc, dtype=np.float32)}
+        if neural is not None:
+            arrays["neural"] = np.asarray(neural, dtype=np.float32)
+        b, f = arrays["bold"], arrays["fc"]
+        if b.ndim != 2 or f.shape != (b.shape[1], b.shape[1]):
+            raise StoreError(f"subject {sid} trial {number}: expected bold (time, region) and fc (region, region), "
+                             f"got {b.shape} and {f.shape}")
+        attempt_id = uuid.uuid4().hex[:16]
+        path = f"subjects/{sid}/staging/{number:06d}-{attempt_id}"
+        marker = {"explorer_trial": FORMAT_VERSION, "committed": False, "subject": sid, "number": number,
+                  "attempt_id": attempt_id, "attempt": int(attempt), "started": time.time()}
+        group = zarr.create_group(self._store, path=path, attributes=marker)
+        for name, data in arrays.items():
+            self._write_array(f"{path}/{name}", data)
+        location = join(self.url, path)
+        marker.update({"committed": True, "committed_at": time.time(), "params": _floats(params),
+                       "seed": int(seed), "scores": _floats(scores), "tr_s": float(tr_s),
+                       "neural_dt_ms": None if neural_dt_ms is None else float(neural_dt_ms),
+                       "shapes": {k: list(v.shape) for k, v in arrays.items()}, "location": location})
+        self._commit(group, marker)
+        return location
+
+    def _commit(self, group, marker: dict[str, Any]) -> None:
+        """Make a written attempt visible: one atomic put of its group metadata."""
+        group.update_attributes(marker)
+
+    def _staged(self, sid: str) -> tuple[dict[int, dict], list[dict]]:
+        """(latest committed attempt per trial number, every attempt's attrs incl. uncommitted)."""
+        g = self._group(f"subjects/{sid}/staging")
+        if g is None:
+            return {}, []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            members = list(g.groups())
+        attempts, committed = [], {}
+        for name, sub in members:
+            attrs = dict(sub.attrs.asdict())
+            attrs["_name"] = name
+            attempts.append(attrs)
+            if attrs.get("committed") and attrs.get("explorer_trial"):
+                n = int(attrs["number"])
+                if n not in committed or attrs["committed_at"] > committed[n]["committed_at"]:
+                    committed[n] = attrs
+        return committed, attempts
+
+    def _packed(self, sid: str) -> tuple[str | None, list[dict]]:
+        g = self._group(f"subjects/{sid}/packed")
+        if g is None:
+            return None, []
+        attrs = g.attrs.asdict()
+        return attrs.get("current"), list(attrs.get("trials", []))
+
+    def _entries(self, sid: str) -> dict[int, dict]:
+        """number -> marker with ``_source`` ("packed", index) or ("staged", group name)."""
+        current, packed = self._packed(sid)
+        committed, _ = self._staged(sid)
+        out: dict[int, dict] = {}
+        for n, m in committed.items():
+            out[n] = {**m, "_source": ("staged", m["_name"])}
+        for i, m in enumerate(packed):  # packed wins over a leftover staged copy of the same trial
+            out[int(m["number"])] = {**m, "_source": ("packed", i), "_current": current,
+                                     "location": f"{join(self.url, f'subjects/{sid}/packed/{current}')}[{i}]"}
+        return dict(sorted(out.items()))
+
+    def trials(self, subject_id: str) -> dict[int, dict]:
+        """Committed trials of a subject: number -> {params, seed, scores, location, tr_s, packed}."""
+        sid = check_id("subject id", subject_id)
+        return {n: {"params": dict(m.get("params", {})), "seed": m.get("seed"), "scores": dict(m.get("scores", {})),
+                    "location": m.get("location", ""), "tr_s": m.get("tr_s"),
+                    "packed": m["_source"][0] == "packed", "attempt": m.get("attempt", 0)}
+                for n, m in self._entries(sid).items()}
+
+    def _read_entry(self, sid: str, m: dict, var: str) -> np.ndarray:
+        kind, where = m["_source"]
+        if kind == "packed":
+            return self._read_array(f"subjects/{sid}/packed/{m['_current']}/{var}", where)
+        return self._read_array(f"subjects/{sid}/staging/{where}/{var}")
+
+    def read_trial(self, subject_id: str, number: int) -> dict[str, Any]:
+        """One committed trial: its record plus numpy ``bold``, ``fc`` (and ``neural`` if stored)."""
+        sid = check_id("subject id", subject_id)
+        entries = self._entries(sid)
+        if int(number) not in entries:
+            raise StoreError(f"subject {sid}: trial {number} is not in the signals store {self.url}")
+        m = entries[int(number)]
+        out = self.trials(sid)[int(number)]
+        for var in VARIABLES:
+            if var in m.get("shapes", {}):
+                out[var] = self._read_entry(sid, m, var)
+        return out
+
+    # ---- maintenance (driver only) -----------------------------------------------------------
+    def pack(self, subject_id: str, *, keep: Iterable[int] | None = None, stale_after_s: float | None = 0.0,
+             shard_trials: int = SHARD_TRIALS) -> dict[str, int]:
+        """Consolidate a subject's committed trials into one sharded array per variable.
+
+        Single writer (the driver, once the subject's study is done). Writes a new packed copy,
+        switches the ``packed`` pointer in one put, then deletes the old copy and the staged
+        attempts it absorbed. ``keep`` restricts which trial numbers survive (store: best).
+        Uncommitted attempts started more than ``stale_after_s`` ago are garbage-collected
+        (None: keep them). Returns counts {"packed", "removed_staged", "removed_stale"}.
+        """
+        import zarr
+
+        sid = check_id("subject id", subject_id)
+        entries = self._entries(sid)
+        old_current, _ = self._packed(sid)
+        if keep is not None:
+            keep_set = {int(k) for k in keep}
+            entries = {n: m for n, m in entries.items() if n in keep_set}
+        markers = list(entries.values())
+        new_current = uuid.uuid4().hex[:16] if markers else None
+        base = f"subjects/{sid}/packed/{new_current}"
+        for var in VARIABLES:
+            shapes = {tuple(m["shapes"][var]) for m in markers if var in m.get("shapes", {})}
+            if not shapes:
+                continue
+            if len(shapes) > 1 or any(var not in m.get("shapes", {}) for m in markers):
+                raise StoreError(f"subject {sid}: trials disagree on the shape of {var!r} ({sorted(shapes)}); "
+                                 "cannot pack them into one array. Delete the odd trials or keep them staged.")
+            (shape,) = shapes
+            n = len(markers)
+            shard = min(shard_trials, n)
+            chunks = (1, shape[0], region_chunk(shape[1])) if var != "fc" else (1, shape[0], shape[1])
+            arr = zarr.create_array(self._store, name=f"{base}/{var}", shape=(n, *shape), dtype="float32",
+                                    chunks=chunks, shards=(shard, *shape), compressors=_codecs(),
+                                    fill_value=np.nan, overwrite=True,
+                                    dimension_names=("trial", "time", "region") if var != "fc"
+                                    else ("trial", "region", "region_to"))
+            for i0 in range(0, n, shard):  # one whole shard per write: each shard written once
+                block = np.stack([self._read_entry(sid, m, var) for m in markers[i0:i0 + shard]])
+                arr[i0:i0 + len(block)] = block
+        clean = [{k: v for k, v in m.items() if not k.startswith("_") and k != "location"} for m in markers]
+        pg = zarr.open_group(self._store, path=f"subjects/{sid}/packed", mode="a")
+        pg.update_attributes({"current": new_current, "trials": clean, "packed_at": time.time()})
+        # the pointer has moved: remove what it no longer refers to
+        if old_current and old_current != new_current:
+            self._delete(f"subjects/{sid}/packed/{old_current}")
+        _, attempts = self._staged(sid)
+        now = time.time()
+        removed = stale = 0
+        for a in attempts:
+            if a.get("committed"):
+                self._delete(f"subjects/{sid}/staging/{a['_name']}")
+                removed += 1
+            elif stale_after_s is not None and now - float(a.get("started", 0.0)) >= stale_after_s:
+                self._delete(f"subjects/{sid}/staging/{a['_name']}")
+                stale += 1
+        if self._group(f"subjects/{sid}/staging") is not None and not self._staged(sid)[1]:
+            self._delete(f"subjects/{sid}/staging")
+        log.info("packed subject %s: %d trials, removed %d staged and %d stale attempts",
+                 sid, len(markers), removed, stale)
+        return {"packed": len(markers), "removed_staged": removed, "removed_stale": stale}
+
+    def delete_trial(self, subject_id: str, number: int) -> None:
+        """Remove a trial (every attempt; repacks if it was packed). Driver only."""
+        sid = check_id("subject id", subject_id)
+        number = int(number)
+        _, packed = self._packed(sid)
+        if any(int(m["number"]) == number for m in packed):
+            others = [n for n in self._entries(sid) if n != number]
+            self.pack(sid, keep=others, stale_after_s=None)
+        for a in self._staged(sid)[1]:
+            if int(a.get("number", -1)) == number:
+                self._delete(f"subjects/{sid}/staging/{a['_name']}")
+
+    def keep_best(self, subject_id: str, k: int, objective: str, maximise: bool) -> list[int]:
+        """Keep only the ``k`` best committed trials by ``scores[objective]``; return their numbers.
+
+        Trials with a missing or non-finite score rank last. Driver only (store: best).
+        """
+        sid = check_id("subject id", subject_id)
+        keep = best_trials(self.trials(sid), k, objective, maximise)
+        _, packed = self._packed(sid)
+        if packed:
+            self.pack(sid, keep=keep, stale_after_s=None)
+        else:
+            keep_set = set(keep)
+            for a in self._staged(sid)[1]:
+                if a.get("committed") and int(a["number"]) not in keep_set:
+                    self._delete(f"subjects/{sid}/staging/{a['_name']}")
+        return keep
+
+
+def best_trials(trials: Mapping[int, Mapping[str, Any]], k: int, objective: str, maximise: bool) -> list[int]:
+    """Numbers of the ``k`` best trials by ``scores[objective]`` (non-finite last), sorted by number."""
+    def key(n: int) -> tuple[int, float]:
+        v = trials[n].get("scores", {}).get(objective, math.nan)
+        v = float(v) if v is not None else math.nan
+        return (0, -v if maximise else v) if math.isfinite(v) else (1, 0.0)
+
+    return sorted(sorted(trials, key=key)[:max(int(k), 0)])
+
+
+def _reopen(url: str, storage_options: dict, read_only: bool) -> SignalStore:
+    return SignalStore(url, storage_options, read_only=read_only)

@@ -1,0 +1,184 @@
+"""Signals store: round trip through open_signals, concurrent writers, killed writers, pack."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+
+import numpy as np
+import pytest
+from store_workers import N_REGIONS, N_TIME, checksum, trial_data, write_then_die, write_trials
+
+from explorer.errors import StoreError
+from explorer.store import SignalStore, open_signals
+
+LABELS = [f"R{i}" for i in range(N_REGIONS)]
+
+
+def _fill(store: SignalStore, plan: dict[str, list[int]]) -> None:
+    rng = np.random.default_rng(7)
+    for sid, numbers in plan.items():
+        emp = rng.standard_normal((60, N_REGIONS)).astype(np.float32)
+        store.write_empirical(sid, emp, np.corrcoef(emp.T), 2.0, LABELS)
+        write_trials(store.url, [(sid, n) for n in numbers])
+
+
+def _checksums(url: str) -> dict[tuple[str, int], tuple[str, str]]:
+    ds = open_signals(url).load()
+    out = {}
+    for sid in ds.subject.values:
+        sub = ds.sel(subject=sid)
+        for j in range(ds.sizes["trial"]):
+            n = int(sub.trial_number[j])
+            if n >= 0:
+                out[(str(sid), n)] = (checksum(sub.bold[j].values), checksum(sub.fc[j].values))
+    return out
+
+
+def test_roundtrip_dims_values_and_coords(tmp_path):
+    study = tmp_path / "study"
+    store = SignalStore(str(study / "signals.zarr"))
+    _fill(store, {"NAP_001": [0, 1, 2, 5], "NAP_002": [0, 3]})
+    ds = open_signals(study)  # a study folder resolves to its signals.zarr
+    assert ds.bold.dims == ("subject", "trial", "time", "region")
+    assert ds.sizes == {"subject": 2, "trial": 4, "time": N_TIME, "region": N_REGIONS,
+                        "region_to": N_REGIONS, "emp_time": 60}
+    assert hasattr(ds.bold.data, "dask")  # lazy
+    assert list(ds.region.values) == LABELS
+    np.testing.assert_allclose(ds.time.values, np.arange(N_TIME) * 2.0)
+    assert ds.trial_number.sel(subject="NAP_002").values.tolist() == [0, 3, -1, -1]
+    for sid, numbers in {"NAP_001": [0, 1, 2, 5], "NAP_002": [0, 3]}.items():
+        for j, n in enumerate(numbers):
+            d = trial_data(sid, n)
+            np.testing.assert_array_equal(ds.bold.sel(subject=sid).isel(trial=j).values, d["bold"])
+            np.testing.assert_array_equal(ds.fc.sel(subject=sid).isel(trial=j).values, d["fc"])
+            assert ds.G.sel(subject=sid).values[j] == pytest.approx(d["params"]["G"])
+            assert ds.fc_r.sel(subject=sid).values[j] == pytest.approx(d["scores"]["fc_r"])
+            assert int(ds.seed.sel(subject=sid).values[j]) == d["seed"]
+    # padding is NaN, and the issue's selection idiom works
+    assert np.isnan(ds.fc_r.sel(subject="NAP_002").values[2:]).all()
+    assert np.isnan(ds.bold.sel(subject="NAP_002").isel(trial=3).values).all()
+    best = ds.bold.sel(subject="NAP_001").isel(trial=ds.fc_r.sel(subject="NAP_001").argmax("trial"))
+    scores = [trial_data("NAP_001", n)["scores"]["fc_r"] for n in [0, 1, 2, 5]]
+    np.testing.assert_array_equal(best.values, trial_data("NAP_001", [0, 1, 2, 5][int(np.argmax(scores))])["bold"])
+    assert ds.emp_bold.dims == ("subject", "emp_time", "region")
+    # open_signals on the store URL itself, and a cohort-wide reduction
+    ds2 = open_signals(store.url)
+    assert float(ds2.bold.mean(["trial", "time"]).sel(subject="NAP_001", region="R3")) == pytest.approx(
+        np.mean([trial_data("NAP_001", n)["bold"][:, 3] for n in [0, 1, 2, 5]]), rel=1e-5)
+
+
+def test_store_records_and_read_trial(tmp_path):
+    store = SignalStore(str(tmp_path / "s.zarr"))
+    d = trial_data("S1", 4)
+    loc = store.write_trial("S1", 4, d["bold"], d["fc"], d["params"], d["seed"], d["scores"], tr_s=2.0,
+                            neural=d["bold"][::2], neural_dt_ms=10.0)
+    assert loc.startswith(store.url) and "S1" in loc
+    rec = store.trials("S1")[4]
+    assert rec["params"] == pytest.approx(d["params"]) and rec["scores"] == pytest.approx(d["scores"])
+    assert rec["seed"] == d["seed"] and rec["location"] == loc
+    got = store.read_trial("S1", 4)
+    np.testing.assert_array_equal(got["bold"], d["bold"])
+    np.testing.assert_array_equal(got["neural"], d["bold"][::2])
+    assert open_signals(store.url).neural.dims == ("subject", "trial", "neural_time", "region")
+    # picklable (shipped to actors), re-opens the same store
+    again = pickle.loads(pickle.dumps(store))
+    assert again.trials("S1").keys() == {4}
+    with pytest.raises(StoreError, match="subject id"):
+        store.write_trial("../evil", 0, d["bold"], d["fc"], {}, 0, {}, tr_s=2.0)
+    with pytest.raises(StoreError, match="region"):
+        store.write_trial("S1", 1, d["bold"], d["fc"][:3], {}, 0, {}, tr_s=2.0)
+    with pytest.raises(StoreError, match="no signals store"):
+        open_signals(tmp_path / "nothing")
+
+
+def test_parallel_writers_match_serial(tmp_path):
+    jobs = [(sid, n) for sid in ("S1", "S2", "S3") for n in range(8)]
+    serial = str(tmp_path / "serial.zarr")
+    write_trials(serial, jobs)
+    parallel = str(tmp_path / "parallel.zarr")
+    SignalStore(parallel)
+    # 4 processes interleave subjects; trial ('S2', 3) is written twice at once (a retry race)
+    chunks = [jobs[i::4] for i in range(4)]
+    chunks[0].append(("S2", 3))
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=write_trials, args=(parallel, c)) for c in chunks]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    a, b = _checksums(serial), _checksums(parallel)
+    assert len(a) == len(jobs) and a == b
+    for sid, n in jobs:
+        assert checksum(trial_data(sid, n)["bold"]) == b[(sid, n)][0]
+    # after packing every subject, the same bytes come back
+    store = SignalStore(parallel)
+    for sid in ("S1", "S2", "S3"):
+        store.pack(sid)
+        assert all(t["packed"] for t in store.trials(sid).values())
+    assert _checksums(parallel) == a
+
+
+def test_killed_writer_is_invisible_and_retry_is_complete(tmp_path):
+    url = str(tmp_path / "s.zarr")
+    write_trials(url, [("S1", 0)])
+    p = mp.get_context("spawn").Process(target=write_then_die, args=(url, "S1", 1))
+    p.start()
+    p.join(120)
+    assert p.exitcode == -9  # SIGKILL between the arrays and the commit marker
+    store = SignalStore(url)
+    staged = [p for p in (tmp_path / "s.zarr/subjects/S1/staging").iterdir() if p.is_dir()]
+    assert len(staged) == 2  # the half-written attempt is on disk ...
+    assert set(store.trials("S1")) == {0}  # ... but never visible
+    assert open_signals(url).sizes["trial"] == 1
+    write_trials(url, [("S1", 1)])  # the retry: a fresh attempt, complete
+    assert set(store.trials("S1")) == {0, 1}
+    np.testing.assert_array_equal(store.read_trial("S1", 1)["bold"], trial_data("S1", 1)["bold"])
+    assert store.pack("S1")["removed_stale"] == 1
+    assert not (tmp_path / "s.zarr/subjects/S1/staging").exists()
+    np.testing.assert_array_equal(open_signals(url).bold.sel(subject="S1").isel(trial=1).values,
+                                  trial_data("S1", 1)["bold"])
+
+
+def test_pack_layout_keep_best_delete_and_staged_after_pack(tmp_path):
+    url = str(tmp_path / "s.zarr")
+    store = SignalStore(url)
+    _fill(store, {"S1": list(range(6))})
+    before = _checksums(url)
+    store.pack("S1", shard_trials=4)
+    import zarr
+
+    cur = zarr.open_group(url, path="subjects/S1/packed", mode="r").attrs["current"]
+    arr = zarr.open_array(url, path=f"subjects/S1/packed/{cur}/bold", mode="r")
+    assert arr.shape == (6, N_TIME, N_REGIONS) and arr.shards == (4, N_TIME, N_REGIONS)
+    assert arr.chunks == (1, N_TIME, N_REGIONS)
+    assert _checksums(url) == before
+    write_trials(url, [("S1", 9)])  # a later trial (extend) stays staged beside the packed ones
+    assert open_signals(url).trial_number.values.tolist() == [[0, 1, 2, 3, 4, 5, 9]]
+    store.delete_trial("S1", 2)
+    assert 2 not in store.trials("S1")
+    scores = {n: t["scores"]["fc_r"] for n, t in store.trials("S1").items()}
+    kept = store.keep_best("S1", 2, "fc_r", maximise=True)
+    assert kept == sorted(sorted(scores, key=scores.get)[-2:])
+    assert set(store.trials("S1")) == set(kept)
+    after = _checksums(url)
+    assert after == {k: v for k, v in before.items() if k[1] in kept} | {k: v for k, v in after.items()
+                                                                            if k[1] == 9}
+    emp = store.empirical("S1")
+    assert emp["labels"] == LABELS and emp["bold"].shape == (60, N_REGIONS)
+
+
+def test_fsspec_url_uses_same_code(tmp_path):
+    import fsspec
+
+    url = "memory://explorer-test/signals.zarr"
+    mem = fsspec.filesystem("memory")
+    if mem.exists("/explorer-test"):
+        mem.rm("/explorer-test", recursive=True)
+    write_trials(url, [("S1", 0), ("S1", 1)])
+    store = SignalStore(url)
+    assert set(store.trials("S1")) == {0, 1}
+    store.pack("S1")
+    ds = open_signals(url)
+    np.testing.assert_array_equal(ds.bold.sel(subject="S1").isel(trial=1).values, trial_data("S1", 1)["bold"])
