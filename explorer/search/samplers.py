@@ -44,7 +44,7 @@ def make_sampler(cfg: "StudyConfig", seed: int) -> "BaseSampler":
         if name == "qmc":
             return optuna.samplers.QMCSampler(seed=seed, **opts)
         if name == "grid":
-            return optuna.samplers.GridSampler(dict(cfg.sampler.grid or {}), seed=seed, **opts)
+            return _grid_sampler_class()(dict(cfg.sampler.grid or {}), seed=seed, **opts)
         if name == "cmaes":
             if multi:
                 raise ConfigError("field 'sampler.name': cmaes is single-objective; use tpe for "
@@ -65,3 +65,15 @@ def make_sampler(cfg: "StudyConfig", seed: int) -> "BaseSampler":
     except TypeError as exc:
         raise ConfigError(f"field 'sampler.options': {exc}") from None
     raise ConfigError(f"field 'sampler.name': unknown sampler {name!r}")
+
+
+def _grid_sampler_class():
+    """GridSampler for ask/tell: its ``after_trial`` calls ``study.stop()``, which Optuna forbids
+    outside ``optimize``; the driver's per-subject budget (the grid size) stops it instead."""
+    import optuna
+
+    class AskTellGridSampler(optuna.samplers.GridSampler):
+        def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
+            return None
+
+    return AskTellGridSampler

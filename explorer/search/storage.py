@@ -45,7 +45,6 @@ def redact(url: str) -> str:
 
 def open_storage(url: str) -> "BaseStorage":
     """Open (creating if needed) the Optuna storage at ``url``."""
-    import optuna
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
@@ -62,6 +61,6 @@ def open_storage(url: str) -> "BaseStorage":
         if kind == "sqlite":
             Path(url.split("sqlite:///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
         return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=None)
-    except (optuna.exceptions.StorageInternalError, ImportError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy/driver errors vary by backend
         raise StudyError(f"cannot open the Optuna storage {redact(url)}: {exc}. Check the "
                          "storage.optuna field or $EXPLORER_OPTUNA_STORAGE") from None

@@ -1,0 +1,184 @@
+"""Search: distributions, samplers, storage URLs, per-subject studies and the reaper (no Ray)."""
+
+from __future__ import annotations
+
+import copy
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from explorer.config import parse_config
+from explorer.errors import ConfigError, StudyError
+from explorer.search import (
+    INTERRUPTED,
+    ask_params,
+    best_summary,
+    distributions,
+    list_subject_studies,
+    make_sampler,
+    open_storage,
+    open_subject_study,
+    reap_interrupted,
+    redact,
+    storage_kind,
+    study_name,
+    subject_counts,
+    subject_seed,
+    trial_params,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+BASE = {
+    "name": "s",
+    "cohort": {"source": "demo"},
+    "model": "rww_ei",
+    "params": {"free": {"G": {"low": 0.5, "high": 3.0, "log": True}, "w_plus": {}}, "fixed": {"J_NMDA": 0.15}},
+    "trials": 6,
+}
+
+
+def cfg(**top):
+    data = copy.deepcopy(BASE)
+    data.update(top)
+    return parse_config(data)
+
+
+def test_distributions_and_trial_params():
+    c = cfg()
+    d = distributions(c)
+    assert list(d) == ["G", "w_plus"]
+    assert (d["G"].low, d["G"].high, d["G"].log) == (0.5, 3.0, True)
+    assert (d["w_plus"].low, d["w_plus"].high, d["w_plus"].log) == (1.0, 2.0, False)
+    assert trial_params(c, {"G": 1.0, "w_plus": 1.5}) == {"J_NMDA": 0.15, "G": 1.0, "w_plus": 1.5}
+
+
+@pytest.mark.parametrize("name, cls", [("tpe", optuna.samplers.TPESampler), ("random", optuna.samplers.RandomSampler),
+                                       ("qmc", optuna.samplers.QMCSampler)])
+def test_sampler_factory(name, cls):
+    assert isinstance(make_sampler(cfg(sampler={"name": name}), 1), cls)
+
+
+def test_sampler_options_are_checked():
+    with pytest.raises(ConfigError, match="sampler.options"):
+        make_sampler(cfg(sampler={"name": "random", "options": {"bogus": 1}}), 0)
+
+
+def test_subject_seeds_are_stable_and_distinct():
+    assert subject_seed(0, "A") == subject_seed(0, "A")
+    assert len({subject_seed(0, "A"), subject_seed(0, "B"), subject_seed(1, "A"), subject_seed(0, "A", 5)}) == 4
+
+
+@pytest.mark.parametrize("url, kind", [("studies/x/optuna.log", "journal"), ("journal:///tmp/o.log", "journal"),
+                                       ("sqlite:///tmp/o.db", "sqlite"), ("postgresql://u:p@h/db", "postgresql"),
+                                       ("postgresql+psycopg2://u@h/db", "postgresql"), ("mysql://h/db", "rdb")])
+def test_storage_kind(url, kind):
+    assert storage_kind(url) == kind
+
+
+def test_redact_hides_passwords():
+    assert redact("postgresql://me:s3cret@db:5432/optuna") == "postgresql://me:***@db:5432/optuna"
+    assert redact("sqlite:///a/b.db") == "sqlite:///a/b.db"
+
+
+def test_unreachable_storage_is_a_study_error():
+    with pytest.raises(StudyError, match=r"\*\*\*"):
+        open_storage("postgresql://me:pw@127.0.0.1:1/none")
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_subject_studies_share_one_storage(tmp_path, kind):
+    url = str(tmp_path / "optuna.log") if kind == "journal" else f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = open_storage(url)
+    c = cfg()
+    for sid in ("B", "A"):
+        open_subject_study(storage, c, sid)
+    other = cfg(name="other")
+    open_subject_study(storage, other, "A")
+    assert list_subject_studies(storage, "s") == {"A": study_name("s", "A"), "B": study_name("s", "B")}
+    with pytest.raises(StudyError, match="objective"):
+        open_subject_study(storage, cfg(objective=["fc_r", "fcd_ks"]), "A")
+
+
+def _run(study, c, n, fail_reason=None):
+    for _ in range(n):
+        trial, free = ask_params(study, c)
+        if fail_reason:
+            trial.set_user_attr("reason", fail_reason)
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, free["G"])
+
+
+def test_reaper_fails_running_trials_and_requeues_their_params_once(tmp_path):
+    storage = open_storage(str(tmp_path / "optuna.log"))
+    c = cfg()
+    study = open_subject_study(storage, c, "A")
+    _run(study, c, 2)
+    _run(study, c, 1, fail_reason="diverged")
+    running = [ask_params(study, c) for _ in range(2)]   # a "dead driver" leaves these RUNNING
+    # a second process (resume) sees them
+    study2 = open_subject_study(open_storage(str(tmp_path / "optuna.log")), c, "A")
+    seen = []
+    reaped = reap_interrupted(study2, on_reaped=lambda t: seen.append(t.number))
+    assert sorted(reaped) == sorted(t.number for t, _ in running) == sorted(seen)
+    counts = subject_counts(study2)
+    assert (counts.complete, counts.failed, counts.interrupted, counts.running, counts.waiting) == (2, 1, 2, 0, 2)
+    assert counts.done == 3 and counts.reasons == {"diverged": 1}
+    assert reap_interrupted(study2) == []                      # idempotent
+    # the re-enqueued trials come back first, with the same parameters
+    again = [ask_params(study2, c)[1] for _ in range(2)]
+    assert sorted(map(sorted, (p.items() for p in again))) == sorted(map(sorted, (p.items() for _, p in running)))
+    states = {t.number: (t.state, t.user_attrs.get("reason")) for t in study2.trials}
+    for t, _ in running:
+        assert states[t.number] == (TrialState.FAIL, INTERRUPTED)
+
+
+def test_reaper_after_a_crash_between_enqueue_and_fail_does_not_duplicate(tmp_path):
+    storage = open_storage(str(tmp_path / "optuna.log"))
+    c = cfg()
+    study = open_subject_study(storage, c, "A")
+    trial, free = ask_params(study, c)
+    study.enqueue_trial(free, user_attrs={"requeued_from": trial.number})  # half-done earlier reap
+    reap_interrupted(study)
+    assert subject_counts(study).waiting == 1
+
+
+def test_reaper_restricted_to_numbers(tmp_path):
+    storage = open_storage(str(tmp_path / "optuna.log"))
+    c = cfg()
+    study = open_subject_study(storage, c, "A")
+    a, _ = ask_params(study, c)
+    b, _ = ask_params(study, c)
+    assert reap_interrupted(study, {b.number}) == [b.number]
+    assert subject_counts(study).running == 1
+
+
+def test_grid_sampler_visits_exactly_the_grid(tmp_path):
+    grid = {"G": [0.5, 1.0, 2.0], "w_plus": [1.2, 1.6]}
+    c = cfg(sampler={"name": "grid", "grid": grid}, trials=None)
+    assert c.n_trials == 6
+    study = open_subject_study(open_storage(str(tmp_path / "optuna.log")), c, "A")
+    asked = [ask_params(study, c) for _ in range(c.n_trials)]   # all in flight at once
+    for t, p in asked:
+        study.tell(t, p["G"])
+    visited = sorted((t.params["G"], t.params["w_plus"]) for t in study.trials)
+    assert visited == sorted((g, w) for g in grid["G"] for w in grid["w_plus"])
+
+
+def test_best_summary_single_and_multi_objective(tmp_path):
+    storage = open_storage(str(tmp_path / "optuna.log"))
+    c = cfg()
+    study = open_subject_study(storage, c, "A")
+    assert best_summary(study, c.objectives) == {}
+    _run(study, c, 4)
+    best = best_summary(study, c.objectives)
+    assert best["scores"]["fc_r"] == max(t.value for t in study.trials)
+    m = cfg(objective=["fc_r", "fcd_ks"], name="m")
+    ms = open_subject_study(storage, m, "A")
+    for v in [(0.3, 0.2), (0.5, 0.4), (0.1, 0.5)]:
+        t, _ = ask_params(ms, m)
+        ms.tell(t, list(v))
+    mb = best_summary(ms, m.objectives)
+    assert mb["scores"] == {"fc_r": 0.5, "fcd_ks": 0.4} and mb["pareto"] == 2
