@@ -1,0 +1,298 @@
+"""simulate(): validate a batch of parameter sets, run the model's kernel, return an xarray Dataset."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from explorer.errors import ModelError, SimulationError
+from explorer.models import Model, get_model
+from explorer.models.vecmath import seed_key
+from explorer.sim.bold import init_state
+from explorer.sim.connectome import Connectome, build_connectome
+from explorer.sim.kernel import BOLD_BALLOON, BOLD_OFF, BOLD_SAMPLE, get_kernel
+
+#: target length of a Balloon-Windkessel sub-step (ms); the largest divisor of the TR below it is used
+BOLD_SUBSTEP_MS = 1.0
+_DTYPES = {"float64": np.float64, "float32": np.float32}
+_COMPILED: set[tuple[str, str]] = set()
+
+
+def _steps(value_ms: float, dt_ms: float, what: str) -> int:
+    """``value_ms / dt_ms`` as an exact integer number of steps, else SimulationError."""
+    if not (isinstance(value_ms, (int, float, np.integer, np.floating)) and math.isfinite(value_ms)):
+        raise SimulationError(f"{what} must be a finite number, got {value_ms!r}")
+    n = value_ms / dt_ms
+    r = round(n)
+    if abs(n - r) > 1e-6 * max(1.0, abs(n)):
+        raise SimulationError(f"{what} = {value_ms} ms is not a multiple of dt_ms = {dt_ms}; "
+                              f"choose values that are whole multiples of dt")
+    return int(r)
+
+
+def param_array(model: Model, params: Sequence[Mapping[str, Any]], n: int,
+                dtype=np.float64) -> np.ndarray:
+    """Parameters [param, region, batch] from one mapping per trial (missing names take defaults).
+
+    Raises ModelError for unknown names (listing the valid ones), arrays for parameters that are
+    not per-region or of the wrong length, non-finite values and values outside hard limits.
+    """
+    names = model.param_names
+    B = len(params)
+    p = np.empty((len(names), n, B), dtype=np.float64)
+    for k, par in enumerate(model.params):
+        p[k] = par.default
+    for b, trial in enumerate(params):
+        if not isinstance(trial, Mapping):
+            raise ModelError(f"trial {b}: parameters must be a mapping name -> value, got {type(trial).__name__}")
+        for name, value in trial.items():
+            par = model.param(name)
+            k = names.index(name)
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.ndim == 0:
+                p[k, :, b] = float(arr)
+            elif arr.ndim == 1 and par.per_region:
+                if arr.shape[0] != n:
+                    raise ModelError(f"trial {b}: parameter {name!r} of model {model.name!r} has "
+                                     f"{arr.shape[0]} values; give one per region ({n}) or a scalar")
+                p[k, :, b] = arr
+            elif arr.ndim == 1:
+                raise ModelError(f"trial {b}: parameter {name!r} of model {model.name!r} is not per-region; "
+                                 f"give a scalar")
+            else:
+                raise ModelError(f"trial {b}: parameter {name!r} must be a scalar or a length-{n} array")
+            vals = p[k, :, b]
+            if not np.all(np.isfinite(vals)):
+                raise ModelError(f"trial {b}: parameter {name!r} of model {model.name!r} must be finite")
+            bad = (vals < par.hard_low) | (vals > par.hard_high)
+            if np.any(bad):
+                raise ModelError(
+                    f"trial {b}: parameter {name!r} = {vals[bad][0]:g} of model {model.name!r} is outside its "
+                    f"hard limits [{par.hard_low:g}, {par.hard_high:g}] {par.unit}")
+    return p.astype(dtype, copy=False)
+
+
+def _seeds(seed: int | Sequence[int], B: int) -> list[int]:
+    if isinstance(seed, (int, np.integer)):
+        return [int(seed) + b for b in range(B)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != B:
+        raise SimulationError(f"seed has {len(seeds)} entries but there are {B} parameter sets; "
+                              f"give one seed per trial or a single int")
+    return seeds
+
+
+def initial_state(model: Model, n: int, seeds: Sequence[int]) -> np.ndarray:
+    """Initial state [state, region, batch]: uniform in the model's init ranges, from each trial's seed."""
+    ns = len(model.states)
+    x0 = np.empty((ns, n, len(seeds)))
+    lo = np.array([r[0] for r in model.init])[:, None]
+    hi = np.array([r[1] for r in model.init])[:, None]
+    for b, s in enumerate(seeds):
+        u = np.random.default_rng([int(s) & 0xFFFFFFFFFFFFFFFF, 0x1A17]).random((ns, n))
+        x0[:, :, b] = lo + (hi - lo) * u
+    return x0
+
+
+def run_batch(model: Model, conn: Connectome, p: np.ndarray, x0: np.ndarray, seeds: Sequence[int], *,
+              n_steps: int, dt_ms: float, noise_sigma: float | np.ndarray = 0.0, n_skip: int = 0,
+              tavg_n: int = 0, bold_mode: int = BOLD_OFF, bold_tr_n: int = 0, bold_sub_n: int = 1,
+              heun: bool = False, dtype=np.float64, history: str = "constant") -> dict[str, Any]:
+    """Run the kernel on prepared inputs (the engine behind :func:`simulate`).
+
+    ``history``: "constant" (the initial state fills the delay buffer) or "zero".
+    Returns the raw arrays: x (final state), tavg [Kt, state, region, batch],
+    bold [Kb, region, batch], active, diverged_step, wall_s.
+    """
+    N, B = x0.shape[1], x0.shape[2]
+    kernel = get_kernel(model)
+    cs = list(model.coupled_states)
+    x = np.ascontiguousarray(x0, dtype=dtype)
+    buf = np.zeros((len(cs), conn.max_delay + 1, N, B), dtype=dtype)
+    if history == "constant":
+        buf[:] = x[cs][:, None, :, :]
+    amp = np.broadcast_to(np.asarray(noise_sigma, dtype=np.float64), (B,)) * math.sqrt(dt_ms / model.time_unit_ms)
+    keys = np.array([seed_key(s) for s in seeds], dtype=np.uint64)
+    lo = np.array([b[0] for b in model.bounds], dtype=np.float64)
+    hi = np.array([b[1] for b in model.bounds], dtype=np.float64)
+    clo = np.array([-np.inf if c is None else c[0] for c in model.clamp], dtype=np.float64)
+    chi = np.array([np.inf if c is None else c[1] for c in model.clamp], dtype=np.float64)
+    active = np.ones(B, dtype=np.bool_)
+    div_step = np.full(B, -1, dtype=np.int64)
+    n_rec = n_steps - n_skip
+    kt = n_rec // tavg_n if tavg_n > 0 else 0
+    kb = n_rec // bold_tr_n if bold_mode != BOLD_OFF else 0
+    tavg = np.zeros((kt, len(model.states), N, B), dtype=dtype)
+    bold = np.zeros((kb, N, B), dtype=dtype)
+    bw = init_state(N, B)  # haemodynamics always in float64
+    t0 = time.perf_counter()
+    got_t, got_b = kernel(x, buf, np.ascontiguousarray(p, dtype=dtype), conn.rowptr, conn.col,
+                          conn.weight.astype(dtype), conn.delay, conn.wsum.astype(dtype),
+                          np.ascontiguousarray(amp), keys, int(n_steps), int(n_skip),
+                          float(dt_ms / model.time_unit_ms), bool(heun), lo, hi, clo, chi, active, div_step,
+                          int(tavg_n), tavg, int(bold_mode), int(bold_sub_n), int(max(bold_tr_n, 1)), bw,
+                          float(bold_sub_n * dt_ms / 1000.0), bold)
+    wall = time.perf_counter() - t0
+    assert got_t == kt and got_b == kb
+    return dict(x=x, tavg=tavg, bold=bold, active=active, diverged_step=div_step, wall_s=wall)
+
+
+def _bold_substep(n_tr: int, n_skip: int, dt_ms: float) -> int:
+    g = math.gcd(n_tr, n_skip) if n_skip > 0 else n_tr
+    best = 1
+    for d in range(1, g + 1):
+        if g % d == 0 and d * dt_ms <= BOLD_SUBSTEP_MS + 1e-9:
+            best = d
+    return best
+
+
+def warmup(model: str | Model, dtype: str = "float64") -> float:
+    """JIT-compile the model's kernel for ``dtype`` (all code paths); returns the compile seconds."""
+    m = get_model(model)
+    if dtype not in _DTYPES:
+        raise SimulationError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    t0 = time.perf_counter()
+    conn = build_connectome(np.array([[0.0, 1.0], [1.0, 0.0]]), np.ones((2, 2)), 1.0, 1.0)
+    p = param_array(m, [{}], 2, _DTYPES[dtype])
+    x0 = initial_state(m, 2, [0])
+    run_batch(m, conn, p, x0, [0], n_steps=4, dt_ms=1.0, noise_sigma=0.001, tavg_n=2,
+              bold_mode=BOLD_BALLOON, bold_tr_n=2, bold_sub_n=1, dtype=_DTYPES[dtype])
+    _COMPILED.add((m.name, dtype))
+    return time.perf_counter() - t0
+
+
+def simulate(model: str | Model, weights, lengths,
+             params: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+             duration_s: float = 60.0, dt_ms: float = 0.1, velocity: float = 20.0,
+             noise_sigma: float = 0.0, seed: int | Sequence[int] = 0,
+             tavg_ms: float | None = None, bold_tr_s: float | None = 2.0, transient_s: float = 0.0,
+             integrator: str = "euler", dtype: str = "float64", bold_monitor: str = "balloon",
+             labels: Sequence[str] | None = None) -> xr.Dataset:
+    """Simulate a batch of parameter sets of one model on one connectome.
+
+    Args:
+        model: registered model name ("rww_ei", "rww", "hopf", "wilson_cowan") or a Model.
+        weights: (N, N) weights, ``W[i, j]`` = connection from region j onto region i, used as given.
+        lengths: (N, N) tract lengths in mm (>= 0); delays ``round(L / velocity / dt_ms)`` steps.
+        params: one mapping per trial (a single mapping = one trial); missing names take defaults;
+            per-region parameters may be length-N arrays.
+        duration_s: recorded duration in s (after the transient).
+        dt_ms: integration step in ms.
+        velocity: conduction velocity in m/s (= mm/ms); ``inf`` means no delays.
+        noise_sigma: additive noise amplitude, ``sqrt(dt) * sigma * N(0, 1)`` with dt in the model's
+            time unit (see ``Model.noise_doc``); 0 = deterministic.
+        seed: int (trial b uses seed + b) or one seed per trial. Batch == singles, bit for bit.
+        tavg_ms: temporal-average period in ms (None = off).
+        bold_tr_s: BOLD sampling period in s (None = off); a multiple of dt.
+        transient_s: simulated seconds discarded before the monitors record.
+        integrator: "euler" (Euler-Maruyama) or "heun" (stochastic Heun).
+        dtype: "float64" or "float32" (state, buffer and parameters).
+        bold_monitor: "balloon" (Balloon-Windkessel on the model's BOLD state) or "sample"
+            (the BOLD state itself sampled every TR, as Deco 2017 does with the Hopf model).
+        labels: region labels (default "0".."N-1").
+
+    Returns:
+        xarray Dataset: ``bold`` (trial, time, region), ``tavg`` (trial, tavg_time, region, state),
+        ``diverged`` (trial,) bool, ``diverged_step`` (trial,) int (-1 = fine). Times in s from the
+        end of the transient, at the end of each sampling period. Diverged trials are all-NaN.
+        attrs: model, dt_ms, velocity, noise_sigma, seeds, duration_s, transient_s, wall_s, compile_s, ...
+    """
+    m = get_model(model)
+    if params is None:
+        params = [{}]
+    elif isinstance(params, Mapping):
+        params = [params]
+    else:
+        params = list(params)
+    if len(params) == 0:
+        raise SimulationError("params is empty; give at least one parameter set (a mapping)")
+    if not (isinstance(dt_ms, (int, float, np.integer, np.floating)) and math.isfinite(dt_ms) and dt_ms > 0):
+        raise SimulationError(f"dt_ms must be a positive number of ms, got {dt_ms!r}")
+    if not (isinstance(duration_s, (int, float, np.integer, np.floating)) and duration_s > 0):
+        raise SimulationError(f"duration_s must be > 0 s, got {duration_s!r}")
+    if not (transient_s >= 0):
+        raise SimulationError(f"transient_s must be >= 0 s, got {transient_s!r}")
+    if not (isinstance(noise_sigma, (int, float, np.integer, np.floating)) and math.isfinite(noise_sigma)
+            and noise_sigma >= 0):
+        raise SimulationError(f"noise_sigma must be a finite number >= 0, got {noise_sigma!r}")
+    if integrator not in ("euler", "heun"):
+        raise SimulationError(f"integrator must be 'euler' or 'heun', got {integrator!r}")
+    if dtype not in _DTYPES:
+        raise SimulationError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if bold_monitor not in ("balloon", "sample"):
+        raise SimulationError(f"bold_monitor must be 'balloon' or 'sample', got {bold_monitor!r}")
+    if not (isinstance(velocity, (int, float, np.integer, np.floating)) and velocity > 0):
+        raise SimulationError(f"velocity must be > 0 m/s, got {velocity!r}")
+    n_rec = _steps(duration_s * 1000.0, dt_ms, "duration_s")
+    n_skip = _steps(transient_s * 1000.0, dt_ms, "transient_s")
+    if n_rec < 1:
+        raise SimulationError(f"duration_s = {duration_s} is shorter than one step of dt_ms = {dt_ms}")
+    tavg_n = 0
+    if tavg_ms is not None:
+        if not (tavg_ms > 0):
+            raise SimulationError(f"tavg_ms must be > 0 ms or None, got {tavg_ms!r}")
+        tavg_n = _steps(tavg_ms, dt_ms, "tavg_ms")
+        if tavg_n > n_rec:
+            raise SimulationError(f"tavg_ms = {tavg_ms} is longer than duration_s = {duration_s}")
+    bold_mode, tr_n, sub_n = BOLD_OFF, 0, 1
+    if bold_tr_s is not None:
+        if not (bold_tr_s > 0):
+            raise SimulationError(f"bold_tr_s must be > 0 s or None, got {bold_tr_s!r}")
+        tr_n = _steps(bold_tr_s * 1000.0, dt_ms, "bold_tr_s")
+        if tr_n > n_rec:
+            raise SimulationError(f"bold_tr_s = {bold_tr_s} is longer than duration_s = {duration_s}; "
+                                  f"no BOLD sample would be recorded")
+        bold_mode = BOLD_BALLOON if bold_monitor == "balloon" else BOLD_SAMPLE
+        if bold_mode == BOLD_BALLOON:
+            sub_n = _bold_substep(tr_n, n_skip, dt_ms)
+
+    conn = build_connectome(weights, lengths, float(velocity), float(dt_ms))
+    N = conn.n
+    if labels is None:
+        labels = [str(i) for i in range(N)]
+    labels = [str(lb) for lb in labels]
+    if len(labels) != N:
+        raise SimulationError(f"{len(labels)} labels for {N} regions")
+    B = len(params)
+    p = param_array(m, params, N)
+    seeds = _seeds(seed, B)
+    x0 = initial_state(m, N, seeds)
+
+    compile_s = 0.0
+    if (m.name, dtype) not in _COMPILED:
+        compile_s = warmup(m, dtype)
+    out = run_batch(m, conn, p, x0, seeds, n_steps=n_rec + n_skip, dt_ms=float(dt_ms),
+                    noise_sigma=float(noise_sigma), n_skip=n_skip, tavg_n=tavg_n, bold_mode=bold_mode,
+                    bold_tr_n=tr_n, bold_sub_n=sub_n, heun=integrator == "heun", dtype=_DTYPES[dtype])
+
+    diverged = ~out["active"]
+    trial = np.arange(B)
+    data_vars: dict[str, Any] = {
+        "diverged": (("trial",), diverged),
+        "diverged_step": (("trial",), out["diverged_step"]),
+    }
+    coords: dict[str, Any] = {"trial": trial, "region": labels, "seed": (("trial",), np.array(seeds, dtype=np.int64))}
+    if bold_mode != BOLD_OFF:
+        bold = np.ascontiguousarray(out["bold"].transpose(2, 0, 1))
+        bold[diverged] = np.nan
+        data_vars["bold"] = (("trial", "time", "region"), bold)
+        coords["time"] = (np.arange(bold.shape[1]) + 1) * float(bold_tr_s)
+    if tavg_n > 0:
+        tavg = np.ascontiguousarray(out["tavg"].transpose(3, 0, 2, 1))
+        tavg[diverged] = np.nan
+        data_vars["tavg"] = (("trial", "tavg_time", "region", "state"), tavg)
+        coords["tavg_time"] = (np.arange(tavg.shape[1]) + 1) * tavg_n * float(dt_ms) / 1000.0
+        coords["state"] = list(m.states)
+    attrs = dict(model=m.name, dt_ms=float(dt_ms), velocity=float(velocity), noise_sigma=float(noise_sigma),
+                 seeds=np.array(seeds, dtype=np.int64), duration_s=float(duration_s),
+                 transient_s=float(transient_s), integrator=integrator, dtype=dtype, bold_monitor=bold_monitor,
+                 bold_tr_s=float(bold_tr_s) if bold_tr_s is not None else float("nan"),
+                 tavg_ms=float(tavg_ms) if tavg_ms is not None else float("nan"),
+                 bold_substep_ms=float(sub_n * dt_ms), max_delay_steps=conn.max_delay,
+                 wall_s=float(out["wall_s"]), compile_s=float(compile_s))
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
