@@ -205,6 +205,9 @@ def _check(raw: RawSubject, opts: CohortOptions) -> tuple[Subject | None, list[s
         if not np.all(np.isfinite(fcm)):
             raw.problem(ffile, f"FC holds NaN/inf values: {what_to_do}")
         raw.warn(ffile, "FC only (no BOLD): FCD-based scores (fcd_ks) are unavailable for this subject")
+        if fopts.fisher_z:
+            raw.warn(ffile, "features.fisher_z is on but the FC file is used as given: "
+                            "store it as Fisher z too, or turn fisher_z off")
         tr_s = None
     elif not raw.problems:
         raw.warn(raw.origin, "no BOLD and no FC: structural only, this subject cannot be fitted; "
