@@ -1,0 +1,76 @@
+"""The parent run's figures. Built on ``matplotlib.figure.Figure`` (Agg canvas): no pyplot,
+no global backend change, nothing imported until a figure is drawn."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def fc_figure(emp_fc: np.ndarray, sim_fc: np.ndarray, subject: str = "", score: float | None = None):
+    """Empirical vs best simulated FC (region x region), side by side on one colour scale."""
+    emp, sim = np.asarray(emp_fc, dtype=float), np.asarray(sim_fc, dtype=float)
+    fig = _figure(9.0, 4.2)
+    axes = fig.subplots(1, 2)
+    lim = float(np.nanmax(np.abs(np.concatenate([emp[~np.eye(len(emp), dtype=bool)],
+                                                  sim[~np.eye(len(sim), dtype=bool)]])))) if emp.size > 1 else 1.0
+    lim = lim if np.isfinite(lim) and lim > 0 else 1.0
+    for ax, mat, title in zip(axes, (emp, sim), ("empirical FC", "best simulated FC")):
+        im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_title(title)
+        ax.set_xlabel("region")
+        ax.set_ylabel("region")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="Pearson r")
+    fig.suptitle(f"{subject}" + (f"  (FC r = {score:.3f})" if score is not None and np.isfinite(score) else ""))
+    return fig
+
+
+def fcd_figure(emp_fcd_values: np.ndarray, sim_fcd_values: np.ndarray, subject: str = "",
+               ks: float | None = None):
+    """FCD value distributions (upper triangles of the FCD matrices), empirical vs best simulated."""
+    fig = _figure(6.0, 4.0)
+    ax = fig.subplots()
+    bins = np.linspace(-1.0, 1.0, 41)
+    for vals, label in ((emp_fcd_values, "empirical"), (sim_fcd_values, "best simulated")):
+        v = np.asarray(vals, dtype=float).ravel()
+        v = v[np.isfinite(v)]
+        if v.size:
+            ax.hist(v, bins=bins, density=True, histtype="stepfilled", alpha=0.5, label=label)
+    ax.set_xlabel("FCD value (correlation between FC windows)")
+    ax.set_ylabel("density")
+    ax.legend()
+    ax.set_title(f"{subject} FCD distributions" + (f"  (KS = {ks:.3f})" if ks is not None and np.isfinite(ks) else ""))
+    return fig
+
+
+def convergence_figure(scores: Sequence[float], objective: str = "fc_r", maximise: bool = True,
+                       subject: str = "", numbers: Sequence[int] | None = None):
+    """Score per trial (dots) and the best so far (line) against the trial number."""
+    s = np.asarray(scores, dtype=float)
+    x = np.asarray(numbers if numbers is not None else np.arange(len(s)), dtype=float)
+    order = np.argsort(x, kind="stable")
+    x, s = x[order], s[order]
+    fig = _figure(6.0, 4.0)
+    ax = fig.subplots()
+    ok = np.isfinite(s)
+    ax.plot(x[ok], s[ok], ".", alpha=0.5, label="trial")
+    if ok.any():
+        filled = np.where(ok, s, -np.inf if maximise else np.inf)
+        best = np.maximum.accumulate(filled) if maximise else np.minimum.accumulate(filled)
+        shown = np.isfinite(best)
+        ax.step(x[shown], best[shown], where="post", label="best so far")
+    ax.set_xlabel("trial number")
+    ax.set_ylabel(objective)
+    ax.legend()
+    ax.set_title(f"{subject} convergence")
+    return fig

@@ -1,0 +1,341 @@
+"""MLflow tracking of a study: one experiment per study, one parent run per subject, one child run
+per trial (tag ``mlflow.parentRunId``), logged in batches through ``MlflowClient``.
+
+Only the driver logs. Runs are created through the client API, so no git or system-metrics
+lookups happen (those belong to ``mlflow.start_run``'s context providers).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from explorer.errors import TrackingError
+from explorer.records import TrialRecord
+from explorer.tracking.secrets import redact_text, redact_url
+
+log = logging.getLogger(__name__)
+
+# MLflow's documented per-request limits of log_batch
+MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+
+ROLE = "explorer.role"          # "subject" (parent run) or "trial" (child run)
+PARENT = "mlflow.parentRunId"
+TRIAL_METRICS = ("sim_seconds", "wall_seconds")
+
+
+def default_tracking_uri(study_dir: str | Path) -> str:
+    """``sqlite:///<study>/mlflow.db``: the embedded default."""
+    return f"sqlite:///{Path(study_dir).resolve() / 'mlflow.db'}"
+
+
+def default_artifact_location(study_dir: str | Path) -> str:
+    return str(Path(study_dir).resolve() / "mlartifacts")
+
+
+def _db_identity(url: str) -> tuple[str, ...] | None:
+    """What makes two storage URLs the same database: a file path, or (host, port, database)."""
+    url = str(url).strip()
+    if not url:
+        return None
+    if url.startswith("sqlite:"):
+        path = re.sub(r"^sqlite:/*", "/", url) if url.startswith("sqlite:////") else url.split("sqlite:///", 1)[-1]
+        path = path.split("?", 1)[0]
+        return ("file", str(Path(path).expanduser().resolve())) if path and path != ":memory:" else None
+    m = re.match(r"^(?P<scheme>[a-zA-Z][\w+.\-]*)://(?:[^@/]*@)?(?P<host>[^/:?]*)(?::(?P<port>\d+))?/?(?P<db>[^?]*)", url)
+    if m:
+        scheme = m.group("scheme").split("+", 1)[0].lower()
+        if scheme in ("http", "https", "databricks", "file", "journal"):
+            if scheme == "file":
+                return ("file", str(Path(url[len("file://"):]).resolve()))
+            return (scheme, m.group("host").lower(), m.group("port") or "", m.group("db"))
+        scheme = {"postgres": "postgresql"}.get(scheme, scheme)
+        port = m.group("port") or {"postgresql": "5432", "mysql": "3306"}.get(scheme, "")
+        return (scheme, (m.group("host") or "localhost").lower(), port, m.group("db"))
+    path = url[len("journal:"):] if url.startswith("journal:") else url
+    return ("file", str(Path(path).expanduser().resolve()))
+
+
+def check_separate_databases(optuna_url: str, mlflow_uri: str) -> None:
+    """Raise TrackingError when Optuna and MLflow would share one database.
+
+    Both write an ``alembic_version`` table (mlflow/mlflow#3374), so one corrupts the other.
+    """
+    a, b = _db_identity(optuna_url), _db_identity(mlflow_uri)
+    if a is not None and a == b:
+        raise TrackingError(
+            f"the MLflow tracking URI {redact_url(mlflow_uri)} is the same database as the Optuna storage "
+            f"{redact_url(optuna_url)}; both keep an alembic_version table (mlflow/mlflow#3374). Give "
+            "storage.mlflow its own database (e.g. a second PostgreSQL database, or leave it empty for "
+            "<study>/mlflow.db)")
+
+
+def _quiet_mlflow() -> None:
+    """MLflow's database set-up logs at INFO on every new store; keep the console for explorer."""
+    for name in ("mlflow.store.db.utils", "alembic", "alembic.runtime.migration", "mlflow.tracking.fluent"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _fmt_param(value: Any) -> str:
+    s = repr(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    return redact_text(s)[:MAX_PARAM_VALUE]
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _escape(value: str) -> str:
+    return str(value).replace("'", "\\'")
+
+
+class Tracker:
+    """MLflow logging for one study (experiment ``experiment``) at ``tracking_uri``.
+
+    ``tracking_uri``: ``sqlite:///<study>/mlflow.db`` (default store), ``http(s)://server``, or any
+    MLflow URI. ``artifact_location``: where a *new* experiment keeps its artifacts (a local path or
+    URI; the server decides when None).
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None) -> None:
+        _quiet_mlflow()
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        self.tracking_uri = str(tracking_uri)
+        self.experiment = experiment
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client = MlflowClient(tracking_uri=self.tracking_uri)
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None:
+                loc = artifact_location
+                if loc and "://" not in loc:
+                    Path(loc).mkdir(parents=True, exist_ok=True)
+                    loc = Path(loc).resolve().as_uri()
+                self.experiment_id = self.client.create_experiment(experiment, artifact_location=loc,
+                                                                   tags={"explorer.study": experiment})
+            else:
+                if exp.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(exp.experiment_id)
+                self.experiment_id = exp.experiment_id
+        except MlflowException as exc:
+            raise TrackingError(f"cannot open MLflow at {redact_url(self.tracking_uri)} for study {experiment!r}: "
+                                f"{exc}. Check storage.mlflow (or start the tracking server)") from None
+        self._parents: dict[str, str] = {}
+        self._logged: dict[str, set[int]] = {}
+        self.log_seconds = 0.0     # wall time spent in log_trials
+        self.logged_trials = 0
+
+    # ---- searching ---------------------------------------------------------------------
+    def _search(self, filter_string: str, run_view_type: int | None = None) -> list:
+        from mlflow.entities import ViewType
+
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs([self.experiment_id], filter_string=filter_string,
+                                           run_view_type=run_view_type or ViewType.ACTIVE_ONLY,
+                                           max_results=1000, page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    # ---- runs --------------------------------------------------------------------------
+    def parent_run(self, subject_id: str) -> str:
+        """The subject's parent run id, created (RUNNING) if missing; a KILLED/FAILED one is reopened."""
+        if subject_id in self._parents:
+            return self._parents[subject_id]
+        runs = self._search(f"tags.`{ROLE}` = 'subject' and tags.subject = '{_escape(subject_id)}'")
+        if runs:
+            run = sorted(runs, key=lambda r: r.info.start_time)[0]
+            if run.info.status in ("KILLED", "FAILED"):
+                self.client.update_run(run.info.run_id, status="RUNNING")
+            run_id = run.info.run_id
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=subject_id,
+                                         tags={ROLE: "subject", "subject": subject_id})
+            run_id = run.info.run_id
+        self._parents[subject_id] = run_id
+        return run_id
+
+    def _logged_numbers(self, subject_id: str) -> set[int]:
+        if subject_id not in self._logged:
+            self._logged[subject_id] = set(self.trial_runs(subject_id))
+        return self._logged[subject_id]
+
+    def log_trials(self, subject_id: str, records: Sequence[TrialRecord], *, replace: bool = False) -> int:
+        """One child run per trial record (COMPLETE -> FINISHED, FAIL -> FAILED); returns runs created.
+
+        Per trial: create_run, log_batch (params, metrics, tags within MLflow's limits),
+        set_terminated. A trial number that already has a child run is skipped unless ``replace``.
+        """
+        from mlflow.entities import Metric, Param, RunTag
+
+        t0 = time.perf_counter()
+        parent = self.parent_run(subject_id)
+        done = self._logged_numbers(subject_id)
+        created = 0
+        for rec in records:
+            if rec.subject != subject_id:
+                raise TrackingError(f"trial {rec.number} of subject {rec.subject} logged under subject {subject_id}")
+            if rec.number in done and not replace:
+                continue
+            if rec.number in done:
+                self.delete_trial_runs(subject_id, [rec.number])
+            now = int(time.time() * 1000)
+            tags = {PARENT: parent, ROLE: "trial", "subject": subject_id, "trial": str(rec.number),
+                    "seed": str(rec.seed), "state": rec.state, "attempt": str(rec.attempt)}
+            for k in ("reason", "signals", "actor", "node"):
+                if getattr(rec, k):
+                    tags[k] = redact_text(str(getattr(rec, k)))[:MAX_TAG_VALUE]
+            run = self.client.create_run(self.experiment_id, start_time=now - int(rec.wall_seconds * 1000),
+                                         run_name=f"{subject_id}-t{rec.number:05d}", tags={PARENT: parent})
+            rid = run.info.run_id
+            metrics = [Metric(k, float(v), now, 0) for k, v in rec.scores.items()
+                       if v is not None and math.isfinite(float(v))]
+            metrics += [Metric(k, float(getattr(rec, k)), now, 0) for k in TRIAL_METRICS]
+            params = [Param(k, _fmt_param(v)) for k, v in rec.params.items()]
+            tag_list = [RunTag(k, v) for k, v in tags.items() if k != PARENT]
+            m_chunks, p_chunks, t_chunks = (list(_chunks(metrics, MAX_METRICS)), list(_chunks(params, MAX_PARAMS)),
+                                            list(_chunks(tag_list, MAX_TAGS)))
+            for i in range(max(len(m_chunks), len(p_chunks), len(t_chunks), 1)):
+                self.client.log_batch(rid, metrics=m_chunks[i] if i < len(m_chunks) else [],
+                                      params=p_chunks[i] if i < len(p_chunks) else [],
+                                      tags=t_chunks[i] if i < len(t_chunks) else [])
+            self.client.set_terminated(rid, "FINISHED" if rec.state == "COMPLETE" else "FAILED", end_time=now)
+            done.add(rec.number)
+            created += 1
+        self.log_seconds += time.perf_counter() - t0
+        self.logged_trials += created
+        return created
+
+    def trial_runs(self, subject_id: str) -> dict[int, dict]:
+        """Child runs of a subject: number -> {run_id, status, state, params (float), scores, tags}.
+
+        ``scores`` are the metrics other than sim/wall seconds. With several runs for one number
+        (should not happen), the newest wins and the others are listed under ``duplicates``.
+        """
+        runs = self._search(f"tags.`{ROLE}` = 'trial' and tags.subject = '{_escape(subject_id)}'")
+        out: dict[int, dict] = {}
+        for run in sorted(runs, key=lambda r: r.info.start_time):
+            try:
+                number = int(run.data.tags["trial"])
+            except (KeyError, ValueError):
+                continue
+            params = {}
+            for k, v in run.data.params.items():
+                try:
+                    params[k] = float(v)
+                except ValueError:
+                    params[k] = v
+            entry = {"run_id": run.info.run_id, "status": run.info.status, "state": run.data.tags.get("state", ""),
+                     "params": params,
+                     "scores": {k: v for k, v in run.data.metrics.items() if k not in TRIAL_METRICS},
+                     "metrics": dict(run.data.metrics), "tags": dict(run.data.tags),
+                     "duplicates": out.get(number, {}).get("duplicates", []) +
+                     ([out[number]["run_id"]] if number in out else [])}
+            out[number] = entry
+        return out
+
+    def delete_trial_runs(self, subject_id: str, numbers: Iterable[int] | None = None,
+                          run_ids: Iterable[str] | None = None) -> int:
+        """Delete child runs by trial number (all runs of each number) and/or by run id."""
+        ids = set(run_ids or [])
+        if numbers is not None:
+            wanted = {int(n) for n in numbers}
+            for n, e in self.trial_runs(subject_id).items():
+                if n in wanted:
+                    ids.add(e["run_id"])
+                    ids.update(e["duplicates"])
+            self._logged.get(subject_id, set()).difference_update(wanted)
+        for rid in ids:
+            self.client.delete_run(rid)
+        if run_ids:
+            self._logged.pop(subject_id, None)
+        return len(ids)
+
+    def subjects(self) -> list[str]:
+        """Subjects with a parent run in this experiment."""
+        return sorted({r.data.tags.get("subject", "") for r in self._search(f"tags.`{ROLE}` = 'subject'")} - {""})
+
+    def end_stale_runs(self, status: str = "KILLED") -> int:
+        """Runs left RUNNING by a killed driver end as ``status`` (KILLED); returns how many."""
+        runs = self._search("attributes.status = 'RUNNING'")
+        now = int(time.time() * 1000)
+        for run in runs:
+            self.client.set_terminated(run.info.run_id, status, end_time=now)
+        self._parents.clear()
+        return len(runs)
+
+    def finish_subject(self, subject_id: str, best_params: Mapping[str, float], best_scores: Mapping[str, float],
+                       figures: Mapping[str, Any] | None = None, config_text: str = "", *,
+                       emp_fc=None, best_fc=None, emp_fcd_values=None, best_fcd_values=None,
+                       trial_scores: Sequence[float] | None = None, trial_numbers: Sequence[int] | None = None,
+                       objective: str = "fc_r", maximise: bool = True) -> None:
+        """Summarise a finished subject on its parent run, and end it FINISHED.
+
+        Logs best params (``best.<name>``) and scores (``best_<score>`` metrics), the frozen study
+        config (secrets redacted) as ``study.yaml``, and figures as PNG artifacts: the given
+        ``figures`` (name -> matplotlib Figure or file path) plus, from arrays when given,
+        ``fc_empirical_vs_best.png``, ``fcd_distributions.png`` and ``convergence.png``
+        (``trial_scores`` default to the objective of the subject's COMPLETE child runs).
+        """
+        from mlflow.entities import Metric, Param, RunTag
+
+        from explorer.tracking import figures as figs
+
+        rid = self.parent_run(subject_id)
+        now = int(time.time() * 1000)
+        params = [Param(f"best.{k}", _fmt_param(v)) for k, v in best_params.items()]
+        metrics = [Metric(f"best_{k}", float(v), now, 0) for k, v in best_scores.items()
+                   if v is not None and math.isfinite(float(v))]
+        tags = [RunTag("best_params", redact_text(repr({k: float(v) for k, v in best_params.items()}))[:MAX_TAG_VALUE])]
+        existing = self.client.get_run(rid).data.params
+        changed = [p for p in params if p.key in existing and existing[p.key] != p.value]
+        params = [p for p in params if p.key not in existing]
+        # MLflow params are immutable: a new best after `explorer extend` is recorded as a tag
+        tags += [RunTag(f"{p.key}.latest", p.value) for p in changed]
+        for mc, pc, tc in _zip_chunks(metrics, params, tags):
+            self.client.log_batch(rid, metrics=mc, params=pc, tags=tc)
+        if config_text:
+            self.client.log_text(rid, redact_text(config_text), "study.yaml")
+        score = best_scores.get(objective)
+        to_log: dict[str, Any] = dict(figures or {})
+        if emp_fc is not None and best_fc is not None:
+            to_log["fc_empirical_vs_best.png"] = figs.fc_figure(emp_fc, best_fc, subject_id, score)
+        if emp_fcd_values is not None and best_fcd_values is not None:
+            to_log["fcd_distributions.png"] = figs.fcd_figure(emp_fcd_values, best_fcd_values, subject_id,
+                                                              best_scores.get("fcd_ks"))
+        if trial_scores is None:
+            runs = self.trial_runs(subject_id)
+            done = sorted(n for n, e in runs.items() if e["state"] == "COMPLETE" and objective in e["scores"])
+            trial_numbers, trial_scores = done, [runs[n]["scores"][objective] for n in done]
+        if len(trial_scores):
+            to_log["convergence.png"] = figs.convergence_figure(trial_scores, objective, maximise, subject_id,
+                                                                trial_numbers)
+        for name, fig in to_log.items():
+            if isinstance(fig, (str, Path)):
+                self.client.log_artifact(rid, str(fig))
+            else:
+                self.client.log_figure(rid, fig, name if name.endswith((".png", ".svg", ".pdf")) else f"{name}.png")
+        self.client.set_terminated(rid, "FINISHED")
+
+    def logging_ms_per_trial(self) -> float:
+        """Mean wall milliseconds ``log_trials`` spent per created child run (this session)."""
+        return 1000.0 * self.log_seconds / self.logged_trials if self.logged_trials else float("nan")
+
+
+def _zip_chunks(metrics: list, params: list, tags: list):
+    m, p, t = list(_chunks(metrics, MAX_METRICS)), list(_chunks(params, MAX_PARAMS)), list(_chunks(tags, MAX_TAGS))
+    for i in range(max(len(m), len(p), len(t))):
+        yield (m[i] if i < len(m) else [], p[i] if i < len(p) else [], t[i] if i < len(t) else [])
