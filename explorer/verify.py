@@ -1,0 +1,317 @@
+"""`explorer verify NAME [--json] [--repair]`: Optuna, MLflow and zarr agree on every trial.
+
+For every COMPLETE Optuna trial of every subject: its MLflow child run exists (FINISHED, state
+COMPLETE) and, unless ``store: none``, its zarr record exists, both with the same parameters and
+scores. Orphans are reported both ways (an MLflow COMPLETE run or a zarr record with no COMPLETE
+Optuna trial). Exit status 1 on any problem.
+
+``--repair`` (holds the study lock, so never beside a running driver): re-creates missing or
+mismatched MLflow child runs from the Optuna records, deletes MLflow and zarr orphans, and
+reports what cannot be re-created (signals lost from zarr need the trial to be simulated again).
+
+The comparison itself is :func:`compare`, a pure function over plain dicts. This module composes
+the public APIs of ``explorer.search``, ``explorer.store`` and ``explorer.tracking``; it imports
+no optuna, mlflow or zarr itself, and nothing heavy at import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+Trials = Mapping[str, Mapping[int, Mapping[str, Any]]]   # subject -> number -> {params, scores, ...}
+
+KINDS = {
+    "missing_mlflow": "COMPLETE Optuna trial has no MLflow run",
+    "mismatch_mlflow": "MLflow run differs from Optuna",
+    "orphan_mlflow": "MLflow COMPLETE run without a COMPLETE Optuna trial",
+    "duplicate_mlflow": "several MLflow runs for one trial",
+    "missing_zarr": "COMPLETE Optuna trial has no zarr record",
+    "mismatch_zarr": "zarr record differs from Optuna",
+    "orphan_zarr": "zarr record without a COMPLETE Optuna trial",
+}
+
+
+@dataclass
+class Problem:
+    subject: str
+    number: int
+    kind: str
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    problems: list[Problem] = field(default_factory=list)
+    checked: int = 0                    # COMPLETE Optuna trials checked
+    subjects: int = 0
+    repaired: list[str] = field(default_factory=list)
+    unrepairable: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for p in self.problems:
+            counts[p.kind] = counts.get(p.kind, 0) + 1
+        return {"ok": self.ok, "subjects": self.subjects, "checked": self.checked, "counts": counts,
+                "problems": [asdict(p) for p in self.problems], "repaired": self.repaired,
+                "unrepairable": self.unrepairable}
+
+
+def _same(a: Any, b: Any, rel: float = 1e-9) -> bool:
+    try:
+        x, y = float(a), float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    return math.isclose(x, y, rel_tol=rel, abs_tol=1e-12)
+
+
+def _diff(expected: Mapping[str, Any], got: Mapping[str, Any], what: str, required: set[str] | None = None,
+          subset: bool = False) -> list[str]:
+    """Differences of ``got`` from ``expected``; ``subset``: keys only in ``got`` are fine."""
+    out = []
+    keys = set(expected) if subset else set(expected) | set(got)
+    for k in sorted(keys | (required or set())):
+        if k not in got:
+            if k in expected:
+                out.append(f"{what} {k} missing (expected {expected[k]!r})")
+        elif k not in expected:
+            if not subset:
+                out.append(f"{what} {k}={got[k]!r} unexpected")
+        elif not _same(expected[k], got[k]):
+            out.append(f"{what} {k}: {got[k]!r} != {expected[k]!r}")
+    return out
+
+
+def _finite(scores: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in scores.items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            out[k] = f
+    return out
+
+
+def compare(optuna_trials: Trials, mlflow_runs: Trials, zarr_trials: Trials | None, *,
+            zarr_expected: Mapping[str, set[int]] | None = None) -> Report:
+    """Check three records of a study against each other.
+
+    ``optuna_trials``: subject -> number -> {"params", "scores", "state" (default COMPLETE)};
+    ``mlflow_runs``: subject -> number -> {"params", "scores", "state", "run_id", "duplicates"}
+    (``Tracker.trial_runs``); ``zarr_trials``: subject -> number -> {"params", "scores"}
+    (``SignalStore.trials``), or None for ``store: none``. ``zarr_expected``: per subject the
+    COMPLETE trial numbers that must be in zarr (``store: best`` keeps only some); default all.
+    Scores compare on Optuna's finite scores; extra non-finite scores elsewhere are ignored.
+    """
+    report = Report()
+    subjects = sorted(set(optuna_trials) | set(mlflow_runs) | set(zarr_trials or {}))
+    report.subjects = len(subjects)
+    for sid in subjects:
+        opt = optuna_trials.get(sid, {})
+        complete = {int(n): t for n, t in opt.items() if t.get("state", "COMPLETE") == "COMPLETE"}
+        runs = {int(n): r for n, r in mlflow_runs.get(sid, {}).items()}
+        zarr = {int(n): z for n, z in (zarr_trials or {}).get(sid, {}).items()}
+        must_zarr = set(complete) if zarr_expected is None or sid not in zarr_expected else set(zarr_expected[sid])
+        for n, t in sorted(complete.items()):
+            report.checked += 1
+            params, scores = dict(t.get("params", {})), _finite(t.get("scores", {}))
+            run = runs.get(n)
+            if run is None:
+                report.problems.append(Problem(sid, n, "missing_mlflow"))
+            else:
+                d = []
+                if run.get("state", "COMPLETE") != "COMPLETE":
+                    d.append(f"state {run.get('state')!r}")
+                d += _diff(params, run.get("params", {}), "param")
+                d += _diff(scores, _finite(run.get("scores", {})), "score", subset=True)
+                if d:
+                    report.problems.append(Problem(sid, n, "mismatch_mlflow", "; ".join(d)))
+                if run.get("duplicates"):
+                    report.problems.append(Problem(sid, n, "duplicate_mlflow",
+                                                   f"{len(run['duplicates'])} extra run(s)"))
+            if zarr_trials is None:
+                continue
+            z = zarr.get(n)
+            if z is None:
+                if n in must_zarr:
+                    report.problems.append(Problem(sid, n, "missing_zarr"))
+            else:
+                d = _diff(params, z.get("params", {}), "param") + \
+                    _diff(scores, _finite(z.get("scores", {})), "score", subset=True)
+                if d:
+                    report.problems.append(Problem(sid, n, "mismatch_zarr", "; ".join(d)))
+        for n, run in sorted(runs.items()):
+            if n not in complete and run.get("state", "COMPLETE") == "COMPLETE":
+                state = opt.get(n, {}).get("state", "absent")
+                report.problems.append(Problem(sid, n, "orphan_mlflow", f"Optuna trial is {state}"))
+        for n in sorted(zarr):
+            if n not in complete:
+                state = opt.get(n, {}).get("state", "absent")
+                report.problems.append(Problem(sid, n, "orphan_zarr", f"Optuna trial is {state}"))
+    return report
+
+
+# ---- gathering the three records of a study (public APIs of search, store, tracking) -------------
+def optuna_records(cfg, study_dir: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """subject -> number -> {state, params, scores, record (TrialRecord fields)} from the Optuna storage."""
+    from explorer.config import optuna_storage_url
+    from explorer.search import list_subject_studies, open_storage, open_subject_study
+
+    storage = open_storage(optuna_storage_url(cfg, study_dir))
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for sid in list_subject_studies(storage, cfg.name):
+        study = open_subject_study(storage, cfg, sid, create=False)
+        trials = {}
+        for t in study.get_trials(deepcopy=False):
+            ua = t.user_attrs
+            scores = dict(ua.get("scores", {}))
+            if t.values:
+                scores.update({o: float(v) for o, v in zip(cfg.objectives, t.values)})
+            trials[t.number] = {"state": t.state.name, "params": dict(t.params), "scores": scores,
+                                "record": {"seed": int(ua.get("seed", -1)), "reason": str(ua.get("reason", "")),
+                                           "sim_seconds": float(ua.get("sim_seconds", 0.0)),
+                                           "wall_seconds": float(ua.get("wall_seconds", 0.0)),
+                                           "actor": str(ua.get("actor", "")), "node": str(ua.get("node", "")),
+                                           "signals": str(ua.get("signals", "")), "attempt": int(ua.get("attempt", 0))}}
+        out[sid] = trials
+    return out
+
+
+def _open_tracker(cfg, study_dir: Path):
+    from explorer.config import mlflow_artifacts, mlflow_uri
+    from explorer.tracking import Tracker
+
+    return Tracker(mlflow_uri(cfg, study_dir), experiment=cfg.name, artifact_location=mlflow_artifacts(cfg, study_dir))
+
+
+def _open_store(cfg, study_dir: Path):
+    from explorer.config import zarr_url
+    from explorer.errors import StoreError
+    from explorer.store import SignalStore
+
+    try:
+        return SignalStore(zarr_url(cfg, study_dir), read_only=True)
+    except StoreError:
+        return None  # nothing stored yet: every COMPLETE trial is missing
+
+
+def _zarr_expected(cfg, opt: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[str, set[int]] | None:
+    """``store: best``: only the best k COMPLETE trials of each subject must have signals."""
+    if cfg.store.mode != "best":
+        return None
+    from explorer.store import best_trials
+
+    obj = cfg.objectives[0]
+    maximise = cfg.directions[0] == "maximize"
+    return {sid: set(best_trials({n: t for n, t in trials.items() if t["state"] == "COMPLETE"},
+                                 cfg.store.best_k, obj, maximise)) for sid, trials in opt.items()}
+
+
+def verify_study(study_dir: str | Path, repair: bool = False) -> Report:
+    """Verify (and with ``repair``, fix what can be fixed in) the study in ``study_dir``."""
+    from explorer.config import load_frozen
+
+    study_dir = Path(study_dir)
+    cfg = load_frozen(study_dir)
+    if repair:
+        from explorer.runner.lock import StudyLock
+
+        with StudyLock(study_dir, cfg.name):
+            return _verify(cfg, study_dir, repair=True)
+    return _verify(cfg, study_dir, repair=False)
+
+
+def _verify(cfg, study_dir: Path, repair: bool) -> Report:
+    opt = optuna_records(cfg, study_dir)
+    tracker = _open_tracker(cfg, study_dir)
+    store = None if cfg.store.mode == "none" else _open_store(cfg, study_dir)
+    subjects = sorted(set(opt) | set(tracker.subjects()) | set(store.subjects() if store else []))
+    runs = {sid: tracker.trial_runs(sid) for sid in subjects}
+    zarr = None if cfg.store.mode == "none" else {sid: (store.trials(sid) if store else {}) for sid in subjects}
+    expected = _zarr_expected(cfg, opt)
+    report = compare(opt, runs, zarr, zarr_expected=expected)
+    if not repair or report.ok:
+        return report
+    from explorer.records import TrialRecord
+
+    writable = None
+    for p in report.problems:
+        where = f"{p.subject} trial {p.number}"
+        if p.kind in ("missing_mlflow", "mismatch_mlflow", "duplicate_mlflow"):
+            t = opt[p.subject][p.number]
+            rec = TrialRecord(subject=p.subject, number=p.number, params=t["params"], state="COMPLETE",
+                              scores=t["scores"], **t["record"])
+            rec.reason = ""
+            tracker.log_trials(p.subject, [rec], replace=p.kind != "missing_mlflow")
+            report.repaired.append(f"{where}: MLflow run re-created from Optuna")
+        elif p.kind == "orphan_mlflow":
+            tracker.delete_trial_runs(p.subject, run_ids=[runs[p.subject][p.number]["run_id"]]
+                                      + list(runs[p.subject][p.number].get("duplicates", [])))
+            report.repaired.append(f"{where}: orphan MLflow run deleted")
+        elif p.kind == "orphan_zarr" and opt.get(p.subject, {}).get(p.number, {}).get("state") != "RUNNING":
+            if writable is None:
+                from explorer.store import SignalStore
+
+                writable = SignalStore(store.url)
+            writable.delete_trial(p.subject, p.number)
+            report.repaired.append(f"{where}: orphan zarr record deleted")
+        else:
+            report.unrepairable.append(f"{where}: {KINDS[p.kind]}" + (f" ({p.detail})" if p.detail else "")
+                                       + (": its signals must be simulated again" if p.kind.endswith("_zarr") else ""))
+    after = _verify(cfg, study_dir, repair=False)
+    after.repaired, after.unrepairable = report.repaired, report.unrepairable
+    return after
+
+
+# ---- CLI -----------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", metavar="NAME", help="study name (looked up in --studies-dir) or a study folder")
+    p.add_argument("--studies-dir", default=None, metavar="DIR",
+                   help="folder holding the studies (default: $EXPLORER_STUDIES_DIR or ./studies)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--repair", action="store_true",
+                   help="re-create MLflow runs from Optuna, delete orphans, report what cannot be re-created")
+
+
+def command(args: argparse.Namespace) -> int:
+    from explorer.runner.commands import resolve_study_dir
+
+    study_dir = resolve_study_dir(args.name, args.studies_dir)
+    report = verify_study(study_dir, repair=args.repair)
+    if args.json:
+        print(json.dumps({"study_dir": str(study_dir), **report.to_dict()}, indent=2))
+        return 0 if report.ok else 1
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for line in report.repaired:
+        console.print(f"[green]repaired[/] {line}")
+    for line in report.unrepairable:
+        console.print(f"[red]cannot repair[/] {line}")
+    if report.ok:
+        console.print(f"[green]ok[/]: {report.checked} COMPLETE trials of {report.subjects} subject(s) agree "
+                      "in Optuna, MLflow and zarr")
+        return 0
+    t = Table(title=f"{len(report.problems)} problem(s) in {study_dir}")
+    for col in ("subject", "trial", "problem", "detail"):
+        t.add_column(col)
+    for p in report.problems:
+        t.add_row(p.subject, str(p.number), KINDS[p.kind], p.detail)
+    console.print(t)
+    if not args.repair:
+        console.print(f"run `explorer verify {args.name} --repair` to re-create MLflow runs and remove orphans")
+    return 1

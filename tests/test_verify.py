@@ -1,0 +1,121 @@
+"""`explorer verify`: the pure comparison, and the command on a small hand-made study."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from explorer.verify import compare
+
+
+def _t(g: float, r: float, state: str = "COMPLETE") -> dict:
+    return {"state": state, "params": {"G": g}, "scores": {"fc_r": r}}
+
+
+def test_compare_clean_and_every_problem_kind():
+    opt = {"S1": {0: _t(1.0, 0.5), 1: _t(2.0, 0.6), 2: _t(3.0, float("nan"), "FAIL")}}
+    runs = {"S1": {0: {**_t(1.0, 0.5), "run_id": "a"}, 1: {**_t(2.0, 0.6), "run_id": "b"},
+                   2: {"state": "FAIL", "params": {"G": 3.0}, "scores": {}, "run_id": "c"}}}
+    zarr = {"S1": {0: {"params": {"G": 1.0}, "scores": {"fc_r": 0.5, "fcd_ks": float("nan")}},
+                   1: {"params": {"G": 2.0}, "scores": {"fc_r": 0.6}}}}
+    ok = compare(opt, runs, zarr)
+    assert ok.ok and ok.checked == 2 and ok.subjects == 1
+    assert compare(opt, runs, None).ok  # store: none
+    bad_runs = {"S1": {0: {**_t(1.0, 0.51), "run_id": "a"}, 5: {**_t(9.0, 0.9), "run_id": "x"}}}
+    bad_zarr = {"S1": {1: {"params": {"G": 2.5}, "scores": {"fc_r": 0.6}}, 7: {"params": {}, "scores": {}}},
+                "S9": {0: {"params": {}, "scores": {}}}}
+    rep = compare(opt, bad_runs, bad_zarr)
+    kinds = {(p.subject, p.number, p.kind) for p in rep.problems}
+    assert kinds == {("S1", 0, "mismatch_mlflow"), ("S1", 1, "missing_mlflow"), ("S1", 5, "orphan_mlflow"),
+                     ("S1", 0, "missing_zarr"), ("S1", 1, "mismatch_zarr"), ("S1", 7, "orphan_zarr"),
+                     ("S9", 0, "orphan_zarr")}
+    detail = {p.kind: p.detail for p in rep.problems if p.subject == "S1"}
+    assert "fc_r" in detail["mismatch_mlflow"] and "G" in detail["mismatch_zarr"]
+    assert rep.to_dict()["counts"]["orphan_zarr"] == 2
+    # store: best: only the expected trials must be in zarr
+    only_best = compare(opt, runs, {"S1": {1: zarr["S1"][1]}}, zarr_expected={"S1": {1}})
+    assert only_best.ok
+
+
+# ---- the command on a real (tiny, hand-made) study -------------------------------------------------
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A study folder with 2 subjects x 3 COMPLETE + 1 FAIL trials in Optuna, MLflow and zarr."""
+    import optuna
+
+    from explorer.config import mlflow_artifacts, mlflow_uri, optuna_storage_url, parse_config, save_frozen, zarr_url
+    from explorer.records import TrialRecord
+    from explorer.search import open_storage, open_subject_study
+    from explorer.store import SignalStore
+    from explorer.tracking import Tracker
+
+    tmp = tmp_path_factory.mktemp("verify")
+    cfg = parse_config({"name": "vstudy", "studies_dir": str(tmp / "studies"), "model": "hopf",
+                        "cohort": {"source": "demo", "subjects": ["NAP_001", "NAP_002"]},
+                        "params": {"free": {"G": {"low": 0.1, "high": 2.0}}}, "trials": 4})
+    d = cfg.study_dir
+    save_frozen(cfg, d)
+    storage = open_storage(optuna_storage_url(cfg, d))
+    tracker = Tracker(mlflow_uri(cfg, d), cfg.name, mlflow_artifacts(cfg, d))
+    store = SignalStore(zarr_url(cfg, d))
+    dist = {"G": optuna.distributions.FloatDistribution(0.1, 2.0)}
+    rng = np.random.default_rng(0)
+    for sid in ("NAP_001", "NAP_002"):
+        st = open_subject_study(storage, cfg, sid)
+        recs = []
+        for n in range(4):
+            g, r = 0.1 + 0.3 * n, 0.1 * n
+            complete = n < 3
+            scores = {"fc_r": r, "fc_rmse": 0.2, "fcd_ks": 0.4} if complete else {}
+            loc = ""
+            if complete:
+                bold = rng.standard_normal((20, 6)).astype(np.float32)
+                loc = store.write_trial(sid, n, bold, np.corrcoef(bold.T), {"G": g}, 10 + n, scores, tr_s=2.0)
+            st.add_trial(optuna.trial.create_trial(
+                params={"G": g}, distributions=dist, values=[r] if complete else None,
+                state=optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.FAIL,
+                user_attrs={"seed": 10 + n, "scores": scores, "signals": loc, "wall_seconds": 1.0,
+                            **({} if complete else {"reason": "diverged"})}))
+            recs.append(TrialRecord(subject=sid, number=n, params={"G": g}, seed=10 + n,
+                                    state="COMPLETE" if complete else "FAIL", scores=scores,
+                                    reason="" if complete else "diverged", signals=loc))
+        tracker.log_trials(sid, recs)
+    return cfg, d, tracker, store
+
+
+def _run(capsys, *argv) -> tuple[int, dict]:
+    import argparse
+
+    from explorer import verify
+
+    parser = argparse.ArgumentParser()
+    verify.add_arguments(parser)
+    code = verify.command(parser.parse_args([*argv, "--json"]))
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_verify_command_clean_broken_and_repaired(study, capsys):
+    cfg, d, tracker, store = study
+    code, out = _run(capsys, cfg.name, "--studies-dir", cfg.studies_dir)
+    assert code == 0 and out["ok"] and out["checked"] == 6
+    # break MLflow (a deleted run, a fake orphan) and zarr (a deleted trial)
+    tracker.delete_trial_runs("NAP_001", [1])
+    from explorer.records import TrialRecord
+
+    tracker.log_trials("NAP_002", [TrialRecord(subject="NAP_002", number=9, params={"G": 1.0}, seed=0,
+                                               state="COMPLETE", scores={"fc_r": 0.9})])
+    store.delete_trial("NAP_002", 2)
+    code, out = _run(capsys, str(d))  # a study folder works as NAME too
+    assert code == 1 and not out["ok"]
+    kinds = {(p["subject"], p["number"], p["kind"]) for p in out["problems"]}
+    assert kinds == {("NAP_001", 1, "missing_mlflow"), ("NAP_002", 9, "orphan_mlflow"),
+                     ("NAP_002", 2, "missing_zarr")}
+    code, out = _run(capsys, str(d), "--repair")
+    assert code == 1  # the lost signals cannot be re-created
+    assert [p["kind"] for p in out["problems"]] == ["missing_zarr"]
+    assert len(out["repaired"]) == 2 and "simulated again" in out["unrepairable"][0]
+    runs = tracker.trial_runs("NAP_001")
+    assert runs[1]["params"] == {"G": pytest.approx(0.4)} and runs[1]["scores"]["fc_r"] == pytest.approx(0.1)
+    assert 9 not in tracker.trial_runs("NAP_002")
