@@ -42,6 +42,7 @@ __all__ = [
     "fit_scores",
     "n_windows",
     "SCORES",
+    "peak_frequency",
 ]
 
 #: score name -> True when larger is better
@@ -345,3 +346,25 @@ def fit_scores(
     if emp_fcd is not None:
         out["fcd_ks"] = fcd_ks(fcd(p, opts.fcd_window, opts.fcd_step), emp_fcd)
     return out
+
+
+def peak_frequency(
+    ts: np.ndarray, tr_s: float, band: tuple[float, float] = (0.01, 0.1), detrend: bool = True
+) -> np.ndarray:
+    """Per-region frequency (Hz) of the largest Welch power within ``band`` of a ``(T, N)`` series.
+
+    Deco et al. 2017 set each Hopf node's intrinsic frequency this way from empirical BOLD.
+    Segments of up to 100 TRs (Welch, Hann window); ties go to the lower frequency.
+    Raises ValueError when no Welch frequency bin falls inside ``band``.
+    """
+    x = np.asarray(ts, dtype=np.float64)
+    if detrend:
+        x = signal.detrend(x, axis=0, type="linear")
+    freqs, power = signal.welch(x, fs=1.0 / float(tr_s), axis=0, nperseg=min(100, x.shape[0]))
+    inside = (freqs >= band[0]) & (freqs <= band[1])
+    if not inside.any():
+        raise ValueError(
+            f"no spectral bin of a {x.shape[0]}-TR series (TR {tr_s} s) lies in {band} Hz: "
+            "use a longer series or a wider band"
+        )
+    return freqs[inside][np.argmax(power[inside], axis=0)]

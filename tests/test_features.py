@@ -130,3 +130,18 @@ def test_empirical_constant_region_raises(ts):
         F.empirical_features(bad, 2.0)
     short_fc, short_fcd = F.empirical_features(ts[:25], 2.0)
     assert short_fcd is None and short_fc.shape == (12, 12)
+
+
+def test_peak_frequency_finds_each_regions_sinusoid():
+    from explorer.features import peak_frequency
+
+    tr = 2.0
+    t = np.arange(400) * tr
+    f_true = np.array([0.02, 0.05, 0.08])
+    rng = np.random.default_rng(3)
+    ts = np.sin(2 * np.pi * f_true[None, :] * t[:, None]) + 0.1 * rng.standard_normal((400, 3))
+    f = peak_frequency(ts, tr)
+    # Welch bins with 100-TR segments are 1/(100 * 2 s) = 0.005 Hz apart
+    np.testing.assert_allclose(f, f_true, atol=0.005)
+    with pytest.raises(ValueError, match="band"):
+        peak_frequency(ts, tr, band=(0.3, 0.4))
