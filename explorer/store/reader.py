@@ -69,7 +69,7 @@ def _subject_var(sig: SignalStore, sid: str, entries: dict[int, dict], var: str,
             run = [where, where + 1]
             continue
         else:
-            piece = ("staged", where)
+            piece = ("staged", m)
         if run is not None:
             pieces.append(("packed", tuple(run)))
             run = None
@@ -88,9 +88,9 @@ def _subject_var(sig: SignalStore, sid: str, entries: dict[int, dict], var: str,
             a = packed_arr[where[0]:where[1]]
             arrays.append(_pad(a, (a.shape[0], *shape)))
         elif kind == "staged":
-            m_shape = tuple(entries_shape(entries, where, var))
+            m_shape = tuple(where["shapes"][var])
             d = dask.delayed(_load, pure=True)(sig.url, sig.storage_options,
-                                               f"subjects/{sid}/staging/{where}/{var}")
+                                               f"subjects/{sid}/staging/{where['_source'][1]}/{var}")
             a = da.from_delayed(d, shape=m_shape, dtype=np.float32)[None]
             arrays.append(_pad(a, (1, *shape)))
         else:
@@ -98,13 +98,6 @@ def _subject_var(sig: SignalStore, sid: str, entries: dict[int, dict], var: str,
     if not arrays:
         return da.full((0, *shape), np.nan, dtype=np.float32)
     return da.concatenate(arrays, axis=0)
-
-
-def entries_shape(entries: dict[int, dict], staged_name: str, var: str) -> list[int]:
-    for m in entries.values():
-        if m["_source"] == ("staged", staged_name):
-            return m["shapes"][var]
-    raise KeyError(staged_name)
 
 
 def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = None,
@@ -127,11 +120,23 @@ def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = No
     url = resolve_signals_url(url_or_study_dir, storage_options)
     sig = SignalStore(url, storage_options, read_only=True)
     sids = sig.subjects() if subjects is None else list(subjects)
-    entries = {sid: sig._entries(sid) for sid in sids}
-    emp_attrs = {}
-    for sid in sids:
+    def subject_info(sid: str) -> tuple[dict, dict | None, dict[str, tuple[int, ...]]]:
         g = sig._group(f"subjects/{sid}/empirical")
-        emp_attrs[sid] = g.attrs.asdict() if g is not None and g.attrs.get("complete") else None
+        attrs = g.attrs.asdict() if g is not None and g.attrs.get("complete") else None
+        shp = {}
+        if attrs:
+            for var in ("bold", "fc") if attrs.get("has_bold") else ("fc",):
+                shp[var] = _sync(_shape(sig, f"subjects/{sid}/empirical/{var}"))
+        return sig._entries(sid), attrs, shp
+
+    # a few small metadata reads per subject: overlap them (object stores have high latency)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(16, max(len(sids), 1))) as pool:
+        infos = dict(zip(sids, pool.map(subject_info, sids)))
+    entries = {sid: infos[sid][0] for sid in sids}
+    emp_attrs = {sid: infos[sid][1] for sid in sids}
+    emp_shapes = {sid: infos[sid][2] for sid in sids}
 
     n_trials = max((len(e) for e in entries.values()), default=0)
     shapes: dict[str, list[int]] = {}
@@ -152,8 +157,7 @@ def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = No
                           else da.zeros((0, n_trials, *shp), dtype=np.float32))
 
     # empirical signals
-    emp_t = max([0] + [_sync(_shape(sig, f"subjects/{sid}/empirical/bold"))[0]
-                       for sid in sids if emp_attrs[sid] and emp_attrs[sid].get("has_bold")])
+    emp_t = max([0] + [emp_shapes[sid]["bold"][0] for sid in sids if "bold" in emp_shapes[sid]])
     if any(emp_attrs.values()):
         import dask
 
@@ -161,7 +165,7 @@ def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = No
         for sid in sids:
             a = emp_attrs[sid]
             if a and a.get("has_bold"):
-                shp = _sync(_shape(sig, f"subjects/{sid}/empirical/bold"))
+                shp = emp_shapes[sid]["bold"]
                 d = da.from_delayed(dask.delayed(_load, pure=True)(url, sig.storage_options,
                                                                   f"subjects/{sid}/empirical/bold"),
                                     shape=shp, dtype=np.float32)
@@ -169,7 +173,7 @@ def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = No
             else:
                 eb.append(da.full((emp_t, n_regions), np.nan, dtype=np.float32))
             if a:
-                shp = _sync(_shape(sig, f"subjects/{sid}/empirical/fc"))
+                shp = emp_shapes[sid]["fc"]
                 d = da.from_delayed(dask.delayed(_load, pure=True)(url, sig.storage_options,
                                                                   f"subjects/{sid}/empirical/fc"),
                                     shape=shp, dtype=np.float32)
