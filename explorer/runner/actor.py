@@ -86,24 +86,27 @@ class SimWorker:
         t0 = time.perf_counter()
         if subject_id not in self.subjects:
             raise KeyError(f"actor {self.actor_id} holds no subject {subject_id!r}")
-        try:
-            out, sim_s = self._simulate(subject_id, tasks)
-            records = [self._score(subject_id, task, bold) for task, bold in zip(tasks, out)]
-        except Exception as exc:  # noqa: BLE001 - isolate the bad trial(s) of the batch
-            if len(tasks) == 1:
-                records = [self._record(subject_id, tasks[0], "FAIL", reason=f"error: {_compact_error(exc)}")]
-                sim_s = 0.0
-            else:
-                records, sim_s = [], 0.0
-                for task in tasks:
-                    r = self.run_batch(subject_id, [task])
-                    records += r["records"]
-                    sim_s += r["simulate_s"]
+        records, sim_s = self._evaluate(subject_id, tasks)
         call_s = time.perf_counter() - t0
         for r in records:
             r.wall_seconds = call_s / max(1, len(records))
         return {"records": [r.to_dict() for r in records], "simulate_s": sim_s, "call_s": call_s,
                 "actor": self.actor_id, "node": self.node_id}
+
+    def _evaluate(self, subject_id: str, tasks: list[dict[str, Any]]) -> tuple[list[TrialRecord], float]:
+        try:
+            out, sim_s = self._simulate(subject_id, tasks)
+            return [self._score(subject_id, task, bold) for task, bold in zip(tasks, out)], sim_s
+        except Exception as exc:  # noqa: BLE001 - isolate the bad trial(s) of the batch
+            if len(tasks) == 1:
+                traceback.print_exc()
+                return [self._record(subject_id, tasks[0], "FAIL", reason=f"error: {_compact_error(exc)}")], 0.0
+            records, sim_s = [], 0.0
+            for task in tasks:
+                r, s = self._evaluate(subject_id, [task])
+                records += r
+                sim_s += s
+            return records, sim_s
 
     # -- internals ----------------------------------------------------------------------
     def _simulate(self, subject_id: str, tasks: list[dict[str, Any]]) -> tuple[list[np.ndarray | None], float]:
@@ -161,7 +164,7 @@ class SimWorker:
             sim_fc = fc(preprocess(bold[skip:], tr, self.features), fisher_z=self.features.fisher_z)
         return self.store.write_trial(subject_id, int(task["number"]), bold.astype(np.float32),
                                       sim_fc.astype(np.float32), dict(task["free"]), int(task["seed"]),
-                                      scores, tr)
+                                      scores, tr, attempt=int(task.get("attempt", 0)))
 
     def _record(self, subject_id: str, task: dict[str, Any], state: str, scores: dict | None = None,
                 reason: str = "") -> TrialRecord:

@@ -234,10 +234,12 @@ def status_command(args: argparse.Namespace) -> int:
     obj = st["objective"]
     t = Table(title=f"study {st['name']} ({st['model']}, {st['sampler']}, objective {', '.join(obj)})")
     for col in ("subject", "complete", "failed", "running", "waiting", "best", "best params", "fail reasons"):
+        # (fail reasons: counts per reason; "interrupted" trials are re-enqueued and not counted)
         t.add_column(col)
     for sid, s in st["subjects"].items():
         best = s.get("best") or {}
-        scores = ", ".join(f"{k}={v:.4f}" for k, v in (best.get("scores") or {}).items() if isinstance(v, float))
+        scores = ", ".join(f"{k}={v:.4f}" for k, v in (best.get("scores") or {}).items()
+                           if isinstance(v, float) and k in obj)
         params = ", ".join(f"{k}={v:.4g}" for k, v in (best.get("params") or {}).items())
         reasons = ", ".join(f"{k}: {v}" for k, v in s["reasons"].items())
         t.add_row(sid, f"{s['complete']}/{s['target']}", str(s["failed"]), str(s["running"]), str(s["waiting"]),

@@ -93,6 +93,23 @@ def load_study_cohort(cfg: StudyConfig, only: list[str] | None = None):
     return cohort
 
 
+def preflight(cfg: StudyConfig, cohort) -> None:
+    """Fail before any actor starts if the simulated BOLD would be too short to score."""
+    import numpy as np
+
+    from explorer.errors import SimulationError
+    from explorer.features import FeatureOptions, fit_scores
+
+    s = cohort.subjects[0]
+    n_tr = int(cfg.simulation.duration_s / cfg.simulation.bold_tr_s)
+    fake = np.random.default_rng(0).standard_normal((max(n_tr, 1), s.n_regions))
+    feats = cfg.cohort.features.model_dump(mode="python")
+    try:
+        fit_scores(fake, cfg.simulation.bold_tr_s, s.fc, s.fcd, FeatureOptions(**feats))
+    except SimulationError as exc:
+        raise StudyError(f"field 'simulation.duration_s' ({cfg.simulation.duration_s} s): {exc}") from None
+
+
 def _default_actors(cfg: StudyConfig, override: int | None, local: bool) -> int:
     if override:
         return int(override)
@@ -142,6 +159,10 @@ def run_study(cfg: StudyConfig, study_dir: str | Path | None = None, only_subjec
     """
     study_dir = Path(study_dir or cfg.study_dir)
     with StudyLock(study_dir, cfg.name):
+        if not (study_dir / "study.yaml").is_file():
+            from explorer.config import save_frozen
+
+            save_frozen(cfg, study_dir)
         return _Driver(cfg, study_dir, only_subjects, actors, console, live).run()
 
 
@@ -165,6 +186,7 @@ class _Driver:
 
         cfg = self.cfg
         self.cohort = load_study_cohort(cfg, self.only)
+        preflight(cfg, self.cohort)
         self.result.skipped_subjects = dict(self.cohort.skipped)
         for sid, problems in self.cohort.skipped.items():
             self.console.print(f"[yellow]skipped subject {sid}[/]: {'; '.join(problems)}")

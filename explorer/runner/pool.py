@@ -46,9 +46,28 @@ class ActorPool:
         handle = self.cls.options(name=name).remote(self.spec)
         return Slot(index=index, handle=handle, name=name, generation=generation)
 
-    def wait_ready(self, timeout_s: float = 600.0) -> list[dict[str, Any]]:
-        """Block until every actor has compiled its model; returns their ``ready()`` info."""
-        return self._ray.get([s.handle.ready.remote() for s in self.slots], timeout=timeout_s)
+    def wait_ready(self, timeout_s: float = 600.0, max_restarts: int = 3) -> list[dict[str, Any]]:
+        """Block until every actor has compiled its model (replacing any that die meanwhile)."""
+        from ray.exceptions import RayActorError
+
+        pending = {s.handle.ready.remote(): s for s in self.slots}
+        info: list[dict[str, Any]] = []
+        restarts = 0
+        while pending:
+            ready, _ = self._ray.wait(list(pending), num_returns=1, timeout=timeout_s)
+            if not ready:
+                raise TimeoutError(f"simulator actors not ready after {timeout_s} s")
+            for ref in ready:
+                slot = pending.pop(ref)
+                try:
+                    info.append(self._ray.get(ref))
+                except RayActorError:
+                    restarts += 1
+                    if restarts > max_restarts * len(self.slots):
+                        raise
+                    new = self.replace(slot)
+                    pending[new.handle.ready.remote()] = new
+        return info
 
     def put_subject(self, subject_id: str, payload: dict[str, Any]) -> None:
         """Ship a subject's arrays to the object store once; actors fetch it when first needed."""

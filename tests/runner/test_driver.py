@@ -1,0 +1,167 @@
+"""The driver on a local Ray: trial counts, records, store, extend, grid, divergence, actor death, lock."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import pytest
+from optuna.trial import TrialState
+
+from explorer.config import optuna_storage_url, save_frozen
+from explorer.errors import StudyError
+from explorer.runner.commands import extend_config, study_status
+from explorer.runner.driver import run_study
+from explorer.runner.lock import StudyLock
+from explorer.search import list_subject_studies, open_storage, open_subject_study
+
+from study_configs import fast_config
+
+
+def _studies(cfg, study_dir):
+    storage = open_storage(optuna_storage_url(cfg, study_dir))
+    return {sid: open_subject_study(storage, cfg, sid, create=False)
+            for sid in list_subject_studies(storage, cfg.name)}
+
+
+def _states(study):
+    out = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state] = out.get(t.state, 0) + 1
+    return out
+
+
+def test_run_then_extend_by_trials_and_by_subjects(tmp_path, ray_session):
+    cfg = fast_config(tmp_path)
+    save_frozen(cfg)
+    result = run_study(cfg, live=False)
+    assert not result.interrupted and result.trials_run == 8 and result.actors == 2
+    assert 0 < result.utilisation <= 1
+    studies = _studies(cfg, cfg.study_dir)
+    assert sorted(studies) == ["NAP_001", "NAP_002"]
+    for sid, study in studies.items():
+        trials = study.get_trials(deepcopy=False)
+        assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+        for t in trials:
+            assert math.isfinite(t.value) and -1 <= t.value <= 1
+            ua = t.user_attrs
+            assert {"seed", "sim_seconds", "wall_seconds", "actor", "node", "signals", "scores"} <= set(ua)
+            assert ua["sim_seconds"] == 40 and ua["wall_seconds"] > 0 and ua["actor"] and ua["node"]
+            assert ua["signals"].startswith(str(cfg.study_dir.resolve() / "signals.zarr"))
+            assert math.isfinite(ua["scores"]["fc_rmse"])
+        # each trial's signals are in the store, with the same params and score
+        from explorer.store import SignalStore
+
+        stored = SignalStore(str(cfg.study_dir / "signals.zarr")).trials(sid)
+        assert sorted(stored) == [t.number for t in trials]
+        for t in trials:
+            assert stored[t.number]["params"] == pytest.approx(t.params)
+            assert stored[t.number]["scores"]["fc_r"] == pytest.approx(t.value)
+    # rerunning the finished study does nothing
+    again = run_study(cfg, live=False)
+    assert again.trials_run == 0
+
+    # extend by trials: 3 more per subject, nothing repeated
+    more = extend_config(cfg, trials=3)
+    save_frozen(more)
+    r2 = run_study(more, live=False)
+    assert r2.trials_run == 6
+    for study in _studies(cfg, cfg.study_dir).values():
+        assert _states(study) == {TrialState.COMPLETE: 7}
+
+    # extend by subjects: only the new subject runs
+    wider = extend_config(more, subjects=["NAP_007"])
+    assert wider.cohort.subjects == ["NAP_001", "NAP_002", "NAP_007"]
+    save_frozen(wider)
+    r3 = run_study(wider, only_subjects=["NAP_007"], live=False)
+    assert r3.trials_run == 7
+    studies = _studies(cfg, cfg.study_dir)
+    assert {sid: _states(s) for sid, s in studies.items()} == {
+        sid: {TrialState.COMPLETE: 7} for sid in ("NAP_001", "NAP_002", "NAP_007")}
+
+    st = study_status(cfg.study_dir)
+    assert st["totals"]["complete"] == 21 and st["runs"] == 3  # the no-op rerun records no run
+    assert 0 < st["utilisation"] <= 1
+    assert st["subjects"]["NAP_007"]["best"]["params"].keys() == {"G", "a"}
+
+
+def test_grid_visits_exactly_the_grid_and_diverging_params_fail(tmp_path, ray_session):
+    grid = {"G": [0.5, 1000.0], "a": [-0.05, 0.0]}
+    cfg = fast_config(tmp_path, name="grid", cohort={"subjects": ["NAP_001"]},
+                      params={"free": {"G": {"low": 0.1, "high": 1000.0}, "a": {"low": -0.1, "high": 0.05}}},
+                      sampler={"name": "grid", "grid": grid}, trials=None)
+    result = run_study(cfg, live=False)
+    assert result.trials_run == 4 and result.failed_subjects == []
+    study = _studies(cfg, cfg.study_dir)["NAP_001"]
+    trials = study.get_trials(deepcopy=False)
+    assert sorted((t.params["G"], t.params["a"]) for t in trials) == sorted(
+        (g, a) for g in grid["G"] for a in grid["a"])
+    for t in trials:
+        if t.params["G"] == 1000.0:
+            assert t.state == TrialState.FAIL and t.user_attrs["reason"] == "diverged"
+        else:
+            assert t.state == TrialState.COMPLETE and math.isfinite(t.value)
+    st = study_status(cfg.study_dir)["subjects"]["NAP_001"]
+    assert st["complete"] == 2 and st["failed"] == 2 and st["reasons"] == {"diverged": 2}
+
+
+def test_subject_whose_trials_all_fail_is_reported(tmp_path, ray_session):
+    cfg = fast_config(tmp_path, name="alldiverge", cohort={"subjects": ["NAP_001"]}, trials=2,
+                      params={"free": {"G": {"low": 900.0, "high": 1000.0}}})
+    result = run_study(cfg, live=False)
+    assert result.failed_subjects == ["NAP_001"]
+    assert result.subjects["NAP_001"]["reasons"] == {"diverged": 2}
+
+
+def test_actor_killed_mid_batch_is_replaced_and_its_trials_retried(tmp_path, ray_session):
+    ray = ray_session
+    cfg = fast_config(tmp_path, name="kill", cohort={"subjects": ["NAP_001"]}, trials=8,
+                      ray={"actors": 2, "batch_size": 2})
+    killed: list[str] = []
+
+    def killer():
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not killed:
+            time.sleep(0.2)
+            try:   # kill once the first results are in, while both actors hold queued batches
+                storage = open_storage(optuna_storage_url(cfg, cfg.study_dir))
+                study = open_subject_study(storage, cfg, "NAP_001", create=False)
+            except Exception:  # noqa: BLE001 - not created yet
+                continue
+            if _states(study).get(TrialState.COMPLETE, 0) >= 1:
+                names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                               if a["name"].startswith("explorer-sim-kill-"))
+                ray.kill(ray.get_actor(names[0], namespace=_namespace(ray, names[0])), no_restart=True)
+                killed.append(names[0])
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    result = run_study(cfg, live=False)
+    t.join(5)
+    assert killed, "the test did not manage to kill an actor"
+    assert result.actors_replaced >= 1
+    study = _studies(cfg, cfg.study_dir)["NAP_001"]
+    trials = study.get_trials(deepcopy=False)
+    assert _states(study) == {TrialState.COMPLETE: 8}
+    assert any(tr.user_attrs["attempt"] >= 1 for tr in trials)
+
+
+def _namespace(ray, name):
+    for a in ray.util.list_named_actors(all_namespaces=True):
+        if a["name"] == name:
+            return a["namespace"]
+    return None
+
+
+def test_too_short_simulation_is_refused_before_any_actor_starts(tmp_path):
+    cfg = fast_config(tmp_path, name="short", simulation={"duration_s": 10})
+    with pytest.raises(StudyError, match="simulation.duration_s"):
+        run_study(cfg, live=False)
+
+
+def test_second_driver_is_refused(tmp_path):
+    cfg = fast_config(tmp_path, name="locked")
+    with StudyLock(cfg.study_dir, cfg.name):
+        with pytest.raises(StudyError, match="already being run by another driver"):
+            run_study(cfg, live=False)
