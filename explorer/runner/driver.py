@@ -426,8 +426,14 @@ class _Driver:
                         self.cfg.store.best_k, obj, self.cfg.directions[0] == "maximize")
             guarded(f"packing the signals of {sid}", self.store.pack, sid)
         if best:
+            from explorer.runner.hooks import subject_summary_arrays
+
+            arrays = guarded(f"figure data of {sid}", subject_summary_arrays, self.store, self.cohort[sid],
+                             best["number"], self.cfg.cohort.features.model_dump(mode="python"),
+                             self.cfg.simulation.bold_tr_s) or {}
             guarded(f"MLflow summary of {sid}", self.tracker.finish_subject, sid, best["params"], best["scores"],
-                    {}, self.frozen_text)
+                    {}, self.frozen_text, objective=self.cfg.objectives[0],
+                    maximise=self.cfg.directions[0] == "maximize", **arrays)
         study.set_user_attr("finished_at", counts.done)
         note = ""
         if counts.complete == 0:

@@ -39,12 +39,16 @@ class NullTracker:
 
 
 def open_tracker(cfg: StudyConfig, study_dir: Path) -> Any:
+    """The study's MLflow tracker (refusing an MLflow URI that is the Optuna database)."""
+    from explorer.config import optuna_storage_url
+
     try:
-        from explorer.tracking import Tracker
+        from explorer.tracking import Tracker, check_separate_databases
     except ImportError as exc:
         log.warning("MLflow tracking unavailable (%s); trials are recorded in Optuna only", exc)
         return NullTracker()
 
+    check_separate_databases(optuna_storage_url(cfg, study_dir), mlflow_uri(cfg, study_dir))
     return Tracker(mlflow_uri(cfg, study_dir), experiment=cfg.name,
                    artifact_location=mlflow_artifacts(cfg, study_dir))
 
@@ -57,3 +61,29 @@ def guarded(what: str, fn, *args: Any, **kwargs: Any) -> Any:
         log.warning("%s failed: %s: %s (run `explorer verify NAME --repair` afterwards)", what,
                     type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
         return None
+
+
+def subject_summary_arrays(store: Any, subject: Any, best_number: int, features: dict[str, Any],
+                           tr_s: float) -> dict[str, Any]:
+    """Arrays for the parent run's figures: empirical vs best simulated FC and FCD values."""
+    import numpy as np
+
+    from explorer.features import FeatureOptions, fcd, preprocess
+
+    out: dict[str, Any] = {"emp_fc": subject.fc}
+    if store is None:
+        return out
+    trial = store.read_trial(subject.id, best_number)
+    out["best_fc"] = trial.get("fc")
+    opts = FeatureOptions(**features)
+    bold = trial.get("bold")
+    if subject.fcd is not None and bold is not None:
+        skip = int(round(opts.discard_s / tr_s)) if opts.discard_s > 0 else 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sim = fcd(preprocess(np.asarray(bold, dtype=np.float64)[skip:], tr_s, opts), opts.fcd_window,
+                      opts.fcd_step)
+        iu = np.triu_indices(subject.fcd.shape[0], k=1)
+        ju = np.triu_indices(sim.shape[0], k=1)
+        out["emp_fcd_values"] = subject.fcd[iu]
+        out["best_fcd_values"] = sim[ju]
+    return out
