@@ -19,13 +19,13 @@ from explorer.models.rww_ei import transfer
 PARAMS = (
     Param("a", 270.0, 200.0, 340.0, "nC^-1", "gain of the input-output function", 0.0),
     Param("b", 108.0, 80.0, 140.0, "Hz", "threshold of the input-output function"),
-    Param("d", 0.154, 0.1, 0.2, "s", "curvature of the input-output function", 0.0),
+    Param("d", 0.154, 0.1, 0.2, "s", "curvature of the input-output function", 1e-6),
     Param("gamma", 0.641, 0.4, 0.9, "1", "kinetic parameter (x 1e-3 per ms)", 0.0),
-    Param("tau_S", 100.0, 50.0, 150.0, "ms", "NMDA decay time constant", 0.0),
+    Param("tau_S", 100.0, 50.0, 150.0, "ms", "NMDA decay time constant", 1e-6),
     Param("w", 0.9, 0.5, 1.2, "1", "local excitatory recurrence", 0.0),
     Param("J_N", 0.2609, 0.15, 0.35, "nA", "synaptic coupling", 0.0),
     Param("I_0", 0.3, 0.2, 0.4, "nA", "external input current", 0.0, per_region=True),
-    Param("G", 0.5, 0.0, 2.0, "1", "global coupling scaling of the long-range input", 0.0),
+    Param("G", 0.3, 0.0, 1.0, "1", "global coupling scaling of the long-range input", 0.0),
 )
 A, B_, D, GAMMA, TAU, W, J_N, I_0, G = range(9)
 

@@ -25,13 +25,13 @@ from explorer.models.vecmath import vexp
 PARAMS = (
     Param("a_E", 310.0, 250.0, 370.0, "nC^-1", "excitatory gain of the input-output function", 0.0),
     Param("b_E", 125.0, 100.0, 150.0, "Hz", "excitatory threshold of the input-output function"),
-    Param("d_E", 0.16, 0.1, 0.2, "s", "excitatory curvature of the input-output function", 0.0),
-    Param("tau_E", 100.0, 50.0, 150.0, "ms", "NMDA decay time constant (S_E)", 0.0),
+    Param("d_E", 0.16, 0.1, 0.2, "s", "excitatory curvature of the input-output function", 1e-6),
+    Param("tau_E", 100.0, 50.0, 150.0, "ms", "NMDA decay time constant (S_E)", 1e-6),
     Param("gamma_E", 0.641, 0.4, 0.9, "1", "excitatory kinetic parameter (x 1e-3 per ms)", 0.0),
     Param("a_I", 615.0, 500.0, 700.0, "nC^-1", "inhibitory gain of the input-output function", 0.0),
     Param("b_I", 177.0, 150.0, 200.0, "Hz", "inhibitory threshold of the input-output function"),
-    Param("d_I", 0.087, 0.05, 0.12, "s", "inhibitory curvature of the input-output function", 0.0),
-    Param("tau_I", 10.0, 5.0, 20.0, "ms", "GABA decay time constant (S_I)", 0.0),
+    Param("d_I", 0.087, 0.05, 0.12, "s", "inhibitory curvature of the input-output function", 1e-6),
+    Param("tau_I", 10.0, 5.0, 20.0, "ms", "GABA decay time constant (S_I)", 1e-6),
     Param("gamma_I", 1.0, 0.5, 1.5, "1", "inhibitory kinetic parameter (x 1e-3 per ms)", 0.0),
     Param("W_E", 1.0, 0.5, 1.5, "1", "scaling of the external input to E", 0.0),
     Param("W_I", 0.7, 0.4, 1.0, "1", "scaling of the external input to I", 0.0),
@@ -39,7 +39,7 @@ PARAMS = (
     Param("J_NMDA", 0.15, 0.1, 0.3, "nA", "excitatory synaptic coupling", 0.0),
     Param("w_plus", 1.4, 1.0, 2.0, "1", "local excitatory recurrence", 0.0),
     Param("J_I", 1.0, 0.5, 2.0, "nA", "local inhibitory (feedback) coupling", 0.0, per_region=True),
-    Param("G", 1.0, 0.0, 3.0, "1", "global coupling scaling of the long-range input", 0.0),
+    Param("G", 0.5, 0.0, 2.0, "1", "global coupling scaling of the long-range input", 0.0),
 )
 (A_E, B_E, D_E, TAU_E, GAMMA_E, A_I, B_I, D_I, TAU_I, GAMMA_I, W_E, W_I, I_0, J_N, W_P, J_I, G) = range(17)
 

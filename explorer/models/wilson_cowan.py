@@ -17,8 +17,8 @@ from explorer.models.base import Model, Param
 from explorer.models.vecmath import vexp
 
 PARAMS = (
-    Param("tau_E", 2.5, 1.0, 10.0, "ms", "excitatory time constant", 0.0),
-    Param("tau_I", 3.75, 1.0, 10.0, "ms", "inhibitory time constant", 0.0),
+    Param("tau_E", 2.5, 1.0, 10.0, "ms", "excitatory time constant", 1e-6),
+    Param("tau_I", 3.75, 1.0, 10.0, "ms", "inhibitory time constant", 1e-6),
     Param("c_EE", 16.0, 10.0, 20.0, "1", "E -> E local coupling", 0.0),
     Param("c_IE", 15.0, 10.0, 20.0, "1", "I -> E local coupling", 0.0),
     Param("c_EI", 12.0, 8.0, 16.0, "1", "E -> I local coupling", 0.0),

@@ -35,8 +35,7 @@ def _steps(value_ms: float, dt_ms: float, what: str) -> int:
     return int(r)
 
 
-def param_array(model: Model, params: Sequence[Mapping[str, Any]], n: int,
-                dtype=np.float64) -> np.ndarray:
+def param_array(model: Model, params: Sequence[Mapping[str, Any]], n: int) -> np.ndarray:
     """Parameters [param, region, batch] from one mapping per trial (missing names take defaults).
 
     Raises ModelError for unknown names (listing the valid ones), arrays for parameters that are
@@ -74,7 +73,7 @@ def param_array(model: Model, params: Sequence[Mapping[str, Any]], n: int,
                 raise ModelError(
                     f"trial {b}: parameter {name!r} = {vals[bad][0]:g} of model {model.name!r} is outside its "
                     f"hard limits [{par.hard_low:g}, {par.hard_high:g}] {par.unit}")
-    return p.astype(dtype, copy=False)
+    return p
 
 
 def _seeds(seed: int | Sequence[int], B: int) -> list[int]:
@@ -112,10 +111,10 @@ def run_batch(model: Model, conn: Connectome, p: np.ndarray, x0: np.ndarray, see
     N, B = x0.shape[1], x0.shape[2]
     kernel = get_kernel(model)
     cs = list(model.coupled_states)
-    x = np.ascontiguousarray(x0, dtype=dtype)
-    buf = np.zeros((len(cs), conn.max_delay + 1, N, B), dtype=dtype)
+    x = np.ascontiguousarray(x0, dtype=np.float64)
+    buf = np.zeros((conn.max_delay + 1, N, len(cs), B), dtype=dtype)
     if history == "constant":
-        buf[:] = x[cs][:, None, :, :]
+        buf[:] = x[cs].transpose(1, 0, 2)[None]
     amp = np.broadcast_to(np.asarray(noise_sigma, dtype=np.float64), (B,)) * math.sqrt(dt_ms / model.time_unit_ms)
     keys = np.array([seed_key(s) for s in seeds], dtype=np.uint64)
     lo = np.array([b[0] for b in model.bounds], dtype=np.float64)
@@ -127,12 +126,12 @@ def run_batch(model: Model, conn: Connectome, p: np.ndarray, x0: np.ndarray, see
     n_rec = n_steps - n_skip
     kt = n_rec // tavg_n if tavg_n > 0 else 0
     kb = n_rec // bold_tr_n if bold_mode != BOLD_OFF else 0
-    tavg = np.zeros((kt, len(model.states), N, B), dtype=dtype)
-    bold = np.zeros((kb, N, B), dtype=dtype)
+    tavg = np.zeros((kt, len(model.states), N, B))
+    bold = np.zeros((kb, N, B))
     bw = init_state(N, B)  # haemodynamics always in float64
     t0 = time.perf_counter()
-    got_t, got_b = kernel(x, buf, np.ascontiguousarray(p, dtype=dtype), conn.rowptr, conn.col,
-                          conn.weight.astype(dtype), conn.delay, conn.wsum.astype(dtype),
+    got_t, got_b = kernel(x, buf, np.ascontiguousarray(p, dtype=np.float64), conn.rowptr, conn.col,
+                          conn.weight.astype(dtype), conn.delay, conn.wsum.astype(np.float64),
                           np.ascontiguousarray(amp), keys, int(n_steps), int(n_skip),
                           float(dt_ms / model.time_unit_ms), bool(heun), lo, hi, clo, chi, active, div_step,
                           int(tavg_n), tavg, int(bold_mode), int(bold_sub_n), int(max(bold_tr_n, 1)), bw,
@@ -158,7 +157,7 @@ def warmup(model: str | Model, dtype: str = "float64") -> float:
         raise SimulationError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     t0 = time.perf_counter()
     conn = build_connectome(np.array([[0.0, 1.0], [1.0, 0.0]]), np.ones((2, 2)), 1.0, 1.0)
-    p = param_array(m, [{}], 2, _DTYPES[dtype])
+    p = param_array(m, [{}], 2)
     x0 = initial_state(m, 2, [0])
     run_batch(m, conn, p, x0, [0], n_steps=4, dt_ms=1.0, noise_sigma=0.001, tavg_n=2,
               bold_mode=BOLD_BALLOON, bold_tr_n=2, bold_sub_n=1, dtype=_DTYPES[dtype])
@@ -191,7 +190,8 @@ def simulate(model: str | Model, weights, lengths,
         bold_tr_s: BOLD sampling period in s (None = off); a multiple of dt.
         transient_s: simulated seconds discarded before the monitors record.
         integrator: "euler" (Euler-Maruyama) or "heun" (stochastic Heun).
-        dtype: "float64" or "float32" (state, buffer and parameters).
+        dtype: "float64" or "float32": the precision of the delay buffer and coupling weights (the
+            memory-bound part); state, parameters, sums and monitors are float64 either way.
         bold_monitor: "balloon" (Balloon-Windkessel on the model's BOLD state) or "sample"
             (the BOLD state itself sampled every TR, as Deco 2017 does with the Hopf model).
         labels: region labels (default "0".."N-1").
