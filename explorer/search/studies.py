@@ -59,6 +59,7 @@ def open_subject_study(storage: "BaseStorage", cfg: "StudyConfig", subject: str,
     """
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     sname = study_name(cfg.name, subject)
     if create:
         study = optuna.create_study(storage=storage, study_name=sname, directions=cfg.directions,
