@@ -24,7 +24,7 @@ def test_substep_of_1ms_matches_integration_at_dt(monkeypatch):
     kw = dict(duration_s=6.0, dt_ms=0.1, noise_sigma=0.01, seed=2, bold_tr_s=0.5, tavg_ms=None)
     coarse = simulate("rww_ei", w, np.full((n, n), 20.0), {"G": 0.5}, **kw)
     assert coarse.attrs["bold_substep_ms"] == 1.0
-    simmod = importlib.import_module("explorer.sim.simulate")
+    simmod = importlib.import_module("explorer.sim.simulator")
     monkeypatch.setattr(simmod, "BOLD_SUBSTEP_MS", 0.1)
     fine = simulate("rww_ei", w, np.full((n, n), 20.0), {"G": 0.5}, **kw)
     assert fine.attrs["bold_substep_ms"] == 0.1

@@ -1,0 +1,127 @@
+"""`explorer bench`: simulator speed on a connectome, one JSON object per batch size.
+
+    explorer bench --model rww_ei --connectome FILE.npz --duration-s 60 --dt-ms 0.1 \\
+        --velocity 20 --bold-tr-s 2 --batch 1 8 32 --json
+
+FILE.npz holds ``weights`` and ``lengths`` (mm). Each batch size runs in its own process (one
+thread), so ``peak_rss_mb`` is that run's honest peak resident memory (Python, numba and xarray
+included) and ``compile_s`` is that process's JIT time. ``wall_s`` excludes compilation.
+``sim_s_per_wall_s = batch * duration_s / wall_s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from explorer.errors import SimulationError
+
+_THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="rww_ei", help="registered model name (default rww_ei)")
+    parser.add_argument("--connectome", required=True, metavar="FILE.npz",
+                        help="npz with arrays 'weights' (N, N) and 'lengths' (N, N, mm)")
+    parser.add_argument("--duration-s", type=float, default=60.0, help="simulated seconds (default 60)")
+    parser.add_argument("--dt-ms", type=float, default=0.1, help="integration step in ms (default 0.1)")
+    parser.add_argument("--velocity", type=float, default=20.0, help="conduction velocity m/s (default 20)")
+    parser.add_argument("--bold-tr-s", type=float, default=2.0, help="BOLD TR in s; 0 turns BOLD off (default 2)")
+    parser.add_argument("--bold-monitor", default="balloon", choices=["balloon", "sample"])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32], help="batch sizes (default 1 8 32)")
+    parser.add_argument("--noise-sigma", type=float, default=0.0, help="noise amplitude (default 0)")
+    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"],
+                        help="delay-buffer precision (default float64)")
+    parser.add_argument("--integrator", default="euler", choices=["euler", "heun"])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per batch size; wall_s is the fastest")
+    parser.add_argument("--json", action="store_true", help="print JSON lines only (no table)")
+
+
+def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run one batch size in this process and return its JSON record."""
+    import resource
+
+    import numpy as np
+
+    from explorer.sim import simulate, warmup
+
+    data = np.load(cfg["connectome"])
+    w, ln = data["weights"], data["lengths"]
+    compile_s = warmup(cfg["model"], cfg["dtype"])
+    B = int(cfg["batch"])
+    tr = cfg["bold_tr_s"] if cfg["bold_tr_s"] else None
+    walls = []
+    for _ in range(max(1, int(cfg["repeat"]))):
+        ds = simulate(cfg["model"], w, ln, [{}] * B, duration_s=cfg["duration_s"], dt_ms=cfg["dt_ms"],
+                      velocity=cfg["velocity"], noise_sigma=cfg["noise_sigma"], seed=0, tavg_ms=None,
+                      bold_tr_s=tr, dtype=cfg["dtype"], integrator=cfg["integrator"],
+                      bold_monitor=cfg["bold_monitor"])
+        walls.append(float(ds.attrs["wall_s"]))
+    wall = min(walls)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    return {
+        "model": cfg["model"], "n_regions": int(w.shape[0]), "batch": B, "duration_s": cfg["duration_s"],
+        "dt_ms": cfg["dt_ms"], "wall_s": round(wall, 4), "compile_s": round(compile_s, 3),
+        "sim_s_per_wall_s": round(B * cfg["duration_s"] / wall, 3), "peak_rss_mb": round(rss, 1),
+        "dtype": cfg["dtype"], "noise_sigma": cfg["noise_sigma"], "diverged": int(ds["diverged"].sum()),
+        "wall_s_all": [round(x, 4) for x in walls],
+    }
+
+
+def _worker() -> None:  # entry point of the per-batch subprocess
+    cfg = json.loads(sys.argv[1])
+    print(json.dumps(run_one(cfg)), flush=True)
+
+
+def bench(cfg: dict[str, Any], batches: list[int]) -> list[dict[str, Any]]:
+    """Run each batch size in a fresh single-threaded subprocess; returns the records."""
+    env = dict(os.environ)
+    for var in _THREAD_VARS:
+        env[var] = "1"
+    out = []
+    for B in batches:
+        proc = subprocess.run([sys.executable, "-c", "from explorer.sim.bench import _worker; _worker()",
+                               json.dumps({**cfg, "batch": B})], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise SimulationError(f"benchmark of batch {B} failed:\n{proc.stderr.strip()[-2000:]}")
+        out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def command(args: argparse.Namespace) -> int:
+    if not os.path.isfile(args.connectome):
+        raise SimulationError(f"--connectome {args.connectome}: no such file; give an .npz with "
+                              f"'weights' and 'lengths'")
+    import numpy as np
+
+    with np.load(args.connectome) as data:
+        missing = [k for k in ("weights", "lengths") if k not in data]
+    if missing:
+        raise SimulationError(f"--connectome {args.connectome} lacks array(s) {missing}")
+    if any(b < 1 for b in args.batch):
+        raise SimulationError("--batch sizes must be >= 1")
+    from explorer.models import get_model
+
+    get_model(args.model)
+    cfg = dict(model=args.model, connectome=os.path.abspath(args.connectome), duration_s=args.duration_s,
+               dt_ms=args.dt_ms, velocity=args.velocity, bold_tr_s=args.bold_tr_s, bold_monitor=args.bold_monitor,
+               noise_sigma=args.noise_sigma, dtype=args.dtype, integrator=args.integrator, repeat=args.repeat)
+    records = []
+    for B in args.batch:
+        rec = bench(cfg, [B])[0]
+        records.append(rec)
+        keys = ("model", "n_regions", "batch", "duration_s", "dt_ms", "wall_s", "compile_s",
+                "sim_s_per_wall_s", "peak_rss_mb")
+        if args.json:
+            print(json.dumps({k: rec[k] for k in keys} | {k: rec[k] for k in rec if k not in keys}), flush=True)
+        else:
+            from rich.console import Console
+
+            Console().print(f"{rec['model']} N={rec['n_regions']} batch={B}: {rec['sim_s_per_wall_s']} sim-s/wall-s "
+                            f"(wall {rec['wall_s']} s, compile {rec['compile_s']} s, "
+                            f"peak RSS {rec['peak_rss_mb']} MB)")
+    return 0
