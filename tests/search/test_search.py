@@ -182,3 +182,17 @@ def test_best_summary_single_and_multi_objective(tmp_path):
         ms.tell(t, list(v))
     mb = best_summary(ms, m.objectives)
     assert mb["scores"] == {"fc_r": 0.5, "fcd_ks": 0.4} and mb["pareto"] == 2
+
+
+@pytest.mark.cluster
+def test_postgresql_storage_holds_subject_studies_and_reaps(postgres_server):
+    optuna_url, _ = postgres_server
+    storage = open_storage(optuna_url)
+    c = cfg(name="pg")
+    study = open_subject_study(storage, c, "A")
+    _run(study, c, 2)
+    ask_params(study, c)
+    again = open_subject_study(open_storage(optuna_url), c, "A")
+    assert len(reap_interrupted(again)) == 1
+    counts = subject_counts(again)
+    assert (counts.complete, counts.interrupted, counts.waiting) == (2, 1, 1)
