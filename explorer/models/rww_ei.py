@@ -46,12 +46,16 @@ PARAMS = (
 
 @njit(inline="always", error_model="numpy")
 def transfer(x: float, a: float, b: float, d: float) -> float:
-    """H(x) = (a x - b) / (1 - exp(-d (a x - b))) in Hz, with its limit 1/d near a x = b."""
+    """H(x) = (a x - b) / (1 - exp(-d (a x - b))) in Hz; near a x = b its limit (1/d)(1 + d y / 2).
+
+    One division per call (the near branch is a select on numerator and denominator).
+    """
     y = a * x - b
     dy = d * y
-    h = y / (1.0 - vexp(-dy))
     near = abs(dy) < 1e-6
-    return (1.0 / d + 0.5 * y) if near else h
+    num = 1.0 if near else y
+    den = d * (1.0 - 0.5 * dy) if near else 1.0 - vexp(-dy)
+    return num / den
 
 
 @njit(error_model="numpy")

@@ -9,7 +9,7 @@ Loop order: time -> region -> batch, with the batch innermost and contiguous:
   ``c_i = sum_j W_ij z_j(t - d_ij)`` is a loop over the nonzeros with an inner batch loop
   (four nonzeros per pass, summed as (w0 r0 + w1 r1) + (w2 r2 + w3 r3), to cut load/store traffic);
   the buffer and weights may be float32 (``dtype="float32"``: halves the memory traffic that
-  bounds the coupling loop); the state, parameters, sums and monitors are always float64;
+  bounds the coupling loop, and float32 sums); the state, parameters and monitors are always float64;
 - noise: counter-based per-trial streams (``hash64(key_b, counter)`` + Box-Muller), the counter
   being (step, region, pair): a trial's draws do not depend on the batch it runs in;
 - monitors online (temporal average, Balloon-Windkessel BOLD or sampled state): no trajectory
@@ -65,7 +65,7 @@ def build_kernel(model: Model) -> Callable[..., Any]:
         N = x.shape[1]
         B = x.shape[2]
         L = buf.shape[0]
-        c = np.zeros((NC, B))
+        c = np.zeros((NC, B), dtype=buf.dtype)  # coupling sums in the buffer's precision
         dx = np.zeros((NS, B))
         dx2 = np.zeros((NS, B))
         xt = np.zeros((NS, N, B)) if heun else np.zeros((NS, 1, B))
@@ -108,10 +108,10 @@ def build_kernel(model: Model) -> Callable[..., Any]:
                     r1 = buf[s1, col[k + 1]]
                     r2 = buf[s2, col[k + 2]]
                     r3 = buf[s3, col[k + 3]]
-                    w0 = np.float64(wgt[k])
-                    w1 = np.float64(wgt[k + 1])
-                    w2 = np.float64(wgt[k + 2])
-                    w3 = np.float64(wgt[k + 3])
+                    w0 = wgt[k]
+                    w1 = wgt[k + 1]
+                    w2 = wgt[k + 2]
+                    w3 = wgt[k + 3]
                     for cc in range(NC):
                         for b in range(B):
                             c[cc, b] += (w0 * r0[cc, b] + w1 * r1[cc, b]) + (w2 * r2[cc, b] + w3 * r3[cc, b])
@@ -120,7 +120,7 @@ def build_kernel(model: Model) -> Callable[..., Any]:
                     s0 = slot - dly[k]
                     s0 = s0 + L if s0 < 0 else s0
                     r0 = buf[s0, col[k]]
-                    w0 = np.float64(wgt[k])
+                    w0 = wgt[k]
                     for cc in range(NC):
                         for b in range(B):
                             c[cc, b] += w0 * r0[cc, b]

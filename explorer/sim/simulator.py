@@ -190,8 +190,9 @@ def simulate(model: str | Model, weights, lengths,
         bold_tr_s: BOLD sampling period in s (None = off); a multiple of dt.
         transient_s: simulated seconds discarded before the monitors record.
         integrator: "euler" (Euler-Maruyama) or "heun" (stochastic Heun).
-        dtype: "float64" or "float32": the precision of the delay buffer and coupling weights (the
-            memory-bound part); state, parameters, sums and monitors are float64 either way.
+        dtype: "float64" or "float32": the precision of the delay buffer, coupling weights and coupling
+            sums (the memory-bound part); state, parameters, model equations and monitors are float64
+            either way.
         bold_monitor: "balloon" (Balloon-Windkessel on the model's BOLD state) or "sample"
             (the BOLD state itself sampled every TR, as Deco 2017 does with the Hopf model).
         labels: region labels (default "0".."N-1").
