@@ -67,3 +67,13 @@ def test_noise_free_network_settles_on_the_scipy_fixed_point():
     assert sol.success
     np.testing.assert_allclose(sim[:, 0], sol.x[:n], atol=1e-6)
     np.testing.assert_allclose(sim[:, 1], sol.x[n:], atol=1e-6)
+
+
+def test_transfer_is_continuous_at_its_removable_singularity():
+    a, b, d = 310.0, 125.0, 0.16
+    xs = b / a + np.array([-1e-6, -1e-9, 0.0, 1e-9, 1e-6]) / a
+    h = np.array([rww_ei.transfer(x, a, b, d) for x in xs])
+    assert np.all(np.isfinite(h))
+    np.testing.assert_allclose(h, 1.0 / d, rtol=1e-5)
+    np.testing.assert_allclose(rww_ei.transfer(b / a + 0.01, a, b, d),
+                               (a * (b / a + 0.01) - b) / (1 - np.exp(-d * (a * (b / a + 0.01) - b))), rtol=1e-12)
