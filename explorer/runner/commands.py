@@ -49,6 +49,11 @@ def resolve_study_dir(name: str, studies_dir: str | None = None) -> Path:
     return d
 
 
+def _interrupted_before_start(name: str) -> int:
+    print(f"interrupted before any trial started; nothing to clean up. Resume with: explorer resume {name}")
+    return 130
+
+
 def _report(result, console) -> int:
     from rich.table import Table
 
@@ -105,7 +110,10 @@ def run_command(args: argparse.Namespace) -> int:
     console = _console()
     study_dir = cfg.study_dir
     prepare_study(cfg, study_dir, console)
-    result = run_study(cfg, study_dir, actors=args.actors, live=False if args.no_progress else None)
+    try:
+        result = run_study(cfg, study_dir, actors=args.actors, live=False if args.no_progress else None)
+    except KeyboardInterrupt:
+        return _interrupted_before_start(cfg.name)
     return _report(result, console)
 
 
@@ -121,7 +129,10 @@ def resume_command(args: argparse.Namespace) -> int:
 
     study_dir = resolve_study_dir(args.name, args.studies_dir)
     cfg = load_frozen(study_dir)
-    result = run_study(cfg, study_dir, actors=args.actors, live=False if args.no_progress else None)
+    try:
+        result = run_study(cfg, study_dir, actors=args.actors, live=False if args.no_progress else None)
+    except KeyboardInterrupt:
+        return _interrupted_before_start(cfg.name)
     return _report(result, _console())
 
 
@@ -166,8 +177,11 @@ def extend_command(args: argparse.Namespace) -> int:
     only = list(args.subjects) if args.subjects and args.trials is None else None
     save_frozen(cfg, study_dir)
     console = _console()
-    result = run_study(cfg, study_dir, only_subjects=only, actors=args.actors,
-                       live=False if args.no_progress else None)
+    try:
+        result = run_study(cfg, study_dir, only_subjects=only, actors=args.actors,
+                           live=False if args.no_progress else None)
+    except KeyboardInterrupt:
+        return _interrupted_before_start(cfg.name)
     return _report(result, console)
 
 

@@ -46,15 +46,15 @@ def redact(url: str) -> str:
 def open_storage(url: str) -> "BaseStorage":
     """Open (creating if needed) the Optuna storage at ``url``."""
     from optuna.storages import JournalStorage, RDBStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+    from optuna.storages.journal import JournalFileBackend
 
     kind = storage_kind(url)
     try:
         if kind == "journal":
             path = journal_path(url)
             path.parent.mkdir(parents=True, exist_ok=True)
-            # The open(O_EXCL) lock works on NFS and local disks alike.
-            return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+            # Optuna's default (symlink) lock, the same one optuna-dashboard and `optuna` use.
+            return JournalStorage(JournalFileBackend(str(path)))
         if kind == "postgresql" and url.startswith("postgres:"):
             url = "postgresql:" + url[len("postgres:"):]
         engine = {"connect_args": {"timeout": 60}} if kind == "sqlite" else {"pool_pre_ping": True}
