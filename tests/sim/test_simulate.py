@@ -89,3 +89,14 @@ def test_noise_free_runs_ignore_the_noise_stream_and_noise_changes_output():
     b = simulate("rww", W, L, {}, noise_sigma=0.0, **kw)["tavg"].values
     c = simulate("rww", W, L, {}, noise_sigma=0.01, **kw)["tavg"].values
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_stochastic_heun_batch_equals_singles():
+    kw = dict(duration_s=0.1, dt_ms=0.1, noise_sigma=0.01, tavg_ms=1.0, bold_tr_s=None, integrator="heun")
+    params = [{"G": 0.1}, {"G": 0.5}, {"G": 0.9}]
+    batch = simulate("rww_ei", W, L, params, seed=[4, 5, 6], **kw)["tavg"].values
+    for b, seed in enumerate([4, 5, 6]):
+        single = simulate("rww_ei", W, L, params[b], seed=seed, **kw)["tavg"].values[0]
+        assert np.array_equal(batch[b], single)
+    euler = simulate("rww_ei", W, L, params[0], seed=4, **{**kw, "integrator": "euler"})["tavg"].values[0]
+    assert not np.array_equal(batch[0], euler) and np.abs(batch[0] - euler).max() < 1e-3
