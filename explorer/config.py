@@ -96,7 +96,7 @@ class Bounds(_Strict):
 
 class ParamsConfig(_Strict):
     free: dict[str, Bounds] = Field(default_factory=dict)
-    fixed: dict[str, float | list[float]] = Field(default_factory=dict)
+    fixed: dict[str, float | list[float] | str] = Field(default_factory=dict)
 
     @field_validator("free", mode="before")
     @classmethod
@@ -277,6 +277,16 @@ def _check_params(cfg: StudyConfig) -> None:
             raise _FieldError(field, f"log scale needs low > 0, got {low}")
     for pname, value in cfg.params.fixed.items():
         p = model.param(pname)
+        if isinstance(value, str):
+            from explorer.search.space import DATA_VALUES
+
+            if value not in DATA_VALUES:
+                raise _FieldError(f"params.fixed.{pname}", f"{value!r} is neither a number nor one of the "
+                                                            f"data-derived values {sorted(DATA_VALUES)}")
+            if not p.per_region or p.unit != "Hz":
+                raise _FieldError(f"params.fixed.{pname}", f"{value!r} gives per-region frequencies in Hz, "
+                                                            f"but {pname} is {p.unit} and per_region={p.per_region}")
+            continue
         values = value if isinstance(value, list) else [value]
         if isinstance(value, list) and not p.per_region:
             raise _FieldError(f"params.fixed.{pname}", f"{pname} is a scalar parameter; give one number")

@@ -60,7 +60,11 @@ class SimWorker:
                 "compile_s": self.compile_s, "init_s": self.init_s}
 
     def add_subject(self, subject_id: str, payload: dict[str, Any]) -> str:
-        """Keep a subject's connectome and empirical features (weights, lengths, labels, fc, fcd)."""
+        """Keep a subject's connectome, empirical features and data-derived parameters.
+
+        ``payload``: weights, lengths, labels, fc, fcd, and ``params`` (fixed values taken from the
+        subject's own data, merged into every trial's parameter set).
+        """
         self.subjects[subject_id] = payload
         return subject_id
 
@@ -117,7 +121,7 @@ class SimWorker:
         params, seeds = [], []
         for task in tasks:
             for r in range(reps):
-                params.append(task["params"])
+                params.append({**task["params"], **subj.get("params", {})})
                 seeds.append(int(task["seed"]) + r)
         t0 = time.perf_counter()
         ds = simulate(self.spec.model, subj["weights"], subj["lengths"], params, seed=seeds,

@@ -100,6 +100,10 @@ def preflight(cfg: StudyConfig, cohort) -> None:
     from explorer.errors import SimulationError
     from explorer.features import FeatureOptions, fit_scores
 
+    from explorer.search import subject_params
+
+    for subject in cohort:
+        subject_params(cfg, subject)
     s = cohort.subjects[0]
     n_tr = int(cfg.simulation.duration_s / cfg.simulation.bold_tr_s)
     fake = np.random.default_rng(0).standard_normal((max(n_tr, 1), s.n_regions))
@@ -139,9 +143,12 @@ def _init_ray(cfg: StudyConfig, actors: int | None) -> bool:
     return True
 
 
-def _subject_payload(subject) -> dict[str, Any]:
+def _subject_payload(cfg: StudyConfig, subject) -> dict[str, Any]:
+    """What an actor keeps of a subject: connectome, empirical features, data-derived parameters."""
+    from explorer.search import subject_params
+
     return {"weights": subject.weights, "lengths": subject.lengths, "labels": list(subject.labels),
-            "fc": subject.fc, "fcd": subject.fcd}
+            "fc": subject.fc, "fcd": subject.fcd, "params": subject_params(cfg, subject)}
 
 
 def _score_for_progress(rec: TrialRecord, objective: str) -> float | None:
@@ -280,7 +287,7 @@ class _Driver:
         try:
             for s in self.cohort:
                 if s.id in todo:
-                    pool.put_subject(s.id, _subject_payload(s))
+                    pool.put_subject(s.id, _subject_payload(cfg, s))
             pool.wait_ready()
             t0 = time.monotonic()
             self.result.startup_s = t0 - t_begin

@@ -196,3 +196,29 @@ def test_postgresql_storage_holds_subject_studies_and_reaps(postgres_server):
     assert len(reap_interrupted(again)) == 1
     counts = subject_counts(again)
     assert (counts.complete, counts.interrupted, counts.waiting) == (2, 1, 1)
+
+
+def test_bold_peak_gives_each_subject_its_own_frequencies():
+    import numpy as np
+
+    from explorer.cohort import demo
+    from explorer.features import peak_frequency
+    from explorer.search import subject_params
+
+    c = parse_config({"name": "h", "cohort": {"source": "demo", "features": {"bandpass": None}}, "model": "hopf",
+                      "params": {"free": {"G": {}}, "fixed": {"f": "bold_peak", "a": -0.01}}, "trials": 2})
+    assert trial_params(c, {"G": 1.0}) == {"a": -0.01, "G": 1.0}  # the token is not a number for everyone
+    cohort = demo()
+    p1, p2 = (subject_params(c, s) for s in cohort.subjects[:2])
+    np.testing.assert_allclose(p1["f"], peak_frequency(cohort.subjects[0].bold, 2.0, (0.01, 0.1)))
+    assert len(p1["f"]) == 80 and all(0.01 <= x <= 0.1 for x in p1["f"])
+    assert p1["f"] != p2["f"]
+
+
+@pytest.mark.parametrize("fixed, words", [({"f": "peak"}, "data-derived values ['bold_peak']"),
+                                          ({"a": "bold_peak"}, "per-region frequencies in Hz")])
+def test_bad_data_derived_value_names_the_field(fixed, words):
+    with pytest.raises(ConfigError, match=r"params\.fixed\.") as err:
+        parse_config({"name": "h", "cohort": {"source": "demo"}, "model": "hopf",
+                      "params": {"free": {"G": {}}, "fixed": fixed}, "trials": 2})
+    assert words in str(err.value)
