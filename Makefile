@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 
 .PHONY: run test install bench clean
 
@@ -10,23 +9,30 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[test,cluster]"
-	touch $(STAMP)
+# what `make run` needs: the package and its runtime dependencies
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
 
-install: $(STAMP)
+# what `make test` needs on top: test tools, PostgreSQL drivers, PyTorch for the gp sampler
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[test,cluster]"
+	touch $@
+
+install: $(VENV)/.installed
 
 ## make run: create the environment, install, run the quickstart study on the bundled cohort.
-run: $(STAMP)
+run: $(VENV)/.installed
 	$(BIN)/explorer run experiments/quickstart.yaml
 	$(BIN)/explorer status quickstart
 
-## make test: install everything the tests need (PostgreSQL included) and run the whole suite.
-test: $(STAMP)
+## make test: install everything the tests need (PostgreSQL server included) and run the whole suite.
+test: $(VENV)/.installed-test
 	./cluster/install_postgres.sh
 	$(BIN)/python -m pytest -q tests
 
-bench: $(STAMP)
+## make bench: simulator speed (sim-s per wall-s) on the bundled 80-region connectome, as JSON.
+bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_sim.py
 
 clean:

@@ -222,3 +222,18 @@ def test_bad_data_derived_value_names_the_field(fixed, words):
         parse_config({"name": "h", "cohort": {"source": "demo"}, "model": "hopf",
                       "params": {"free": {"G": {}}, "fixed": fixed}, "trials": 2})
     assert words in str(err.value)
+
+
+@pytest.mark.parametrize("name, cls", [("cmaes", optuna.samplers.CmaEsSampler), ("gp", optuna.samplers.GPSampler)])
+def test_model_based_samplers_improve_on_a_quadratic(name, cls):
+    """cmaes and gp really run under ask/tell and move towards the optimum of a smooth score."""
+    c = cfg(sampler={"name": name})
+    sampler = make_sampler(c, 0)
+    assert isinstance(sampler, cls)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for _ in range(24):
+        trial, free = ask_params(study, c)
+        study.tell(trial, -((free["G"] - 1.7) ** 2) - (free["w_plus"] - 1.4) ** 2)
+    values = [t.value for t in study.trials]
+    assert max(values[12:]) > max(values[:6])
+    assert study.best_value > -0.05
