@@ -5,8 +5,11 @@ replaced, same seed), in a temporary folder (or ``--keep DIR``), and prints JSON
 
     .venv/bin/python benchmarks/bench_sample_efficiency.py experiments/quickstart.yaml --trials 40
 
-Per subject and sampler: the best FC r, and the 1-based trial index (in completion order) at which
-the running best first reached 95% of that sampler's final best. Lower is better.
+Per subject and sampler: the best FC r; ``trials_to_95pct``, the 1-based trial index (in trial
+number order) at which the running best first reached 95% of that sampler's own final best; and
+``trials_to_95pct_common``, the same against 95% of the best that *any* sampler found for the
+subject (null when never reached): the fairer comparison, since a weak sampler reaches 95% of its
+own weak best early. Lower is better.
 """
 
 from __future__ import annotations
@@ -19,12 +22,17 @@ import tempfile
 from pathlib import Path
 
 
-def trials_to_fraction(values: list[float], fraction: float = 0.95, maximise: bool = True) -> int | None:
-    """1-based index at which the running best first reaches ``fraction`` of the final best."""
+def trials_to_fraction(values: list[float], fraction: float = 0.95, maximise: bool = True,
+                       final: float | None = None) -> int | None:
+    """1-based index at which the running best first reaches ``fraction`` of ``final``.
+
+    ``final`` defaults to the best of ``values`` itself.
+    """
     finite = [v for v in values if v == v]
     if not finite:
         return None
-    final = max(finite) if maximise else min(finite)
+    if final is None:
+        final = max(finite) if maximise else min(finite)
     target = fraction * final if maximise else final / fraction
     best = None
     for i, v in enumerate(values, 1):
@@ -68,11 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_eff_") as tmp:
         root = Path(args.keep or tmp)
         result: dict[str, dict] = {}
+        curves_of: dict[str, dict[str, list[float]]] = {}
         for name in args.samplers:
+            base = load_config(args.config)
+            # the config's sampler options belong to its own sampler; other samplers run on their defaults
+            options = base.sampler.options if name == base.sampler.name else {}
             cfg = load_config(args.config, trials=args.trials, name=f"eff_{name}", studies_dir=str(root),
-                              **{"sampler.name": name, "store.mode": "none"})
+                              **{"sampler.name": name, "sampler.options": options, "store.mode": "none"})
             run_study(cfg, live=False, actors=args.actors)
-            curves = study_curves(cfg.study_dir)
+            curves = curves_of[name] = study_curves(cfg.study_dir)
             maximise = cfg.directions[0] == "maximize"
             per = {sid: {"best": max((v for v in vals if v == v), default=None),
                          "trials_to_95pct": trials_to_fraction(vals, 0.95, maximise)}
@@ -80,6 +92,17 @@ def main(argv: list[str] | None = None) -> int:
             reached = [p["trials_to_95pct"] for p in per.values() if p["trials_to_95pct"] is not None]
             result[name] = {"subjects": per, "median_trials_to_95pct": statistics.median(reached) if reached else None,
                             "median_best": statistics.median(p["best"] for p in per.values() if p["best"] is not None)}
+        pick = max if maximise else min
+        for sid in curves:
+            common = pick(r["subjects"][sid]["best"] for r in result.values() if r["subjects"][sid]["best"] is not None)
+            for name, r in result.items():
+                r["subjects"][sid]["trials_to_95pct_common"] = trials_to_fraction(curves_of[name][sid], 0.95,
+                                                                                   maximise, final=common)
+        for r in result.values():
+            reached = [p["trials_to_95pct_common"] for p in r["subjects"].values()
+                       if p["trials_to_95pct_common"] is not None]
+            r["median_trials_to_95pct_common"] = statistics.median(reached) if reached else None
+            r["subjects_reaching_95pct_common"] = len(reached)
     print(json.dumps({"config": args.config, "trials": cfg.n_trials, "samplers": result}))
     return 0
 
