@@ -3,10 +3,9 @@
     .venv/bin/python benchmarks/bench_sim.py [--models rww_ei hopf] [--batch 1 8 32 64] [--duration-s 60]
         [--dtype float64 float32] [--repeat 1] [--noise-sigma 0]
 
-Builds weights/lengths from the bundled gw data (explorer/cohort/data/gw, else ../shared/data/gw):
-drop the 14 subcortical regions (indices 40-45, 74-81), normalise weights by their max, zero the
-diagonal; writes them to a temporary .npz and runs ``explorer bench`` on it (dt 0.1 ms,
-velocity 20 m/s, BOLD TR 2 s), one process per batch size.
+Takes weights/lengths from the bundled gw demo cohort (explorer.cohort.demo(): the 14 subcortical
+regions dropped, zero diagonal, weights divided by their max), writes them to a temporary .npz and
+runs ``explorer bench`` on it (dt 0.1 ms, velocity 20 m/s, BOLD TR 2 s), one process per batch size.
 """
 
 from __future__ import annotations
@@ -20,26 +19,17 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CANDIDATES = [ROOT / "explorer" / "cohort" / "data" / "gw", ROOT.parent / "shared" / "data" / "gw",
-              Path("/work/shared/data/gw")]
-DROP = list(range(40, 46)) + list(range(74, 82))
 
 
 def aal80(subject: str = "NAP_001") -> tuple[np.ndarray, np.ndarray]:
-    """(weights, lengths) of one gw subject on the 80 cortical AAL2 regions."""
-    from scipy.io import loadmat
+    """(weights, lengths in mm) of one bundled gw subject on its 80 cortical AAL2 regions.
 
-    for base in CANDIDATES:
-        d = base / "subjects" / subject / "structural"
-        if (d / "DTI_CM.mat").is_file():
-            w = np.asarray(loadmat(d / "DTI_CM.mat")["sc"], dtype=float)
-            ln = np.asarray(loadmat(d / "DTI_LEN.mat")["len"], dtype=float)
-            keep = [i for i in range(w.shape[0]) if i not in DROP]
-            w = w[np.ix_(keep, keep)]
-            ln = ln[np.ix_(keep, keep)]
-            np.fill_diagonal(w, 0.0)
-            return w / w.max(), ln
-    sys.exit(f"gw data not found in any of {[str(c) for c in CANDIDATES]}")
+    The demo cohort's defaults: subcortical regions dropped, zero diagonal, weights / max.
+    """
+    from explorer.cohort import demo
+
+    s = demo()[subject]
+    return s.weights, s.lengths
 
 
 def main() -> int:
