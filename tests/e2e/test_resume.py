@@ -16,19 +16,12 @@ from optuna.trial import TrialState
 
 from explorer.config import load_frozen, optuna_storage_url
 from explorer.search import list_subject_studies, open_storage, open_subject_study
+from study_configs import FAST
 
 pytestmark = pytest.mark.slow
 
 TRIALS = 8
-CONFIG = {
-    "name": "resumable",
-    "cohort": {"source": "demo", "subjects": ["NAP_001", "NAP_002"], "features": {"fcd_window": 10}},
-    "model": "hopf",
-    "params": {"free": {"G": {"low": 0.1, "high": 2.0}, "a": {"low": -0.1, "high": 0.05}}},
-    "simulation": {"duration_s": 40, "dt_ms": 1.0, "transient_s": 0, "noise_sigma": 0.02, "bold_tr_s": 2.0},
-    "trials": TRIALS,
-    "ray": {"actors": 2, "batch_size": 2},
-}
+CONFIG = dict(FAST, name="resumable", trials=TRIALS)
 
 
 def _cli(*args: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Small, fast study configs for the runner tests."""
+"""Small, fast study configs for the runner and end-to-end tests."""
 
 from __future__ import annotations
 
