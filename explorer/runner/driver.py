@@ -100,10 +100,6 @@ def preflight(cfg: StudyConfig, cohort) -> None:
     from explorer.errors import SimulationError
     from explorer.features import FeatureOptions, fit_scores
 
-    from explorer.search import subject_params
-
-    for subject in cohort:
-        subject_params(cfg, subject)
     s = cohort.subjects[0]
     n_tr = int(cfg.simulation.duration_s / cfg.simulation.bold_tr_s)
     fake = np.random.default_rng(0).standard_normal((max(n_tr, 1), s.n_regions))
@@ -143,12 +139,10 @@ def _init_ray(cfg: StudyConfig, actors: int | None) -> bool:
     return True
 
 
-def _subject_payload(cfg: StudyConfig, subject) -> dict[str, Any]:
+def _subject_payload(subject, params: dict[str, Any]) -> dict[str, Any]:
     """What an actor keeps of a subject: connectome, empirical features, data-derived parameters."""
-    from explorer.search import subject_params
-
     return {"weights": subject.weights, "lengths": subject.lengths, "labels": list(subject.labels),
-            "fc": subject.fc, "fcd": subject.fcd, "params": subject_params(cfg, subject)}
+            "fc": subject.fc, "fcd": subject.fcd, "params": params}
 
 
 def _score_for_progress(rec: TrialRecord, objective: str) -> float | None:
@@ -189,11 +183,14 @@ class _Driver:
 
     # -- set-up -------------------------------------------------------------------------
     def _open(self) -> None:
-        from explorer.search import open_storage, open_subject_study, reap_interrupted, subject_counts
+        from explorer.search import open_storage, open_subject_study, reap_interrupted, subject_counts, subject_params
 
         cfg = self.cfg
         self.cohort = load_study_cohort(cfg, self.only)
         preflight(cfg, self.cohort)
+        # per-subject fixed values from the subject's own data (params.fixed: bold_peak): checked
+        # here, before any actor starts, and sent once with the subject's connectome
+        self.subject_params = {s.id: subject_params(cfg, s) for s in self.cohort}
         self.result.skipped_subjects = dict(self.cohort.skipped)
         for sid, problems in self.cohort.skipped.items():
             self.console.print(f"[yellow]skipped subject {sid}[/]: {'; '.join(problems)}")
@@ -287,7 +284,7 @@ class _Driver:
         try:
             for s in self.cohort:
                 if s.id in todo:
-                    pool.put_subject(s.id, _subject_payload(cfg, s))
+                    pool.put_subject(s.id, _subject_payload(s, self.subject_params[s.id]))
             pool.wait_ready()
             t0 = time.monotonic()
             self.result.startup_s = t0 - t_begin

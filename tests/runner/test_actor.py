@@ -1,0 +1,37 @@
+"""The simulator worker without Ray: data-derived parameters reach every trial of their subject."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from explorer import simulate
+from explorer.features import FeatureOptions, fit_scores
+from explorer.runner.actor import SimWorker, WorkerSpec
+from explorer.runner.driver import _subject_payload
+from explorer.search import subject_params
+from study_configs import fast_config
+
+
+def test_subject_frequencies_from_bold_peak_are_used_by_the_worker(tmp_path):
+    cfg = fast_config(tmp_path, params={"free": {"G": {"low": 0.1, "high": 2.0}}, "fixed": {"f": "bold_peak"}})
+    from explorer.cohort import demo
+
+    subject = demo().subjects[0]
+    params = subject_params(cfg, subject)
+    payload = _subject_payload(subject, params)
+    assert len(payload["params"]["f"]) == subject.n_regions
+    spec = WorkerSpec(model="hopf", simulate_kwargs=cfg.simulation.simulate_kwargs(),
+                      features=cfg.cohort.features.model_dump(mode="python"), repeats=1, objectives=["fc_r"])
+    worker = SimWorker(spec)
+    worker.add_subject(subject.id, payload)
+    task = {"number": 0, "free": {"G": 0.8}, "params": {"G": 0.8}, "seed": 7, "attempt": 0}
+    out = worker.run_batch(subject.id, [task])
+    (rec,) = out["records"]
+    assert rec["state"] == "COMPLETE", rec
+
+    # the same trial simulated directly with the subject's frequencies gives the same score
+    ds = simulate("hopf", subject.weights, subject.lengths, [{"G": 0.8, "f": np.array(params["f"])}], seed=7,
+                  **cfg.simulation.simulate_kwargs())
+    opts = FeatureOptions(**cfg.cohort.features.model_dump(mode="python"))
+    expected = fit_scores(ds.bold.values[0], cfg.simulation.bold_tr_s, subject.fc, subject.fcd, opts)["fc_r"]
+    assert rec["scores"]["fc_r"] == expected
