@@ -454,12 +454,12 @@ class _Driver:
         old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
         try:
             self.pool.shutdown()
-            by_subject: dict[str, set[int]] = {}
-            for sid, number in self.trials:
-                by_subject.setdefault(sid, set()).add(number)
+            # Every RUNNING trial of these studies is ours: the study lock keeps other drivers out.
+            # Reaping them all (not only those in self.trials) also catches a trial that Optuna had
+            # created when Ctrl-C arrived but that the driver had not yet recorded.
             n = 0
-            for sid, numbers in by_subject.items():
-                n += len(reap_interrupted(self.studies[sid], numbers, on_reaped=self._forget_signals(sid)))
+            for sid, study in self.studies.items():
+                n += len(reap_interrupted(study, on_reaped=self._forget_signals(sid)))
             self.trials.clear()
             self.inflight.clear()
             if not quiet:
