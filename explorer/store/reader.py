@@ -161,25 +161,18 @@ def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = No
     if any(emp_attrs.values()):
         import dask
 
-        eb, ef = [], []
-        for sid in sids:
-            a = emp_attrs[sid]
-            if a and a.get("has_bold"):
-                shp = emp_shapes[sid]["bold"]
-                d = da.from_delayed(dask.delayed(_load, pure=True)(url, sig.storage_options,
-                                                                  f"subjects/{sid}/empirical/bold"),
-                                    shape=shp, dtype=np.float32)
-                eb.append(_pad(d, (emp_t, n_regions)))
-            else:
-                eb.append(da.full((emp_t, n_regions), np.nan, dtype=np.float32))
-            if a:
-                shp = emp_shapes[sid]["fc"]
-                d = da.from_delayed(dask.delayed(_load, pure=True)(url, sig.storage_options,
-                                                                  f"subjects/{sid}/empirical/fc"),
-                                    shape=shp, dtype=np.float32)
-                ef.append(_pad(d, (n_regions, n_regions)))
-            else:
-                ef.append(da.full((n_regions, n_regions), np.nan, dtype=np.float32))
+        def empirical(sid: str, var: str, present: bool, shape: tuple[int, ...]):
+            """A subject's empirical array, lazily loaded and NaN-padded to ``shape`` (all NaN if absent)."""
+            if not present:
+                return da.full(shape, np.nan, dtype=np.float32)
+            d = da.from_delayed(dask.delayed(_load, pure=True)(url, sig.storage_options,
+                                                              f"subjects/{sid}/empirical/{var}"),
+                                shape=emp_shapes[sid][var], dtype=np.float32)
+            return _pad(d, shape)
+
+        eb = [empirical(sid, "bold", bool(emp_attrs[sid] and emp_attrs[sid].get("has_bold")), (emp_t, n_regions))
+              for sid in sids]
+        ef = [empirical(sid, "fc", bool(emp_attrs[sid]), (n_regions, n_regions)) for sid in sids]
         if emp_t:
             data_vars["emp_bold"] = (("subject", "emp_time", "region"), da.stack(eb))
         data_vars["emp_fc"] = (("subject", "region", "region_to"), da.stack(ef))
