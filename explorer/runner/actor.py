@@ -185,6 +185,11 @@ def remote_actor_class():
     @ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)
     class SimActor(SimWorker):
         def __init__(self, spec: WorkerSpec):
+            import signal
+
+            # A terminal's Ctrl-C reaches the whole process group; the driver alone decides what
+            # to stop, and stops actors itself. Never raise inside an actor's zarr write.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             ctx = ray.get_runtime_context()
             super().__init__(spec, actor_id=ctx.get_actor_id()[:12], node_id=ctx.get_node_id()[:12])
 

@@ -5,6 +5,10 @@ One call of :func:`run_study` runs (or resumes) a study until every selected sub
 ships each connectome once, keeps ``IN_FLIGHT_PER_ACTOR`` batches queued on every actor,
 collects with ``ray.wait``, tells Optuna COMPLETE/FAIL (reason in user attr ``reason``),
 logs each result batch to MLflow, and packs each subject's signals when it is done.
+
+SIGINT and SIGTERM are deferred (:mod:`explorer.runner.interrupts`): they never raise inside a
+storage write. The loop looks at the flag between steps, records the results that are already
+back, then marks the in-flight trials FAIL "interrupted" and re-enqueues them.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import json
 import logging
 import math
 import os
-import signal
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -25,6 +28,7 @@ from explorer.errors import StudyError
 from explorer.records import TrialRecord
 from explorer.runner.actor import WorkerSpec
 from explorer.runner.hooks import guarded, open_store, open_tracker
+from explorer.runner.interrupts import Interrupted, Interrupts
 from explorer.runner.lock import StudyLock
 
 log = logging.getLogger(__name__)
@@ -157,19 +161,23 @@ def run_study(cfg: StudyConfig, study_dir: str | Path | None = None, only_subjec
     ``only_subjects`` restricts this session to some subjects (``explorer extend --subjects``).
     ``actors`` overrides ``ray.actors``. Returns a :class:`RunResult`; ``interrupted`` is set
     when Ctrl-C (or SIGTERM) stopped it, after in-flight trials were marked and re-enqueued.
+    A journal lock or torn record left by a killed driver is repaired first (with a log line).
     """
+    from explorer.search import recover_journal
+
     study_dir = Path(study_dir or cfg.study_dir)
-    with StudyLock(study_dir, cfg.name):
+    with Interrupts() as stop, StudyLock(study_dir, cfg.name):
+        recover_journal(optuna_storage_url(cfg, study_dir))
         if not (study_dir / "study.yaml").is_file():
             from explorer.config import save_frozen
 
             save_frozen(cfg, study_dir)
-        return _Driver(cfg, study_dir, only_subjects, actors, console, live).run()
+        return _Driver(cfg, study_dir, only_subjects, actors, console, live, stop).run()
 
 
 class _Driver:
     def __init__(self, cfg: StudyConfig, study_dir: Path, only: list[str] | None, actors: int | None,
-                 console: Any, live: bool | None):
+                 console: Any, live: bool | None, stop: Interrupts | None = None):
         from rich.console import Console
 
         self.cfg = cfg
@@ -180,6 +188,9 @@ class _Driver:
         self.live = live
         self.target = cfg.n_trials
         self.result = RunResult(name=cfg.name, study_dir=str(study_dir))
+        self.stop = stop or Interrupts()
+        self.progress: Any = None
+        self.pool: Any = None
 
     # -- set-up -------------------------------------------------------------------------
     def _open(self) -> None:
@@ -245,21 +256,24 @@ class _Driver:
                 if s.id in todo:
                     guarded(f"storing empirical data of {s.id}", self.store.write_empirical, s.id, s.bold, s.fc,
                             s.tr_s, list(s.labels))
+        if self.stop.requested:
+            return self._stopped_before_start(t_begin)
         own_ray = _init_ray(self.cfg, self.actors_override)
-        prev_term = signal.getsignal(signal.SIGTERM)
-        try:
-            signal.signal(signal.SIGTERM, _raise_interrupt)
-        except ValueError:  # not the main thread
-            prev_term = None
+        self.stop.install()  # ray.init sets a SIGTERM handler of its own (sys.exit): take it back
         try:
             self._loop(todo, t_begin)
         finally:
-            if prev_term is not None:
-                signal.signal(signal.SIGTERM, prev_term)
             if own_ray:
                 import ray
 
                 ray.shutdown()
+        return self.result
+
+    def _stopped_before_start(self, t_begin: float) -> RunResult:
+        self.result.interrupted = True
+        self.console.print(f"\n[bold yellow]interrupted[/] ({self.stop.name}) before any trial started; nothing "
+                           f"to clean up. Resume with: [bold]explorer resume {self.cfg.name}[/]")
+        self._summarise(time.monotonic() - t_begin)
         return self.result
 
     def _loop(self, todo: list[str], t_begin: float) -> None:
@@ -285,22 +299,25 @@ class _Driver:
             for s in self.cohort:
                 if s.id in todo:
                     pool.put_subject(s.id, _subject_payload(s, self.subject_params[s.id]))
-            pool.wait_ready()
+            pool.wait_ready(should_stop=lambda: self.stop.requested)
             t0 = time.monotonic()
             self.result.startup_s = t0 - t_begin
             self.progress.started = time.monotonic()
             with self.progress:
                 self._fill()
-                while self.inflight:
+                while self.inflight and not self.stop.requested:
                     ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=0.5)
                     if ready:
                         ready, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=0)
-                        for ref in ready:
+                        for ref in ready:   # results already back are recorded even after a signal
+                            if self.stop.forced:
+                                break
                             self._collect(ref)
                         self._fill()
                     self.progress.refresh()
+            self.stop.check()
             t1 = time.monotonic()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted):
             interrupted = True
             t1 = time.monotonic()
             self._interrupt()
@@ -338,6 +355,8 @@ class _Driver:
         cfg = self.cfg
         for _ in range(IN_FLIGHT_PER_ACTOR):
             for slot in sorted(self.pool.slots, key=lambda s: s.inflight):
+                if self.stop.requested:
+                    return
                 if slot.inflight >= IN_FLIGHT_PER_ACTOR:
                     continue
                 if self.retry:
@@ -394,6 +413,8 @@ class _Driver:
     def _tell(self, sid: str, records: list[TrialRecord]) -> None:
         from optuna.trial import TrialState
 
+        from explorer.search import set_trial_user_attrs
+
         study = self.studies[sid]
         for rec in records:
             trial = self.trials.pop((sid, rec.number))
@@ -402,8 +423,7 @@ class _Driver:
                      "scores": {k: v for k, v in rec.scores.items() if math.isfinite(v)}}
             if rec.state == "FAIL":
                 attrs["reason"] = rec.reason
-            for k, v in attrs.items():
-                trial.set_user_attr(k, v)
+            set_trial_user_attrs(study, trial, attrs)
             if rec.state == "COMPLETE":
                 study.tell(trial, [rec.scores[o] for o in self.cfg.objectives])
             else:
@@ -443,32 +463,39 @@ class _Driver:
         if counts.complete == 0:
             self.result.failed_subjects.append(sid)
             note = f"[every trial failed: {counts.reasons}]"
-        if hasattr(self, "progress"):
+        if self.progress is not None:
             self.progress.finished(sid, note)
 
     # -- stopping -------------------------------------------------------------------------
     def _interrupt(self, quiet: bool = False) -> None:
-        """Ctrl-C: stop actors, mark in-flight trials FAIL "interrupted", re-enqueue their params."""
+        """Ctrl-C: stop actors, mark in-flight trials FAIL "interrupted", re-enqueue their params.
+
+        Signals are still deferred here. A second one (``stop.forced``) ends the clean-up at the
+        next subject boundary, between storage writes; what is left RUNNING is reaped on resume.
+        """
         from explorer.search import reap_interrupted
 
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
-        try:
-            self.pool.shutdown()
-            # Every RUNNING trial of these studies is ours: the study lock keeps other drivers out.
-            # Reaping them all (not only those in self.trials) also catches a trial that Optuna had
-            # created when Ctrl-C arrived but that the driver had not yet recorded.
-            n = 0
-            for sid, study in self.studies.items():
-                n += len(reap_interrupted(study, on_reaped=self._forget_signals(sid)))
-            self.trials.clear()
-            self.inflight.clear()
-            if not quiet:
-                self.console.print(f"\n[bold yellow]interrupted[/]: {n} in-flight trial(s) marked FAIL "
-                                   f"'interrupted' and re-enqueued. Resume with: [bold]explorer resume "
-                                   f"{self.cfg.name}[/]")
-        finally:
-            if old is not None:
-                signal.signal(signal.SIGINT, old)
+        self.pool.shutdown()
+        # Every RUNNING trial of these studies is ours: the study lock keeps other drivers out.
+        # Reaping them all (not only those in self.trials) also catches a trial that Optuna had
+        # created when Ctrl-C arrived but that the driver had not yet recorded.
+        n, left = 0, []
+        for sid, study in self.studies.items():
+            if self.stop.forced:
+                left.append(sid)
+                continue
+            n += len(reap_interrupted(study, on_reaped=self._forget_signals(sid)))
+        self.trials.clear()
+        self.inflight.clear()
+        if quiet:
+            return
+        self.console.print(f"\n[bold yellow]interrupted[/] ({self.stop.name or 'KeyboardInterrupt'}): {n} in-flight "
+                           f"trial(s) marked FAIL 'interrupted' and re-enqueued. Resume with: "
+                           f"[bold]explorer resume {self.cfg.name}[/]")
+        if left:
+            self.console.print(f"[bold yellow]second interrupt[/]: clean-up stopped between two storage writes; "
+                               f"the in-flight trials of {', '.join(left)} are still RUNNING, and `explorer resume "
+                               f"{self.cfg.name}` marks and re-enqueues them first.")
 
     def _summarise(self, total_s: float) -> None:
         from explorer.search import best_summary, subject_counts
@@ -495,12 +522,3 @@ class _Driver:
         with open(self.study_dir / RUNS_FILE, "a") as f:
             f.write(json.dumps(row) + "\n")
 
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from explorer.runner.actor import WorkerSpec, remote_actor_class
 
@@ -46,17 +47,28 @@ class ActorPool:
         handle = self.cls.options(name=name).remote(self.spec)
         return Slot(index=index, handle=handle, name=name, generation=generation)
 
-    def wait_ready(self, timeout_s: float = 600.0, max_restarts: int = 3) -> list[dict[str, Any]]:
-        """Block until every actor has compiled its model (replacing any that die meanwhile)."""
+    def wait_ready(self, timeout_s: float = 600.0, max_restarts: int = 3,
+                   should_stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
+        """Block until every actor has compiled its model (replacing any that die meanwhile).
+
+        ``should_stop`` is polled every 0.5 s; when it returns True, :class:`Interrupted` is raised.
+        """
         from ray.exceptions import RayActorError
+
+        from explorer.runner.interrupts import Interrupted
 
         pending = {s.handle.ready.remote(): s for s in self.slots}
         info: list[dict[str, Any]] = []
         restarts = 0
+        deadline = time.monotonic() + timeout_s
         while pending:
-            ready, _ = self._ray.wait(list(pending), num_returns=1, timeout=timeout_s)
+            if should_stop is not None and should_stop():
+                raise Interrupted("stopped while the actors were starting")
+            ready, _ = self._ray.wait(list(pending), num_returns=1, timeout=0.5)
             if not ready:
-                raise TimeoutError(f"simulator actors not ready after {timeout_s} s")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"simulator actors not ready after {timeout_s} s")
+                continue
             for ref in ready:
                 slot = pending.pop(ref)
                 try:

@@ -7,7 +7,7 @@ Optuna is imported only inside functions, so importing this package is cheap::
 
 from explorer.search.space import DATA_VALUES, distributions, fixed_params, subject_params, trial_params
 from explorer.search.samplers import make_sampler, subject_seed, trial_seed
-from explorer.search.storage import open_storage, redact, storage_kind
+from explorer.search.storage import open_storage, recover_journal, redact, storage_kind
 from explorer.search.studies import (
     FAIL_REASON_ATTR,
     INTERRUPTED,
@@ -17,6 +17,7 @@ from explorer.search.studies import (
     list_subject_studies,
     open_subject_study,
     reap_interrupted,
+    set_trial_user_attrs,
     study_name,
     subject_counts,
 )
@@ -24,6 +25,6 @@ from explorer.search.studies import (
 __all__ = [
     "FAIL_REASON_ATTR", "INTERRUPTED", "SubjectCounts", "ask_params", "best_summary", "distributions",
     "DATA_VALUES", "fixed_params", "subject_params", "list_subject_studies", "make_sampler", "open_storage", "open_subject_study",
-    "reap_interrupted", "redact", "storage_kind", "study_name", "subject_counts", "subject_seed",
+    "reap_interrupted", "recover_journal", "redact", "set_trial_user_attrs", "storage_kind", "study_name", "subject_counts", "subject_seed",
     "trial_params", "trial_seed",
 ]

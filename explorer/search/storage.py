@@ -8,7 +8,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +19,11 @@ from explorer.errors import StudyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from optuna.storages import BaseStorage
+
+log = logging.getLogger(__name__)
+
+#: suffixes of Optuna's symlink lock on a journal file, and of its release's temporary rename
+LOCK_SUFFIX, RENAME_SUFFIX = ".lock", ".rename"
 
 
 def storage_kind(url: str) -> str:
@@ -64,3 +72,68 @@ def open_storage(url: str) -> "BaseStorage":
     except Exception as exc:  # noqa: BLE001 - sqlalchemy/driver errors vary by backend
         raise StudyError(f"cannot open the Optuna storage {redact(url)}: {exc}. Check the "
                          "storage.optuna field or $EXPLORER_OPTUNA_STORAGE") from None
+
+
+def recover_journal(url: str, wait_s: float = 2.0) -> list[str]:
+    """Repair what a killed writer left in a journal file; returns what was done (also logged).
+
+    Call it only while holding the study lock, when no other driver can be writing:
+
+    * Optuna's lock (``<journal>.lock``, a symlink) left by a process killed inside an append is
+      removed, once it has stayed for ``wait_s`` seconds (a live reader's append takes milliseconds);
+    * leftover ``<journal>.lock<uuid>.rename`` files of a cut lock release are removed;
+    * a torn last record (a line without its newline, from a kill inside the write) is cut off,
+      since the next append would otherwise glue onto it and make the journal unreadable.
+
+    SQL storages need nothing: their transactions roll back by themselves.
+    """
+    if storage_kind(url) != "journal":
+        return []
+    path = journal_path(url)
+    lock = Path(str(path) + LOCK_SUFFIX)
+    done = []
+    deadline = time.monotonic() + wait_s
+    while os.path.lexists(lock) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if os.path.lexists(lock):
+        lock.unlink(missing_ok=True)
+        done.append(f"removed the journal lock {lock.name} left by a killed process")
+    for leftover in path.parent.glob(path.name + LOCK_SUFFIX + "*" + RENAME_SUFFIX):
+        leftover.unlink(missing_ok=True)
+        done.append(f"removed {leftover.name}, left by a cut lock release")
+    torn = _cut_torn_tail(path)
+    if torn:
+        done.append(f"cut a torn last record ({torn} bytes) from {path.name}, left by a killed write")
+    for line in done:
+        log.warning("journal %s: %s", path, line)
+    return done
+
+
+def _cut_torn_tail(path: Path) -> int:
+    """Truncate ``path`` after its last newline; returns the number of bytes cut (0 if intact)."""
+    if not path.is_file():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        end = size
+        block = 1 << 16
+        while end > 0:
+            start = max(0, end - block)
+            f.seek(start)
+            chunk = f.read(end - start)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                keep = start + i + 1
+                break
+            end = start
+        else:
+            keep = 0
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return size - keep

@@ -165,6 +165,36 @@ def reap_interrupted(study: "optuna.Study", numbers: set[int] | None = None,
     return reaped
 
 
+def set_trial_user_attrs(study: "optuna.Study", trial: "optuna.Trial", attrs: dict[str, Any]) -> None:
+    """Write a trial's user attributes in one storage call where the storage allows it.
+
+    Optuna's public API writes one attribute per call, and a journal file then takes one lock,
+    one append and one fsync per attribute. For a ``JournalStorage`` the attributes go in one
+    append instead (the same records Optuna writes, one per attribute), so the whole set lands in
+    a single write. Other storages get one call per attribute.
+    """
+    from optuna.storages import JournalStorage
+
+    storage = study._storage
+    trial_id = trial._trial_id
+    if isinstance(storage, JournalStorage) and attrs and _journal_internals(storage):
+        from optuna.storages.journal._storage import JournalOperation
+
+        with storage._thread_lock:
+            worker = storage._replay_result.worker_id
+            storage._backend.append_logs([{"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker,
+                                           "trial_id": trial_id, "user_attr": {k: v}} for k, v in attrs.items()])
+            storage._sync_with_backend()
+        return
+    for k, v in attrs.items():
+        storage.set_trial_user_attr(trial_id, k, v)
+
+
+def _journal_internals(storage: Any) -> bool:
+    """Whether this Optuna's JournalStorage has the internals :func:`set_trial_user_attrs` uses."""
+    return all(hasattr(storage, a) for a in ("_thread_lock", "_replay_result", "_backend", "_sync_with_backend"))
+
+
 def _score_of(t: "FrozenTrial", objectives: list[str]) -> dict[str, float]:
     return {o: float(v) for o, v in zip(objectives, t.values or [])}
 

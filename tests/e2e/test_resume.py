@@ -46,12 +46,23 @@ def _count(trials, state) -> int:
     return sum(t.state == state for t in trials)
 
 
-def _start_and_stop(tmp_path: Path, sig: int, after_complete: int) -> tuple[subprocess.Popen, Path, str]:
+HOOKS = Path(__file__).with_name("journal_hooks.py")
+
+
+def _start_and_stop(tmp_path: Path, sig: int, after_complete: int,
+                    hook: str | None = None) -> tuple[subprocess.Popen, Path, str]:
+    """Start `explorer run`; once ``after_complete`` trials are COMPLETE, send ``sig``.
+
+    With ``hook`` (a mode of journal_hooks.py) the signal is sent while the driver is inside a
+    journal write, by design: the hook is armed, and the test waits until the write is under way.
+    """
     config = _write_config(tmp_path)
     study_dir = tmp_path / "studies" / "resumable"
+    arm, inside = tmp_path / "arm", tmp_path / "inside"
+    args = ["run", str(config), "--no-progress"]
+    cmd = _cli(*args) if hook is None else [sys.executable, str(HOOKS), hook, str(arm), str(inside), *args]
     log = open(tmp_path / "run.log", "w+")
-    proc = subprocess.Popen(_cli("run", str(config), "--no-progress"), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=tmp_path)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path)
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -63,6 +74,11 @@ def _start_and_stop(tmp_path: Path, sig: int, after_complete: int) -> tuple[subp
             except Exception:  # noqa: BLE001 - studies not created yet
                 continue
             if done >= after_complete:
+                if hook is not None:
+                    arm.touch()
+                    while not inside.exists() and proc.poll() is None and time.monotonic() < deadline:
+                        time.sleep(0.02)
+                    assert inside.exists(), "the journal hook never fired"
                 os.kill(proc.pid, sig)
                 break
         proc.wait(timeout=120)
@@ -76,7 +92,7 @@ def _start_and_stop(tmp_path: Path, sig: int, after_complete: int) -> tuple[subp
     return proc, study_dir, log.read()
 
 
-def _resume_and_check(tmp_path: Path, study_dir: Path) -> None:
+def _resume_and_check(tmp_path: Path, study_dir: Path) -> str:
     out = subprocess.run(_cli("resume", "resumable", "--studies-dir", str(tmp_path / "studies"), "--no-progress"),
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -93,6 +109,7 @@ def _resume_and_check(tmp_path: Path, study_dir: Path) -> None:
     status = subprocess.run(_cli("status", str(study_dir), "--json"), capture_output=True, text=True, timeout=120)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["totals"]["complete"] == 2 * TRIALS
+    return out.stdout + out.stderr
 
 
 def test_resume_after_sigkill_of_the_driver(tmp_path):
@@ -103,10 +120,32 @@ def test_resume_after_sigkill_of_the_driver(tmp_path):
     _resume_and_check(tmp_path, study_dir)
 
 
-def test_ctrl_c_marks_in_flight_trials_and_says_how_to_resume(tmp_path):
-    proc, study_dir, log = _start_and_stop(tmp_path, signal.SIGINT, after_complete=3)
+def test_ctrl_c_inside_a_journal_write_marks_in_flight_trials_and_says_how_to_resume(tmp_path):
+    # the SIGINT lands while the driver holds Optuna's journal lock (inside its release), where
+    # it once raised KeyboardInterrupt half-way through the release
+    proc, study_dir, log = _start_and_stop(tmp_path, signal.SIGINT, after_complete=3, hook="slow-release")
     assert proc.returncode == 130, log
     assert "explorer resume resumable" in log
+    assert "Traceback" not in log, log
+    journal = study_dir / "optuna.log"
+    assert not os.path.lexists(str(journal) + ".lock"), "a journal lock was left behind"
+    assert not list(study_dir.glob("optuna.log.lock*")), "a lock release was cut in half"
+    assert journal.read_bytes().endswith(b"\n")
     for trials in _trials(study_dir).values():
         assert _count(trials, TrialState.RUNNING) == 0   # nothing left dangling by a clean stop
     _resume_and_check(tmp_path, study_dir)
+
+
+def test_sigkill_inside_a_journal_append_is_recovered_by_resume_and_verify_passes(tmp_path):
+    proc, study_dir, log = _start_and_stop(tmp_path, signal.SIGKILL, after_complete=3, hook="torn-append")
+    assert proc.returncode == -signal.SIGKILL, log
+    journal = study_dir / "optuna.log"
+    # the fault is really there: a stale lock and a torn last record
+    assert os.path.lexists(str(journal) + ".lock")
+    assert not journal.read_bytes().endswith(b"\n")
+    out = _resume_and_check(tmp_path, study_dir)
+    assert "left by a killed process" in out and "torn last record" in out, out
+    assert not os.path.lexists(str(journal) + ".lock")
+    verify = subprocess.run(_cli("verify", str(study_dir), "--json"), capture_output=True, text=True, timeout=300)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert json.loads(verify.stdout)["ok"] is True
