@@ -1,0 +1,1 @@
+"""The twin report: fit, individuality, test-retest, recovery and phenotype link of a study."""
