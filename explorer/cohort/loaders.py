@@ -20,12 +20,13 @@ from typing import Any
 from explorer.errors import CohortError
 
 from .readers import ReadProblem, read_array, read_labels, read_tvb_zip
+from .sessions import session_id
 from .validation import RawSubject
 
 log = logging.getLogger("explorer.cohort")
 
 #: manifest columns with a meaning; every other column is phenotype
-MANIFEST_COLUMNS = ("subject", "weights", "lengths", "bold", "fc", "tr_s", "labels",
+MANIFEST_COLUMNS = ("subject", "session", "weights", "lengths", "bold", "fc", "tr_s", "labels",
                     "weights_key", "lengths_key", "bold_key", "fc_key")
 
 
@@ -107,8 +108,11 @@ def load_manifest(path: Path) -> list[RawSubject]:
     Columns: ``subject``; ``weights`` (.npy/.csv/.txt/.mat, or a TVB connectivity .zip which also
     gives lengths and labels); ``lengths`` (may be empty with a zip); ``bold`` (regions x time) or
     ``fc`` (N x N); ``tr_s``; optional ``labels`` (a text file, one per line) and ``<role>_key`` for
-    .mat keys (or ``file.mat:key`` in the path). Every other column is phenotype. Relative paths
-    resolve against the manifest's folder.
+    .mat keys (or ``file.mat:key`` in the path); optional ``session``: rows may then repeat a
+    subject with different sessions, each row the subject ``f"{subject}_ses-{session}"`` (participant
+    = subject, session = the cell; an empty cell = no session, id = subject). Every other column is
+    phenotype. Relative paths resolve against the manifest's folder.
+    Raises CohortError when a (subject, session) pair is repeated.
     """
     path = Path(path)
     base = path.parent
@@ -126,13 +130,23 @@ def load_manifest(path: Path) -> list[RawSubject]:
             "the columns are subject, weights, lengths, bold, tr_s and any phenotype columns"
         )
     out = []
+    pairs: dict[tuple[str, str], int] = {}
     for i, row in enumerate(reader, start=2):  # row 1 is the header
         row = {k: (v or "").strip() for k, v in row.items() if k is not None}
         if not any(row.values()):
             continue
         origin = f"{path} row {i}"
         sid = row.get("subject", "")
+        ses = row.get("session", "") or None
         raw = RawSubject(id=sid or f"<row {i}>", origin=origin)
+        if sid and ses is not None:
+            if (sid, ses) in pairs:
+                raise CohortError(
+                    f"{path}: subject {sid!r} session {ses!r} is declared twice (rows {pairs[(sid, ses)]} and {i}): "
+                    "give every (subject, session) pair one row"
+                )
+            pairs[(sid, ses)] = i
+            raw = RawSubject(id=session_id(sid, ses), origin=origin, participant=sid, session=ses)
         if not sid:
             raw.problem(origin, "empty subject id: fill the subject column")
         raw.phenotype = {k: parse_value(v) for k, v in row.items() if k not in MANIFEST_COLUMNS}

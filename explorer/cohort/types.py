@@ -28,6 +28,11 @@ class Subject:
         FCD-based scores are then unavailable.
     phenotype: column -> value (float or str); synthetic twins hold ``true_<param>`` here.
     sources: what each array came from (``weights``, ``lengths``, ``bold``, ``labels``, ...).
+    participant: the person this subject's data belongs to (defaults to ``id``). The unit that is
+        fitted is ``id``: one twin per (participant, session).
+    session: the session label (a manifest's ``session`` column, or "1".."k" with
+        ``cohort.split: k``), or None for a single-session subject. Such subjects have id
+        ``f"{participant}_ses-{session}"``.
     """
 
     id: str
@@ -40,6 +45,14 @@ class Subject:
     fcd: np.ndarray | None = None
     phenotype: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    participant: str = ""
+    session: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.participant:
+            self.participant = self.id
+        if self.session is not None:
+            self.session = str(self.session)
 
     @property
     def n_regions(self) -> int:
@@ -65,7 +78,8 @@ class Subject:
 
     def __repr__(self) -> str:
         t = "no BOLD" if self.bold is None else f"T={self.n_time} TR={self.tr_s}s"
-        return f"Subject({self.id!r}, N={self.n_regions}, {t})"
+        ses = "" if self.session is None else f", participant={self.participant!r}, session={self.session!r}"
+        return f"Subject({self.id!r}{ses}, N={self.n_regions}, {t})"
 
 
 @dataclass
@@ -83,6 +97,10 @@ class CohortOptions:
     skip_bad: load the good subjects and record the bad ones in ``Cohort.skipped`` instead of
         refusing the whole cohort.
     features: how the empirical FC/FCD are computed (same as for the simulations).
+    split: k >= 2 cuts every subject's BOLD into k equal contiguous parts (remainder TRs at the end
+        dropped), each its own subject ``f"{id}_ses-{j}"`` (j = 1..k, participant = id, session =
+        str(j)) with its own FC/FCD: test-retest from one scan. 1 (default) = no split. Refused for
+        FC-only subjects and for a manifest that already has a ``session`` column.
     """
 
     drop: list[int | str] | None = None
@@ -92,8 +110,12 @@ class CohortOptions:
     tr_s: float | None = None
     skip_bad: bool = False
     features: FeatureOptions = field(default_factory=FeatureOptions)
+    split: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.split, bool) or not isinstance(self.split, (int, np.integer)) or self.split < 1:
+            raise ConfigError(f"cohort.split must be an integer >= 1 (1 = no split), got {self.split!r}")
+        self.split = int(self.split)
         if self.normalise not in NORMALISATIONS:
             raise ConfigError(
                 f"cohort.normalise must be one of {list(NORMALISATIONS)}, got {self.normalise!r}"
@@ -120,6 +142,7 @@ class CohortOptions:
             "tr_s": self.tr_s,
             "skip_bad": self.skip_bad,
             "features": self.features.to_dict(),
+            "split": self.split,
         }
 
     @classmethod
@@ -187,6 +210,19 @@ class Cohort:
         except KeyError:
             raise KeyError(f"no subject {subject_id!r} in cohort {self.source!r}; ids: {self.ids}") from None
 
+    @property
+    def has_sessions(self) -> bool:
+        """True when some participant has >= 2 sessions (test-retest is possible)."""
+        return bool(self.sessions())
+
+    def sessions(self) -> dict[str, dict[str, str]]:
+        """participant -> {session: subject id}, in load order, for participants with >= 2 sessions."""
+        by: dict[str, dict[str, str]] = {}
+        for s in self.subjects:
+            if s.session is not None:
+                by.setdefault(s.participant, {})[s.session] = s.id
+        return {p: ses for p, ses in by.items() if len(ses) >= 2}
+
     def subset(self, ids: Sequence[str]) -> "Cohort":
         """A cohort of the given subjects, in the given order; unknown ids raise CohortError."""
         missing = [i for i in ids if i not in self._by_id]
@@ -204,6 +240,8 @@ class Cohort:
                     "n_regions": s.n_regions,
                     "n_time": s.n_time,
                     "tr_s": s.tr_s,
+                    "participant": s.participant,
+                    "session": s.session,
                     "sources": dict(s.sources),
                 }
                 for s in self.subjects

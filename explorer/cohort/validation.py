@@ -28,6 +28,7 @@ class RawSubject:
     bold is as stored on disk: regions x time unless ``bold_time_major`` (e.g. simulated BOLD).
     problems/warnings hold messages found while reading, already naming subject and file.
     origin says where the subject was declared (a folder, or "manifest.csv row 3").
+    participant/session: see :class:`~explorer.cohort.types.Subject` (participant "" = the id).
     """
 
     id: str
@@ -41,6 +42,8 @@ class RawSubject:
     tr_s: float | None = None
     phenotype: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    participant: str = ""
+    session: str | None = None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -243,7 +246,7 @@ def _check(raw: RawSubject, opts: CohortOptions) -> tuple[Subject | None, list[s
     subject = Subject(
         id=raw.id, weights=w, lengths=ln, labels=labels, bold=bold,
         tr_s=None if tr_s is None else float(tr_s), fc=f, fcd=fcd,
-        phenotype=dict(raw.phenotype), sources=dict(src),
+        phenotype=dict(raw.phenotype), sources=dict(src), participant=raw.participant, session=raw.session,
     )
     return subject, raw.problems, raw.warnings
 

@@ -159,16 +159,50 @@ class SimWorker:
                 traceback.print_exc()
         return record
 
-    def _write(self, subject_id: str, task: dict[str, Any], bold: np.ndarray, scores: dict[str, float],
-               tr: float) -> str:
+    def _sim_fc(self, bold: np.ndarray, tr: float) -> np.ndarray:
+        """The simulated FC of one BOLD (time, region), processed as the scores process it."""
         from explorer.features import fc, preprocess
 
         skip = int(round(self.features.discard_s / tr)) if self.features.discard_s > 0 else 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            sim_fc = fc(preprocess(bold[skip:], tr, self.features), fisher_z=self.features.fisher_z)
+            return fc(preprocess(bold[skip:], tr, self.features), fisher_z=self.features.fisher_z)
+
+    def _write(self, subject_id: str, task: dict[str, Any], bold: np.ndarray, scores: dict[str, float],
+               tr: float) -> str:
+        sim_fc = self._sim_fc(bold, tr)
         return self.store.write_trial(subject_id, int(task["number"]), bold.astype(np.float32),
                                       sim_fc.astype(np.float32), dict(task["free"]), int(task["seed"]),
                                       scores, tr, attempt=int(task.get("attempt", 0)))
+
+    def simulate_fc(self, subject_id: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+        """Simulate full parameter sets on a connectome the actor holds; return each one's FC and scores.
+
+        For the report's re-simulations (never Optuna trials). ``tasks``: ``[{"key", "params", "seed"}]``
+        with complete parameter sets (the payload's own ``params`` are not merged in). Scores are
+        against the payload's empirical FC/FCD. Returns ``{"results": [{"key", "fc" (float32, N x N)
+        or None when diverged, "scores"}], "simulate_s"}``.
+        """
+        from explorer.features import fit_scores
+        from explorer.sim import simulate
+
+        subj = self.subjects[subject_id]
+        t0 = time.perf_counter()
+        ds = simulate(self.spec.model, subj["weights"], subj["lengths"], [dict(t["params"]) for t in tasks],
+                      seed=[int(t["seed"]) for t in tasks], labels=subj.get("labels"), **self.spec.simulate_kwargs)
+        sim_s = time.perf_counter() - t0
+        bold = np.asarray(ds["bold"].values)
+        diverged = np.asarray(ds["diverged"].values, dtype=bool)
+        tr = float(self.spec.simulate_kwargs["bold_tr_s"])
+        results = []
+        for i, task in enumerate(tasks):
+            if diverged[i]:
+                results.append({"key": task["key"], "fc": None, "scores": {}})
+                continue
+            scores = fit_scores(bold[i], tr, subj["fc"], subj.get("fcd"), self.features) if subj.get("fc") is not None \
+                else {}
+            results.append({"key": task["key"], "fc": self._sim_fc(bold[i], tr).astype(np.float32),
+                            "scores": {k: float(v) for k, v in scores.items()}})
+        return {"results": results, "simulate_s": sim_s}
 
     def _record(self, subject_id: str, task: dict[str, Any], state: str, scores: dict | None = None,
                 reason: str = "") -> TrialRecord:

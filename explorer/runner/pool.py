@@ -94,6 +94,14 @@ class ActorPool:
         slot.inflight += 1
         return slot.handle.run_batch.remote(subject_id, tasks)
 
+    def submit_method(self, slot: Slot, method: str, subject_id: str, tasks: list[dict[str, Any]]) -> Any:
+        """Like :meth:`submit` for another actor method taking ``(subject_id, tasks)``."""
+        if subject_id not in slot.subjects:
+            slot.handle.add_subject.remote(subject_id, self.subject_refs[subject_id])
+            slot.subjects.add(subject_id)
+        slot.inflight += 1
+        return getattr(slot.handle, method).remote(subject_id, tasks)
+
     def replace(self, slot: Slot) -> Slot:
         """Start a fresh actor in place of a dead one (same index, next generation)."""
         if not slot.alive:

@@ -5,7 +5,7 @@ Optuna is imported only inside functions, so importing this package is cheap::
     from explorer.search import open_storage, open_subject_study, reap_interrupted
 """
 
-from explorer.search.space import DATA_VALUES, distributions, fixed_params, subject_params, trial_params
+from explorer.search.space import DATA_VALUES, distributions, fixed_params, full_params, subject_params, trial_params
 from explorer.search.samplers import make_sampler, subject_seed, trial_seed
 from explorer.search.storage import open_storage, recover_journal, redact, storage_kind
 from explorer.search.studies import (
@@ -14,6 +14,7 @@ from explorer.search.studies import (
     SubjectCounts,
     ask_params,
     best_summary,
+    complete_trials,
     list_subject_studies,
     open_subject_study,
     reap_interrupted,
@@ -23,7 +24,7 @@ from explorer.search.studies import (
 )
 
 __all__ = [
-    "FAIL_REASON_ATTR", "INTERRUPTED", "SubjectCounts", "ask_params", "best_summary", "distributions",
+    "FAIL_REASON_ATTR", "INTERRUPTED", "SubjectCounts", "ask_params", "best_summary", "complete_trials", "distributions", "full_params",
     "DATA_VALUES", "fixed_params", "subject_params", "list_subject_studies", "make_sampler", "open_storage", "open_subject_study",
     "reap_interrupted", "recover_journal", "redact", "set_trial_user_attrs", "storage_kind", "study_name", "subject_counts", "subject_seed",
     "trial_params", "trial_seed",

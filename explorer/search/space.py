@@ -58,3 +58,15 @@ def trial_params(cfg: "StudyConfig", free: Mapping[str, float]) -> dict[str, Any
     out = fixed_params(cfg)
     out.update({k: float(v) for k, v in free.items()})
     return out
+
+
+def full_params(cfg: "StudyConfig", subject: Any, free: Mapping[str, float]) -> dict[str, Any]:
+    """A subject's complete parameter set for the free values ``free``: fixed, data-derived, free.
+
+    The one place that says what a twin is: the search's trials, the report's re-simulations and
+    its baselines all simulate what this returns (the free values win over nothing; data-derived
+    values, such as ``bold_peak`` frequencies, come from the subject's own data).
+    """
+    out = trial_params(cfg, free)
+    out.update(subject_params(cfg, subject))
+    return out

@@ -195,6 +195,17 @@ def _journal_internals(storage: Any) -> bool:
     return all(hasattr(storage, a) for a in ("_thread_lock", "_replay_result", "_backend", "_sync_with_backend"))
 
 
+def complete_trials(study: "optuna.Study") -> list[dict[str, Any]]:
+    """Every COMPLETE trial with finite values, in trial order: ``{"number", "params", "values"}``."""
+    from optuna.trial import TrialState
+
+    out = []
+    for t in sorted(_trials(study), key=lambda t: t.number):
+        if t.state == TrialState.COMPLETE and t.values and all(math.isfinite(v) for v in t.values):
+            out.append({"number": t.number, "params": dict(t.params), "values": list(t.values)})
+    return out
+
+
 def _score_of(t: "FrozenTrial", objectives: list[str]) -> dict[str, float]:
     return {o: float(v) for o, v in zip(objectives, t.values or [])}
 

@@ -10,6 +10,8 @@ Layout (``<url>`` is a local folder or any fsspec URL)::
             zarr.json attrs: committed=false while writing; the commit marker (params, seed,
                       scores, ...) with committed=true is written last, in one atomic put
         packed/           attrs {current: <uuid>, trials: [marker per trial, ordered by number]}
+      report/<connectome>/<key>/              the report's re-simulations (never Optuna trials), driver
+            fc [region, region]; attrs: the commit marker (params, seed, scores), written last
             <uuid>/bold [trial, time, region]  fc [trial, region, region]  (neural ...)
                       sharded: one shard holds ``shard_trials`` trials; inner chunks
                       (1 trial, all times, <=16 regions)
@@ -177,6 +179,36 @@ class SignalStore:
         attrs = g.attrs.asdict()
         return {"bold": self._read_array(f"{path}/bold") if attrs.get("has_bold") else None,
                 "fc": self._read_array(f"{path}/fc"), "tr_s": attrs.get("tr_s"), "labels": attrs.get("labels")}
+
+    # ---- report re-simulations (the report's driver writes, anyone reads) -------------------
+    def write_resim(self, connectome: str, key: str, fc: np.ndarray | None, params: Mapping[str, Any],
+                    seed: int, scores: Mapping[str, float]) -> None:
+        """Store one re-simulation's FC (None when it diverged) under ``report/<connectome>/<key>``.
+
+        ``connectome`` names what was simulated on (a subject id, or a group-mean connectome);
+        ``key`` identifies the simulation (its parameters, seed and settings). Visible once committed.
+        """
+        import zarr
+
+        path = f"report/{check_id('connectome', connectome)}/{check_id('simulation key', key)}"
+        group = zarr.create_group(self._store, path=path, overwrite=True, attributes={"committed": False})
+        if fc is not None:
+            self._write_array(f"{path}/fc", np.asarray(fc, dtype=np.float32))
+        group.update_attributes({"committed": True, "diverged": fc is None, "seed": int(seed),
+                                 "params": {k: (list(map(float, v)) if isinstance(v, (list, tuple, np.ndarray))
+                                                else float(v)) for k, v in params.items()},
+                                 "scores": _floats(scores)})
+
+    def resim(self, connectome: str, key: str) -> dict[str, Any] | None:
+        """``{"fc": (N, N) float32 or None, "scores", "seed", "params"}`` of a stored re-simulation, or None."""
+        path = f"report/{check_id('connectome', connectome)}/{check_id('simulation key', key)}"
+        g = self._group(path)
+        if g is None or not g.attrs.get("committed"):
+            return None
+        attrs = g.attrs.asdict()
+        fc = None if attrs.get("diverged") else self._read_array(f"{path}/fc")
+        return {"fc": fc, "scores": dict(attrs.get("scores", {})), "seed": attrs.get("seed"),
+                "params": dict(attrs.get("params", {}))}
 
     # ---- trials (actors write, anyone reads) ------------------------------------------------
     def write_trial(self, subject_id: str, number: int, bold: np.ndarray, fc: np.ndarray,

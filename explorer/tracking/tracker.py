@@ -330,6 +330,31 @@ class Tracker:
                 self.client.log_figure(rid, fig, name if name.endswith((".png", ".svg", ".pdf")) else f"{name}.png")
         self.client.set_terminated(rid, "FINISHED")
 
+    def log_report(self, report_dir: str | Path, metrics: Mapping[str, float | None], tags: Mapping[str, str]) -> str:
+        """Log a twin report as its own run (tags ``explorer.role=report`` and ``report``); returns its id.
+
+        Every file of ``report_dir`` (index.html, report.json, figures) becomes an artifact; ``metrics``
+        (None and non-finite values skipped) and ``tags`` go on the run.
+        """
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        run = self.client.create_run(self.experiment_id, run_name=f"report-{time.strftime('%Y%m%d-%H%M%S')}",
+                                     tags={ROLE: "report", "report": "true"})
+        rid = run.info.run_id
+        ms = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and math.isfinite(float(v))]
+        ts = [RunTag(k, redact_text(str(v))[:MAX_TAG_VALUE]) for k, v in tags.items()]
+        for mc, _pc, tc in _zip_chunks(ms, [], ts):
+            self.client.log_batch(rid, metrics=mc, tags=tc)
+        self.client.log_artifacts(rid, str(report_dir), artifact_path="report")
+        self.client.set_terminated(rid, "FINISHED")
+        return rid
+
+    def report_runs(self) -> list[str]:
+        """Ids of the report runs of this study, oldest first."""
+        runs = self._search(f"tags.`{ROLE}` = 'report'")
+        return [r.info.run_id for r in sorted(runs, key=lambda r: r.info.start_time)]
+
     def logging_ms_per_trial(self) -> float:
         """Mean wall milliseconds ``log_trials`` spent per created child run (this session)."""
         return 1000.0 * self.log_seconds / self.logged_trials if self.logged_trials else float("nan")

@@ -1,0 +1,94 @@
+"""Extra simulations for the report, on the same kind of Ray actors as the search.
+
+They are never Optuna trials and never count against a study's budget. Each result is handed to
+``on_result`` (which stores it) as soon as it is back, so an interrupted report keeps what it has.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any, Callable
+
+from explorer.config import StudyConfig, ray_address
+from explorer.runner.actor import WorkerSpec
+from explorer.runner.driver import IN_FLIGHT_PER_ACTOR, _default_actors, _init_ray
+from explorer.runner.interrupts import Interrupted, Interrupts
+
+log = logging.getLogger(__name__)
+
+
+def run_simulations(cfg: StudyConfig, payloads: dict[str, dict[str, Any]], requests: list[dict[str, Any]],
+                    on_result: Callable[[str, dict[str, Any]], None], actors: int | None = None,
+                    batch_size: int | None = None) -> float:
+    """Simulate ``requests`` on the study's actors; returns the actors' simulation wall time (s).
+
+    payloads: connectome name -> what an actor keeps (weights, lengths, labels, fc, fcd, params).
+    requests: ``[{"connectome", "key", "params" (complete), "seed"}]``.
+    on_result(connectome, {"key", "fc" or None, "scores"}) is called in the driver for each one.
+    SIGINT/SIGTERM stop it between results (raising :class:`Interrupted`); what came back is kept.
+    """
+    import ray
+
+    if not requests:
+        return 0.0
+    batch = int(batch_size or max(1, cfg.ray.batch_size))
+    queue: deque[tuple[str, list[dict[str, Any]]]] = deque()
+    by_connectome: dict[str, list[dict[str, Any]]] = {}
+    for r in requests:
+        by_connectome.setdefault(r["connectome"], []).append({"key": r["key"], "params": r["params"],
+                                                             "seed": r["seed"]})
+    for name, tasks in by_connectome.items():
+        for i in range(0, len(tasks), batch):
+            queue.append((name, tasks[i:i + batch]))
+    spec = WorkerSpec(model=cfg.model, simulate_kwargs=cfg.simulation.simulate_kwargs(),
+                      features=cfg.cohort.features.model_dump(mode="python"), repeats=1,
+                      objectives=cfg.objectives, store_url=None)
+    simulate_s = 0.0
+    with Interrupts() as stop:
+        own_ray = _init_ray(cfg, actors)
+        stop.install()
+        from explorer.runner.pool import ActorPool
+
+        n = min(_default_actors(cfg, actors, local=ray_address(cfg) is None), len(queue))
+        pool = ActorPool(spec, n, f"{cfg.name}-report")
+        try:
+            for name in by_connectome:
+                pool.put_subject(name, payloads[name])
+            pool.wait_ready(should_stop=lambda: stop.requested)
+            inflight: dict[Any, tuple[Any, str, list[dict[str, Any]], int]] = {}
+
+            def fill() -> None:
+                for slot in sorted(pool.slots, key=lambda s: s.inflight):
+                    while queue and slot.inflight < IN_FLIGHT_PER_ACTOR and not stop.requested:
+                        name, tasks = queue.popleft()
+                        inflight[pool.submit_method(slot, "simulate_fc", name, tasks)] = (slot, name, tasks, 0)
+
+            fill()
+            while inflight:
+                stop.check()
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
+                for ref in ready:
+                    slot, name, tasks, attempt = inflight.pop(ref)
+                    slot.inflight -= 1
+                    try:
+                        out = ray.get(ref)
+                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                        if attempt >= cfg.ray.max_retries:
+                            raise
+                        log.warning("report simulations: %s; retrying %d of %s", type(exc).__name__, len(tasks), name)
+                        new = pool.replace(slot)
+                        inflight[pool.submit_method(new, "simulate_fc", name, tasks)] = (new, name, tasks, attempt + 1)
+                        continue
+                    simulate_s += float(out["simulate_s"])
+                    for result in out["results"]:
+                        on_result(name, result)
+                fill()
+            stop.check()
+        except Interrupted:
+            raise KeyboardInterrupt(stop.name) from None
+        finally:
+            pool.shutdown()
+            if own_ray:
+                ray.shutdown()
+    return simulate_s
