@@ -21,14 +21,15 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 
 install: $(VENV)/.installed
 
-## make run: create the environment, install, run the quickstart study on the bundled cohort.
+## make run: create the environment, install, run the quickstart study on the bundled cohort, report its twins.
 run: $(VENV)/.installed
 	$(BIN)/explorer run experiments/quickstart.yaml
-	$(BIN)/explorer status quickstart
+	$(BIN)/explorer report quickstart
 
-## make test: install everything the tests need (PostgreSQL server included) and run the whole suite.
+## make test: install everything the tests need (PostgreSQL server and Chromium included) and run the whole suite.
 test: $(VENV)/.installed-test
 	./cluster/install_postgres.sh
+	./tests/install_chromium.sh
 	$(BIN)/python -m pytest -q tests
 
 ## make bench: simulator speed (sim-s per wall-s) on the bundled 80-region connectome, as JSON.

@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from explorer.errors import ConfigError, ExplorerError
 
 #: objective name -> optimisation direction
-OBJECTIVES: dict[str, str] = {"fc_r": "maximize", "fcd_ks": "minimize", "fc_rmse": "minimize"}
+OBJECTIVES: dict[str, str] = {"fc_r": "maximize", "fcd_ks": "minimize", "fc_rmse": "minimize",
+                              "fc_r_minus_fcd_ks": "maximize"}
 SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc", "grid")
 DEFAULT_TRIALS = 50
 FROZEN_FILE = "study.yaml"

@@ -11,7 +11,9 @@ Scores (all over the strict upper triangle, diagonal excluded):
 - ``fc_r``: Pearson correlation between simulated and empirical FC (higher is better);
 - ``fc_rmse``: root-mean-square difference between them (lower is better);
 - ``fcd_ks``: two-sample Kolmogorov-Smirnov statistic between the FCD value distributions
-  (lower is better; ``nan`` when the subject has no empirical FCD).
+  (lower is better; ``nan`` when the subject has no empirical FCD);
+- ``fc_r_minus_fcd_ks``: ``fc_r - fcd_ks``, static and dynamic fit in one number, as cuBNM's
+  ``+fc_corr -fcd_ks`` (higher is better; ``nan`` without empirical FCD).
 
 A simulated signal that diverged (NaN/inf) or that is constant in some region gives ``nan`` scores
 instead of raising, so that one bad trial never crashes a batch: the runner records it as failed.
@@ -46,7 +48,7 @@ __all__ = [
 ]
 
 #: score name -> True when larger is better
-SCORES: dict[str, bool] = {"fc_r": True, "fc_rmse": False, "fcd_ks": False}
+SCORES: dict[str, bool] = {"fc_r": True, "fc_rmse": False, "fcd_ks": False, "fc_r_minus_fcd_ks": True}
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,7 @@ def fit_scores(
     """Scores of one simulated ``(T, N)`` BOLD against a subject's empirical FC/FCD.
 
     Drops the first ``opts.discard_s`` seconds, preprocesses like the empirical side, and returns
-    ``{"fc_r", "fc_rmse", "fcd_ks"}``. ``fcd_ks`` is NaN when ``emp_fcd`` is None. A diverged
+    ``{"fc_r", "fc_rmse", "fcd_ks", "fc_r_minus_fcd_ks"}``; the last two are NaN when ``emp_fcd`` is None. A diverged
     (non-finite) or constant-region simulation gives NaN scores rather than raising.
     Raises SimulationError when the kept series is too short for the filter or the FCD window
     (lengthen ``duration_s`` or shorten ``discard_s``/``fcd_window``), and ValueError on a region
@@ -334,7 +336,7 @@ def fit_scores(
             f"{need} are needed (FCD window {opts.fcd_window} TRs / band-pass filter): lengthen duration_s, "
             "or shorten discard_s or features.fcd_window"
         )
-    nan = {"fc_r": math.nan, "fc_rmse": math.nan, "fcd_ks": math.nan}
+    nan = {"fc_r": math.nan, "fc_rmse": math.nan, "fcd_ks": math.nan, "fc_r_minus_fcd_ks": math.nan}
     if not np.all(np.isfinite(x)):
         return nan
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -345,6 +347,7 @@ def fit_scores(
     out = {"fc_r": fc_r(sim_fc, emp_fc), "fc_rmse": fc_rmse(sim_fc, emp_fc), "fcd_ks": math.nan}
     if emp_fcd is not None:
         out["fcd_ks"] = fcd_ks(fcd(p, opts.fcd_window, opts.fcd_step), emp_fcd)
+    out["fc_r_minus_fcd_ks"] = out["fc_r"] - out["fcd_ks"]
     return out
 
 

@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: a throw-away PostgreSQL server for the `cluster` tests."""
+"""Suite-wide fixtures: a throw-away PostgreSQL server for the `cluster` tests, a local Ray session."""
 
 from __future__ import annotations
 
@@ -37,3 +37,14 @@ def postgres_server(tmp_path_factory):
         yield out[0], out[1]
     finally:
         subprocess.run([str(ROOT / "cluster/stop_postgres.sh"), str(datadir)], check=False)
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray session per test module (2 CPUs)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()

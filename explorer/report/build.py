@@ -244,9 +244,10 @@ def notes_for(report: dict[str, Any]) -> list[str]:
         notes.append(f"{_hits(ind, n)} of {n} twins are closer to their own subject than to any other (chance: 1 in "
                      f"{n}; permutation p = {_fmt(ind['p_value'])}).")
         if n >= 3:
-            winners = np.nanargmax(np.where(np.isfinite(m), m, -np.inf), axis=1)
+            rows = np.isfinite(m).any(axis=1)  # a twin with no finite similarity (diverged) has no best match
+            winners = np.nanargmax(np.where(np.isfinite(m), m, -np.inf)[rows], axis=1)
             top, count = np.unique(winners, return_counts=True)
-            if count.max() > n / 2:
+            if count.size and count.max() > n / 2:
                 sid = report["subjects"][int(top[np.argmax(count)])]
                 notes.append(f"{int(count.max())} of {n} twins match subject {sid} best: a 'typical subject' effect. "
                              "The residual view (cohort-mean pattern removed) shows what is individual.")

@@ -91,8 +91,9 @@ def load_study_cohort(cfg: StudyConfig, only: list[str] | None = None):
     for s in cohort:
         if s.fc is None:
             raise StudyError(f"subject {s.id}: no empirical FC or BOLD to fit against")
-        if "fcd_ks" in cfg.objectives and s.fcd is None:
-            raise StudyError(f"subject {s.id}: objective fcd_ks needs empirical BOLD at least "
+        needs_fcd = [o for o in cfg.objectives if "fcd_ks" in o]
+        if needs_fcd and s.fcd is None:
+            raise StudyError(f"subject {s.id}: objective {needs_fcd[0]} needs empirical BOLD at least "
                              f"{cfg.cohort.features.fcd_window} TRs long; use objective fc_r")
     return cohort
 

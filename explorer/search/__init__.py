@@ -24,8 +24,8 @@ from explorer.search.studies import (
 )
 
 __all__ = [
-    "FAIL_REASON_ATTR", "INTERRUPTED", "SubjectCounts", "ask_params", "best_summary", "complete_trials", "distributions", "full_params",
-    "DATA_VALUES", "fixed_params", "subject_params", "list_subject_studies", "make_sampler", "open_storage", "open_subject_study",
-    "reap_interrupted", "recover_journal", "redact", "set_trial_user_attrs", "storage_kind", "study_name", "subject_counts", "subject_seed",
-    "trial_params", "trial_seed",
+    "DATA_VALUES", "FAIL_REASON_ATTR", "INTERRUPTED", "SubjectCounts", "ask_params", "best_summary",
+    "complete_trials", "distributions", "fixed_params", "full_params", "list_subject_studies", "make_sampler",
+    "open_storage", "open_subject_study", "reap_interrupted", "recover_journal", "redact", "set_trial_user_attrs",
+    "storage_kind", "study_name", "subject_counts", "subject_params", "subject_seed", "trial_params", "trial_seed",
 ]

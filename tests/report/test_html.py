@@ -9,16 +9,14 @@ from __future__ import annotations
 import copy
 import html
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from browser import PNG_MAGIC, load_in_browser, require_chromium, screenshot
 from explorer.report.html import render_html, write_report
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SUBJECTS = [f"NAP_{i:03d}" for i in range(1, 6)]
 
 
@@ -173,40 +171,13 @@ def test_render_html_without_figures_is_pure():
     assert rep == before
 
 
-CHECK_SCRIPT = """<script>
-window.addEventListener("load", () => {
-  const imgs = [...document.images];
-  const broken = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length;
-  const el = document.createElement("div");
-  el.id = "img-check";
-  el.textContent = `images=${imgs.length} broken=${broken}`;
-  document.body.appendChild(el);
-});
-</script>"""
-
-
-def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
-    exe = shutil.which("chromium")
-    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                           f"--user-data-dir={tmp / 'chromium-profile'}", *args],
-                          capture_output=True, text=True, timeout=180, check=True)
-
-
 def test_report_in_browser(tmp_path):
-    if shutil.which("chromium") is None:
-        pytest.skip("chromium not on PATH: install it with tests/install_chromium.sh as root "
-                    "(apt-get install chromium); `make test` does this")
+    require_chromium()
     out = tmp_path / "report"
     index = write_report(fake_report(), out)
     n_img = index.read_text(encoding="utf-8").count("<img ")
-    check = out / "browser_check.html"  # test-only copy with the load checker; the product page has no JS
-    check.write_text(index.read_text(encoding="utf-8").replace("</body>", CHECK_SCRIPT + "</body>"), encoding="utf-8")
-    dom = _chromium("--virtual-time-budget=5000", "--dump-dom", check.as_uri(), tmp=tmp_path).stdout
-    m = re.search(r'id="img-check">images=(\d+) broken=(\d+)<', dom)
-    assert m, dom[-2000:]
-    assert int(m.group(1)) == n_img >= 9 and int(m.group(2)) == 0
+    images, broken, dom = load_in_browser(index, tmp_path)
+    assert images == n_img >= 9 and broken == 0
     table = dom.split('id="individuality-table"', 1)[1].split("</table>", 1)[0]
     assert re.search(r'<td class="accuracy">0\.600</td>', table)
-    shot = tmp_path / "screenshot.png"
-    _chromium(f"--screenshot={shot}", "--window-size=1280,4000", "--hide-scrollbars", index.as_uri(), tmp=tmp_path)
-    assert shot.read_bytes().startswith(PNG_MAGIC) and shot.stat().st_size > 10000
+    screenshot(index, tmp_path / "screenshot.png", tmp_path)

@@ -1,0 +1,61 @@
+"""Headless Chromium for the report tests: load a page, count its images and the broken ones.
+
+Chromium is Debian's ``chromium`` package (`make test` installs it with tests/install_chromium.sh);
+:func:`require_chromium` skips a test, with the reason, when it is missing.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+#: appended to a test-only copy of the page (the product page has no JavaScript)
+CHECK_SCRIPT = """<script>
+window.addEventListener("load", () => {
+  const imgs = [...document.images];
+  const broken = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length;
+  const el = document.createElement("div");
+  el.id = "img-check";
+  el.textContent = `images=${imgs.length} broken=${broken}`;
+  document.body.appendChild(el);
+});
+</script>"""
+
+
+def require_chromium() -> str:
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("chromium not on PATH: install it with tests/install_chromium.sh as root "
+                    "(apt-get install chromium); `make test` does this")
+    return exe
+
+
+def chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([require_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           f"--user-data-dir={tmp / 'chromium-profile'}", *args],
+                          capture_output=True, text=True, timeout=180, check=True)
+
+
+def load_in_browser(index: Path, tmp: Path) -> tuple[int, int, str]:
+    """(images, broken images, DOM after load) of ``index`` opened in headless Chromium."""
+    check = index.with_name("browser_check.html")
+    check.write_text(index.read_text(encoding="utf-8").replace("</body>", CHECK_SCRIPT + "</body>"), encoding="utf-8")
+    try:
+        dom = chromium("--virtual-time-budget=5000", "--dump-dom", check.as_uri(), tmp=tmp).stdout
+    finally:
+        check.unlink()
+    m = re.search(r'id="img-check">images=(\d+) broken=(\d+)<', dom)
+    assert m, dom[-2000:]
+    return int(m.group(1)), int(m.group(2)), dom
+
+
+def screenshot(index: Path, shot: Path, tmp: Path) -> Path:
+    chromium(f"--screenshot={shot}", "--window-size=1280,4000", "--hide-scrollbars", index.as_uri(), tmp=tmp)
+    assert shot.read_bytes().startswith(PNG_MAGIC) and shot.stat().st_size > 10000
+    return shot
