@@ -224,6 +224,14 @@ def phenotype_link(subjects: list[Any], best: dict[str, dict[str, float]], free:
     return rows
 
 
+def _units(model: str, names: list[str]) -> dict[str, str]:
+    """Each free parameter's unit, from the model's parameter table."""
+    from explorer.models import get_model
+
+    m = get_model(model)
+    return {n: m.param(n).unit for n in names}
+
+
 def _number(v: Any) -> float | None:
     if isinstance(v, bool):
         return None
@@ -392,6 +400,7 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
     report = {
         "study": cfg.name, "model": cfg.model, "created": _dt.datetime.now().isoformat(timespec="seconds"),
         "seeds": seeds, "objectives": cfg.objectives, "directions": cfg.directions, "free_params": free,
+        "units": _units(cfg.model, free),
         "subjects": ids, "not_fitted": not_fitted, "fit": fit,
         "fc_examples": {i: {"empirical": np.round(emp_fc[i], 4), "simulated": np.round(twin_fc[i], 4)}
                         for i in ids[:FC_EXAMPLES]},

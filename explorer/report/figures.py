@@ -22,6 +22,12 @@ MAX_TICK_LABELS = 30  # subject ids on matrix axes up to this many subjects
 OBJ_LABEL = {"fc_r": "fc_r (Pearson r of FC, unitless)", "fcd_ks": "fcd_ks (KS distance of FCD, unitless)"}
 
 
+def _param_label(report: dict, name: str) -> str:
+    """``name (unit)`` from the report's ``units`` (the model's parameter table)."""
+    unit = (report.get("units") or {}).get(name)
+    return f"{name} ({unit})" if unit else name
+
+
 def _fig(w: float, h: float) -> Figure:
     return Figure(figsize=(w, h), dpi=DPI, layout="constrained")
 
@@ -148,7 +154,7 @@ def fig_fit_landscape(report: dict, out_dir: Path) -> list[str]:
         for k, s in enumerate(ids):
             ax.plot(_arr(land[s]["params"][free[0]]), _arr(land[s]["score"]), "o", ms=3, alpha=0.6,
                     color=f"C{k % 10}", label=s if len(ids) <= 10 else None)
-        ax.set(xlabel=f"{free[0]} (model units)", ylabel=OBJ_LABEL.get(obj, obj))
+        ax.set(xlabel=_param_label(report, free[0]), ylabel=OBJ_LABEL.get(obj, obj))
         ax.set_title(f"Landscape: {obj} of every trial vs {free[0]}", fontsize=9)
         if len(ids) <= 10:
             ax.legend(fontsize=7)
@@ -176,7 +182,7 @@ def fig_fit_landscape(report: dict, out_dir: Path) -> list[str]:
         bp = fit[s].get("best_params") or {}
         if px in bp and py in bp:
             ax.plot(bp[px], bp[py], "*", color="red", ms=12, mec="black")
-        ax.set(xlabel=f"{px} (model units)", ylabel=f"{py} (model units)")
+        ax.set(xlabel=_param_label(report, px), ylabel=_param_label(report, py))
         ax.set_title(s, fontsize=9)
     fig.colorbar(sca, ax=axes[:len(panels)], shrink=0.8, label=OBJ_LABEL.get(obj, obj))
     fig.suptitle(title, fontsize=9)
@@ -280,7 +286,7 @@ def fig_recovery(report: dict, out_dir: Path) -> list[str]:
         ax.plot(t, r, "o", color="C0", label="subject")
         med = rec[p].get("rel_error_median")
         ax.set_title(f"{p}: median relative error {med:.3f}" if med is not None else p, fontsize=9)
-        ax.set(xlabel=f"true {p} (model units)", ylabel=f"recovered {p} (model units)")
+        ax.set(xlabel="true " + _param_label(report, p), ylabel="recovered " + _param_label(report, p))
         ax.legend(fontsize=7)
     return _save(fig, out_dir, "recovery.png")
 

@@ -69,11 +69,16 @@ def similarity_matrix(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray]) ->
 
 
 def residual(mats: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Each matrix minus the mean of the list (the cohort-mean pattern removed)."""
+    """Each matrix minus the mean of the list (the cohort-mean pattern removed).
+
+    The mean skips NaN matrices (a twin whose every re-simulation diverged), so one failed twin
+    leaves the others' residuals intact; its own residual stays NaN.
+    """
     if len(mats) == 0:
         return []
     arr = np.stack([np.asarray(m, dtype=float) for m in mats])
-    mean = arr.mean(axis=0)
+    finite = np.isfinite(arr).all(axis=(1, 2))
+    mean = arr[finite].mean(axis=0) if finite.any() else np.full(arr.shape[1:], np.nan)
     return [m - mean for m in arr]
 
 

@@ -217,6 +217,12 @@ class _Driver:
             reap_interrupted(study, on_reaped=self._forget_signals(s.id))
             self.studies[s.id] = study
             self.counts[s.id] = subject_counts(study)
+            if s.session is not None and "session" not in study.user_attrs:
+                # one twin per (participant, session): keep them apart, and pairable, in Optuna and MLflow
+                study.set_user_attr("participant", s.participant)
+                study.set_user_attr("session", s.session)
+                guarded(f"MLflow tags of {s.id}", self.tracker.tag_subject, s.id,
+                        {"participant": s.participant, "session": s.session})
         self.frozen_text = (self.study_dir / "study.yaml").read_text() if (self.study_dir / "study.yaml").is_file() \
             else cfg.to_yaml()
 

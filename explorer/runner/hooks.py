@@ -37,6 +37,9 @@ class NullTracker:
     def finish_subject(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+    def tag_subject(self, subject_id: str, tags: dict[str, str]) -> None:
+        pass
+
 
 def open_tracker(cfg: StudyConfig, study_dir: Path) -> Any:
     """The study's MLflow tracker (refusing an MLflow URI that is the Optuna database)."""

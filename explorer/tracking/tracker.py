@@ -168,6 +168,12 @@ class Tracker:
         self._parents[subject_id] = run_id
         return run_id
 
+    def tag_subject(self, subject_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags on the subject's parent run (e.g. ``participant`` and ``session``)."""
+        rid = self.parent_run(subject_id)
+        for k, v in tags.items():
+            self.client.set_tag(rid, k, str(v))
+
     def _logged_numbers(self, subject_id: str) -> set[int]:
         if subject_id not in self._logged:
             self._logged[subject_id] = set(self.trial_runs(subject_id))

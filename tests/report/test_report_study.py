@@ -99,6 +99,10 @@ def test_report_of_a_split_study_is_cached_logged_and_refreshed_after_extend(tmp
     assert set(tr["icc"]) == {"G", "a"}
     assert np.asarray(tr["cross_session"]["matrix"]).shape == (3, 3)
     assert report["recovery"] is None and report["phenotype"] is None   # no ground truth, no phenotype
+    # Optuna and MLflow keep participant and session apart, so that sessions pair up
+    storage = open_storage(optuna_storage_url(cfg, study_dir))
+    attrs = open_subject_study(storage, cfg, "NAP_007_ses-2", create=False).user_attrs
+    assert (attrs["participant"], attrs["session"]) == ("NAP_007", "2")
 
     # logged to MLflow as a run tagged "report", with the files as artifacts
     from explorer.config import mlflow_uri
@@ -108,6 +112,8 @@ def test_report_of_a_split_study_is_cached_logged_and_refreshed_after_extend(tmp
     run = tracker.client.get_run(run_id)
     assert run.data.tags["report"] == "true"
     assert run.data.metrics["identification_accuracy"] == pytest.approx(ind["accuracy"])
+    parent_tags = tracker.client.get_run(tracker.parent_run("NAP_007_ses-2")).data.tags
+    assert (parent_tags["participant"], parent_tags["session"]) == ("NAP_007", "2")
     arts = {a.path for a in tracker.client.list_artifacts(run_id, "report")}
     assert {"report/index.html", "report/report.json", "report/individuality.png"} <= arts
 
