@@ -149,6 +149,12 @@ def individuality(twin_fc: list[np.ndarray], emp_fc: list[np.ndarray], sc: list[
             stats.similarity_matrix(params_only_fc, emp_fc),
             note="the group-mean SC with subject i's own parameters"),
     }
+    # the residual view of each baseline: where does the *individual* part of the fingerprint live?
+    emp_res = stats.residual(emp_fc)
+    for name, rows in (("sc", sc), ("sc_only_twin", sc_only_fc), ("params_only_twin", params_only_fc)):
+        if rows is not None:
+            baselines[f"{name}_residual"] = _ident(stats.similarity_matrix(stats.residual(rows), emp_res),
+                                                   note=f"{name} with the cohort-mean pattern removed from both sides")
     out = _ident(raw)
     out["residual"] = _ident(resid, note="twins minus the mean twin FC, subjects minus the mean empirical FC")
     out["baselines"] = baselines
@@ -266,11 +272,11 @@ def notes_for(report: dict[str, Any]) -> list[str]:
         if emp and emp.get("mean_off_diagonal") is not None:
             notes.append(f"Subjects' empirical FCs correlate at r = {_fmt(emp['mean_off_diagonal'])} on average with "
                          "each other: that is how alike they already are.")
-        for name in ("sc_only_twin", "params_only_twin"):
-            b = ind["baselines"].get(name)
+        for name in ("sc", "sc_only_twin", "params_only_twin"):
+            b, r = ind["baselines"].get(name), ind["baselines"].get(f"{name}_residual")
             if b:
-                notes.append(f"Baseline {name}: accuracy {_fmt(b['accuracy'])}, I_diff {_fmt(b['i_diff'])} "
-                             f"({b['note']}).")
+                notes.append(f"Baseline {name} ({b['note']}): accuracy {_fmt(b['accuracy'])}, I_diff {_fmt(b['i_diff'])}"
+                             + (f"; residual accuracy {_fmt(r['accuracy'])}, I_diff {_fmt(r['i_diff'])}." if r else "."))
     if n < PHENOTYPE_MIN_N:
         notes.append(f"With {n} subjects, permutation p-values cannot go below {_fmt(1 / math.factorial(n))} "
                      "and correlations with phenotype cannot mean much.")

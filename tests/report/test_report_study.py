@@ -91,7 +91,8 @@ def test_report_of_a_split_study_is_cached_logged_and_refreshed_after_extend(tmp
     assert np.asarray(ind["matrix"]) == pytest.approx(expected, abs=1e-6)
     assert ind["accuracy"] == stats.identification(expected)["accuracy"]
     assert ind["p_method"].startswith("exact") and 0 < ind["p_value"] <= 1
-    assert set(ind["baselines"]) == {"empirical", "sc", "sc_only_twin", "params_only_twin"}
+    assert set(ind["baselines"]) == {"empirical", "sc", "sc_only_twin", "params_only_twin", "sc_residual",
+                                     "sc_only_twin_residual", "params_only_twin_residual"}
     assert all(len(b["matrix"]) == len(UNITS) for b in ind["baselines"].values())
     # two sessions per participant: test-retest
     tr = report["test_retest"]
