@@ -63,7 +63,7 @@ def _start_and_stop(tmp_path: Path, sig: int, after_complete: int,
     cmd = _cli(*args) if hook is None else [sys.executable, str(HOOKS), hook, str(arm), str(inside), *args]
     log = open(tmp_path / "run.log", "w+")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path)
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 480
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.3)
@@ -81,7 +81,7 @@ def _start_and_stop(tmp_path: Path, sig: int, after_complete: int,
                     assert inside.exists(), "the journal hook never fired"
                 os.kill(proc.pid, sig)
                 break
-        proc.wait(timeout=120)
+        proc.wait(timeout=300)
     finally:
         if sig == signal.SIGKILL or proc.poll() is None:
             try:  # Ray processes of the killed driver (its own session) go with it
@@ -94,7 +94,7 @@ def _start_and_stop(tmp_path: Path, sig: int, after_complete: int,
 
 def _resume_and_check(tmp_path: Path, study_dir: Path) -> str:
     out = subprocess.run(_cli("resume", "resumable", "--studies-dir", str(tmp_path / "studies"), "--no-progress"),
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     for sid, trials in _trials(study_dir).items():
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
