@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("explorer.verify", "Check that Optuna, MLflow and zarr agree on every trial."),
     "report": ("explorer.report.commands", "Twin report: fit with fresh seeds, individuality, test-retest, "
                "recovery, phenotype."),
+    "ui": ("explorer.tracking.ui", "Browse a study in the MLflow UI (and optuna-dashboard with --optuna)."),
     "cohort": ("explorer.cohort.cli", "Inspect and validate a cohort (`explorer cohort show PATH`)."),
     "bench": ("explorer.sim.bench", "Benchmark the simulator; prints JSON."),
 }

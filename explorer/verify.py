@@ -3,11 +3,19 @@
 For every COMPLETE Optuna trial of every subject: its MLflow child run exists (FINISHED, state
 COMPLETE) and, unless ``store: none``, its zarr record exists, both with the same parameters and
 scores. Orphans are reported both ways (an MLflow COMPLETE run or a zarr record with no COMPLETE
-Optuna trial). Exit status 1 on any problem.
+Optuna trial). The ``signals`` location each trial recorded (Optuna user attribute, MLflow tag) is
+followed too: it must resolve (:meth:`SignalStore.resolve`, staged or packed) to that trial, with
+Optuna's parameters, scores and seed (``unresolved_signals``, ``mismatch_signals``). A trial whose
+zarr record is missing altogether is reported once, as ``missing_zarr``; with ``store: best`` the
+trials pruned on purpose are neither missing nor unresolved. Exit status 1 on any problem.
 
 ``--repair`` (holds the study lock, so never beside a running driver): re-creates missing or
 mismatched MLflow child runs from the Optuna records, deletes MLflow and zarr orphans, and
 reports what cannot be re-created (signals lost from zarr need the trial to be simulated again).
+A recorded location that does not resolve is never rewritten (Optuna keeps a finished trial's
+attributes as they are): when the trial's signals are in the store under its number, matching
+Optuna, ``--repair`` says so and gives the trial's current location; otherwise the signals must
+be simulated again.
 
 The comparison itself is :func:`compare`, a pure function over plain dicts. This module composes
 the public APIs of ``explorer.search``, ``explorer.store`` and ``explorer.tracking``; it imports
@@ -34,6 +42,8 @@ KINDS = {
     "missing_zarr": "COMPLETE Optuna trial has no zarr record",
     "mismatch_zarr": "zarr record differs from Optuna",
     "orphan_zarr": "zarr record without a COMPLETE Optuna trial",
+    "unresolved_signals": "recorded signals location does not resolve",
+    "mismatch_signals": "recorded signals location holds other data than Optuna's",
 }
 
 
@@ -106,7 +116,7 @@ def _finite(scores: Mapping[str, Any]) -> dict[str, float]:
 
 
 def compare(optuna_trials: Trials, mlflow_runs: Trials, zarr_trials: Trials | None, *,
-            zarr_expected: Mapping[str, set[int]] | None = None) -> Report:
+            zarr_expected: Mapping[str, set[int]] | None = None, resolved: Trials | None = None) -> Report:
     """Check three records of a study against each other.
 
     ``optuna_trials``: subject -> number -> {"params", "scores", "state" (default COMPLETE)};
@@ -114,6 +124,11 @@ def compare(optuna_trials: Trials, mlflow_runs: Trials, zarr_trials: Trials | No
     (``Tracker.trial_runs``); ``zarr_trials``: subject -> number -> {"params", "scores"}
     (``SignalStore.trials``), or None for ``store: none``. ``zarr_expected``: per subject the
     COMPLETE trial numbers that must be in zarr (``store: best`` keeps only some); default all.
+    ``resolved``: subject -> number -> what the trial's recorded ``signals`` location resolved to,
+    {"ok": bool, "detail": str, "subject", "number", "params", "scores", "seed"} (:func:`resolve_signals`),
+    for the trials that recorded a location; None: not checked. A location must resolve to its own
+    trial, with Optuna's params, scores and seed (Optuna's ``seed``, or ``record["seed"]``; -1 = unknown).
+    It is not checked where the zarr record is absent (already ``missing_zarr``, or pruned on purpose).
     Scores compare on Optuna's finite scores; extra non-finite scores elsewhere are ignored.
     """
     report = Report()
@@ -142,17 +157,32 @@ def compare(optuna_trials: Trials, mlflow_runs: Trials, zarr_trials: Trials | No
                 if run.get("duplicates"):
                     report.problems.append(Problem(sid, n, "duplicate_mlflow",
                                                    f"{len(run['duplicates'])} extra run(s)"))
-            if zarr_trials is None:
+            z = zarr.get(n) if zarr_trials is not None else None
+            if zarr_trials is not None:
+                if z is None:
+                    if n in must_zarr:
+                        report.problems.append(Problem(sid, n, "missing_zarr"))
+                else:
+                    d = _diff(params, z.get("params", {}), "param") + \
+                        _diff(scores, _finite(z.get("scores", {})), "score", subset=True)
+                    if d:
+                        report.problems.append(Problem(sid, n, "mismatch_zarr", "; ".join(d)))
+            res = (resolved or {}).get(sid, {}).get(n)
+            if res is None or (zarr_trials is not None and z is None):
                 continue
-            z = zarr.get(n)
-            if z is None:
-                if n in must_zarr:
-                    report.problems.append(Problem(sid, n, "missing_zarr"))
-            else:
-                d = _diff(params, z.get("params", {}), "param") + \
-                    _diff(scores, _finite(z.get("scores", {})), "score", subset=True)
-                if d:
-                    report.problems.append(Problem(sid, n, "mismatch_zarr", "; ".join(d)))
+            if not res.get("ok"):
+                report.problems.append(Problem(sid, n, "unresolved_signals", str(res.get("detail", ""))))
+                continue
+            d = []
+            if "number" in res and (res.get("subject", sid), int(res["number"])) != (sid, n):
+                d.append(f"it names subject {res.get('subject', sid)} trial {res['number']}")
+            d += _diff(params, res.get("params", {}), "param") + \
+                _diff(scores, _finite(res.get("scores", {})), "score", subset=True)
+            seed = t.get("seed", t.get("record", {}).get("seed"))
+            if seed is not None and int(seed) >= 0 and res.get("seed") is not None and int(res["seed"]) != int(seed):
+                d.append(f"seed: {res['seed']!r} != {int(seed)!r}")
+            if d:
+                report.problems.append(Problem(sid, n, "mismatch_signals", "; ".join(d)))
         for n, run in sorted(runs.items()):
             if n not in complete and run.get("state", "COMPLETE") == "COMPLETE":
                 state = opt.get(n, {}).get("state", "absent")
@@ -165,6 +195,10 @@ def compare(optuna_trials: Trials, mlflow_runs: Trials, zarr_trials: Trials | No
 
 
 # ---- gathering the three records of a study (public APIs of search, store, tracking) -------------
+# the trial times Optuna keeps as user attrs, so a re-created MLflow run starts and ends when the trial did
+TIME_ATTRS = ("simulate_wall_seconds", "score_wall_seconds", "store_wall_seconds", "started_at", "ended_at")
+
+
 def optuna_records(cfg, study_dir: Path) -> dict[str, dict[int, dict[str, Any]]]:
     """subject -> number -> {state, params, scores, record (TrialRecord fields)} from the Optuna storage."""
     from explorer.config import optuna_storage_url
@@ -185,7 +219,8 @@ def optuna_records(cfg, study_dir: Path) -> dict[str, dict[int, dict[str, Any]]]
                                            "sim_seconds": float(ua.get("sim_seconds", 0.0)),
                                            "wall_seconds": float(ua.get("wall_seconds", 0.0)),
                                            "actor": str(ua.get("actor", "")), "node": str(ua.get("node", "")),
-                                           "signals": str(ua.get("signals", "")), "attempt": int(ua.get("attempt", 0))}}
+                                           "signals": str(ua.get("signals", "")), "attempt": int(ua.get("attempt", 0)),
+                                           **{k: float(ua.get(k, 0.0)) for k in TIME_ATTRS}}}
         out[sid] = trials
     return out
 
@@ -220,6 +255,29 @@ def _zarr_expected(cfg, opt: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> d
                                  cfg.store.best_k, obj, maximise)) for sid, trials in opt.items()}
 
 
+def resolve_signals(store, opt: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[str, dict[int, dict]]:
+    """Follow the ``signals`` location every COMPLETE trial of ``opt`` (:func:`optuna_records`)
+    recorded: subject -> number -> {"ok", "detail", "location", and where it resolved "subject",
+    "number", "params", "scores", "seed", "resolved_by"}. ``store``: the study's read-only
+    ``SignalStore`` (None: no store yet). Reads no arrays; lists each subject once; no Ray."""
+    locs = {(sid, int(n)): str(t.get("record", {}).get("signals", "") or "")
+            for sid, trials in opt.items() for n, t in trials.items() if t.get("state") == "COMPLETE"}
+    locs = {k: v for k, v in locs.items() if v}
+    out: dict[str, dict[int, dict]] = {}
+    if store is None:
+        for (sid, n), loc in locs.items():
+            out.setdefault(sid, {})[n] = {"ok": False, "location": loc, "detail": "the signals store does not exist"}
+        return out
+    for (sid, n), r in store.resolve_many(locs, data=False).items():
+        if isinstance(r, Exception):
+            entry = {"ok": False, "location": locs[(sid, n)], "detail": str(getattr(r, "reason", None) or r)}
+        else:
+            entry = {"ok": True, "location": locs[(sid, n)], "detail": "",
+                     **{k: r[k] for k in ("subject", "number", "params", "scores", "seed", "resolved_by")}}
+        out.setdefault(sid, {})[n] = entry
+    return out
+
+
 def verify_study(study_dir: str | Path, repair: bool = False) -> Report:
     """Verify (and with ``repair``, fix what can be fixed in) the study in ``study_dir``."""
     from explorer.config import load_frozen
@@ -242,9 +300,11 @@ def _verify(cfg, study_dir: Path, repair: bool) -> Report:
     runs = {sid: tracker.trial_runs(sid) for sid in subjects}
     zarr = None if cfg.store.mode == "none" else {sid: (store.trials(sid) if store else {}) for sid in subjects}
     expected = _zarr_expected(cfg, opt)
-    report = compare(opt, runs, zarr, zarr_expected=expected)
+    resolved = None if cfg.store.mode == "none" else resolve_signals(store, opt)
+    report = compare(opt, runs, zarr, zarr_expected=expected, resolved=resolved)
     if not repair or report.ok:
         return report
+    lost = {(p.subject, p.number) for p in report.problems if p.kind in ("missing_zarr", "mismatch_zarr")}
     from explorer.records import TrialRecord
 
     writable = None
@@ -269,8 +329,15 @@ def _verify(cfg, study_dir: Path, repair: bool) -> Report:
             writable.delete_trial(p.subject, p.number)
             report.repaired.append(f"{where}: orphan zarr record deleted")
         else:
-            report.unrepairable.append(f"{where}: {KINDS[p.kind]}" + (f" ({p.detail})" if p.detail else "")
-                                       + (": its signals must be simulated again" if p.kind.endswith("_zarr") else ""))
+            line = f"{where}: {KINDS[p.kind]}" + (f" ({p.detail})" if p.detail else "")
+            if p.kind.endswith("_signals") and store is not None and p.number in (zarr or {}).get(p.subject, {}) \
+                    and (p.subject, p.number) not in lost:
+                line += (": the record points to an old or foreign location, but the trial's signals were found "
+                         f"by its number at {store.location(p.subject, p.number)} (Optuna keeps a finished "
+                         "trial's attributes, so the record is left as it is)")
+            elif p.kind.endswith(("_zarr", "_signals")):
+                line += ": its signals must be simulated again"
+            report.unrepairable.append(line)
     after = _verify(cfg, study_dir, repair=False)
     after.repaired, after.unrepairable = report.repaired, report.unrepairable
     return after
@@ -304,7 +371,7 @@ def command(args: argparse.Namespace) -> int:
         console.print(f"[red]cannot repair[/] {line}")
     if report.ok:
         console.print(f"[green]ok[/]: {report.checked} COMPLETE trials of {report.subjects} subject(s) agree "
-                      "in Optuna, MLflow and zarr")
+                      "in Optuna, MLflow and zarr, and their recorded signals locations resolve")
         return 0
     t = Table(title=f"{len(report.problems)} problem(s) in {study_dir}")
     for col in ("subject", "trial", "problem", "detail"):

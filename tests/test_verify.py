@@ -39,10 +39,40 @@ def test_compare_clean_and_every_problem_kind():
     assert only_best.ok
 
 
+def test_compare_follows_recorded_signals_locations():
+    opt = {"S1": {0: {**_t(1.0, 0.5), "record": {"seed": 10}}, 1: _t(2.0, 0.6), 2: _t(3.0, 0.7),
+                  3: _t(4.0, 0.8), 4: _t(5.0, 0.9)}}
+    runs = {"S1": {n: {**t, "run_id": str(n)} for n, t in opt["S1"].items()}}
+    zarr_all = {"S1": {n: {"params": t["params"], "scores": t["scores"]} for n, t in opt["S1"].items()}}
+    zarr = {"S1": {n: z for n, z in zarr_all["S1"].items() if n != 4}}
+
+    def res(n, **kw):
+        return {"ok": True, "detail": "", "subject": "S1", "number": n, "params": opt["S1"][n]["params"],
+                "scores": opt["S1"][n]["scores"], "seed": 10 if n == 0 else 7, **kw}
+
+    good = {"S1": {n: res(n) for n in range(5)}}
+    assert compare(opt, runs, zarr_all, resolved=good).ok
+    bad = {"S1": {0: res(0, seed=11), 1: {"ok": False, "detail": "subject S1 has no trial 1"},
+                  2: res(3, params={"G": 4.0}, scores={"fc_r": 0.8}), 3: res(3),
+                  4: {"ok": False, "detail": "gone"}}}
+    rep = compare(opt, runs, zarr, resolved=bad)
+    kinds = {(p.number, p.kind): p.detail for p in rep.problems}
+    # trial 4 has no zarr record at all: reported once, as missing_zarr
+    assert set(kinds) == {(0, "mismatch_signals"), (1, "unresolved_signals"), (2, "mismatch_signals"),
+                          (4, "missing_zarr")}
+    assert "seed" in kinds[(0, "mismatch_signals")] and "no trial 1" in kinds[(1, "unresolved_signals")]
+    assert "trial 3" in kinds[(2, "mismatch_signals")] and "G" in kinds[(2, "mismatch_signals")]
+    # store: best: a pruned trial's location legitimately does not resolve
+    pruned = compare(opt, runs, {"S1": {1: zarr["S1"][1]}}, zarr_expected={"S1": {1}},
+                     resolved={"S1": {0: {"ok": False}, 1: res(1), 2: {"ok": False}}})
+    assert pruned.ok
+
+
 # ---- the command on a real (tiny, hand-made) study -------------------------------------------------
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    """A study folder with 2 subjects x 3 COMPLETE + 1 FAIL trials in Optuna, MLflow and zarr."""
+def _make_study(tmp, name: str, store_mode: str = "all", signals=None):
+    """A study folder with 2 subjects x 3 COMPLETE + 1 FAIL trials in Optuna, MLflow and zarr.
+
+    ``signals(sid, n, location, store)``: what the trial records as ``signals`` (default: the location)."""
     import optuna
 
     from explorer.config import mlflow_artifacts, mlflow_uri, optuna_storage_url, parse_config, save_frozen, zarr_url
@@ -51,10 +81,10 @@ def study(tmp_path_factory):
     from explorer.store import SignalStore
     from explorer.tracking import Tracker
 
-    tmp = tmp_path_factory.mktemp("verify")
-    cfg = parse_config({"name": "vstudy", "studies_dir": str(tmp / "studies"), "model": "hopf",
+    cfg = parse_config({"name": name, "studies_dir": str(tmp / "studies"), "model": "hopf",
                         "cohort": {"source": "demo", "subjects": ["NAP_001", "NAP_002"]},
-                        "params": {"free": {"G": {"low": 0.1, "high": 2.0}}}, "trials": 4})
+                        "params": {"free": {"G": {"low": 0.1, "high": 2.0}}}, "trials": 4,
+                        "store": {"mode": store_mode, "best_k": 2}})
     d = cfg.study_dir
     save_frozen(cfg, d)
     storage = open_storage(optuna_storage_url(cfg, d))
@@ -73,6 +103,8 @@ def study(tmp_path_factory):
             if complete:
                 bold = rng.standard_normal((20, 6)).astype(np.float32)
                 loc = store.write_trial(sid, n, bold, np.corrcoef(bold.T), {"G": g}, 10 + n, scores, tr_s=2.0)
+                if signals is not None:
+                    loc = signals(sid, n, loc, store)
             st.add_trial(optuna.trial.create_trial(
                 params={"G": g}, distributions=dist, values=[r] if complete else None,
                 state=optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.FAIL,
@@ -83,6 +115,11 @@ def study(tmp_path_factory):
                                     reason="" if complete else "diverged", signals=loc))
         tracker.log_trials(sid, recs)
     return cfg, d, tracker, store
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return _make_study(tmp_path_factory.mktemp("verify"), "vstudy")
 
 
 def _run(capsys, *argv) -> tuple[int, dict]:
@@ -119,3 +156,64 @@ def test_verify_command_clean_broken_and_repaired(study, capsys):
     runs = tracker.trial_runs("NAP_001")
     assert runs[1]["params"] == {"G": pytest.approx(0.4)} and runs[1]["scores"]["fc_r"] == pytest.approx(0.1)
     assert 9 not in tracker.trial_runs("NAP_002")
+
+
+def _old_style(sid: str, n: int, loc: str, store) -> str:
+    """The location older versions recorded: the attempt's staging group."""
+    from pathlib import Path
+
+    (group,) = [p.name for p in (Path(store.url) / "subjects" / sid / "staging").iterdir()
+                if p.name.startswith(f"{n:06d}-")]
+    return f"{store.url}/subjects/{sid}/staging/{group}"
+
+
+def test_verify_follows_recorded_locations_after_pack_and_best(tmp_path, capsys):
+    # a consistent study, half of its records old-style staging paths, every subject packed and pruned
+    # to its best 2 (store: best): every recorded location of a kept trial resolves, pruned ones are fine
+    cfg, d, _, store = _make_study(tmp_path, "vbest", "best",
+                                   signals=lambda sid, n, loc, st: _old_style(sid, n, loc, st) if n == 1 else loc)
+    for sid in ("NAP_001", "NAP_002"):
+        store.pack(sid)
+        assert store.keep_best(sid, 2, "fc_r", maximise=True) == [1, 2]
+    assert not list((d / "signals.zarr/subjects/NAP_001").glob("staging"))  # the recorded groups are gone
+    code, out = _run(capsys, str(d))
+    assert code == 0 and out["ok"] and out["checked"] == 6, out
+    from explorer.verify import _open_store, optuna_records, resolve_signals
+
+    res = resolve_signals(_open_store(cfg, d), optuna_records(cfg, d))
+    assert res["NAP_001"][1]["ok"] and res["NAP_001"][1]["resolved_by"] == "trial number"
+    assert res["NAP_001"][2]["ok"] and res["NAP_001"][2]["resolved_by"] == "location"
+    assert not res["NAP_001"][0]["ok"] and "no trial 0" in res["NAP_001"][0]["detail"]  # pruned on purpose
+
+
+def test_verify_reports_recorded_locations_that_do_not_resolve(tmp_path, capsys):
+    from explorer.store import trial_location
+
+    def broken(sid: str, n: int, loc: str, store) -> str:
+        if sid == "NAP_002" and n == 0:
+            return trial_location(store.url, sid, 7)  # names a trial that was never stored
+        if sid == "NAP_002" and n == 1:
+            return trial_location(store.url, sid, 2)  # names another trial
+        if sid == "NAP_001" and n == 2:
+            return f"{store.url}/subjects/{sid}/staging/000009-0123456789abcdef"  # old-style, gone
+        return loc
+
+    cfg, d, _, store = _make_study(tmp_path, "vbroken", signals=broken)
+    store.pack("NAP_001")
+    code, out = _run(capsys, str(d))
+    assert code == 1
+    kinds = {(p["subject"], p["number"], p["kind"]): p["detail"] for p in out["problems"]}
+    assert set(kinds) == {("NAP_002", 0, "unresolved_signals"), ("NAP_002", 1, "mismatch_signals"),
+                          ("NAP_001", 2, "unresolved_signals")}
+    assert "no trial 7" in kinds[("NAP_002", 0, "unresolved_signals")]
+    assert "trial 2" in kinds[("NAP_002", 1, "mismatch_signals")]
+    assert out["counts"] == {"unresolved_signals": 2, "mismatch_signals": 1}
+    code, out = _run(capsys, str(d), "--repair")
+    assert code == 1 and not out["repaired"] and len(out["unrepairable"]) == 3
+    assert all("found by its number" in line for line in out["unrepairable"])
+    # a trial whose signals are gone altogether is reported once (missing_zarr) and must be simulated again
+    store.delete_trial("NAP_002", 0)
+    code, out = _run(capsys, str(d), "--repair")
+    kinds = {(p["subject"], p["number"], p["kind"]) for p in out["problems"]}
+    assert ("NAP_002", 0, "missing_zarr") in kinds and ("NAP_002", 0, "unresolved_signals") not in kinds
+    assert any("NAP_002 trial 0" in line and "simulated again" in line for line in out["unrepairable"])

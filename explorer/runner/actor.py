@@ -85,26 +85,41 @@ class SimWorker:
         ``tasks``: ``[{"number", "params", "seed", "attempt"}]``. Each trial runs ``repeats``
         noise seeds (``seed``, ``seed + 1``, ...) whose scores are averaged.
         Returns ``{"records": [TrialRecord dict], "simulate_s", "call_s", "actor", "node"}``;
-        ``simulate_s`` is the wall time spent inside ``explorer.sim.simulate``.
+        ``simulate_s`` is the wall time spent inside ``explorer.sim.simulate``. Each record's
+        times are its own (see :class:`~explorer.records.TrialRecord`).
         """
         t0 = time.perf_counter()
         if subject_id not in self.subjects:
             raise KeyError(f"actor {self.actor_id} holds no subject {subject_id!r}")
         records, sim_s = self._evaluate(subject_id, tasks)
         call_s = time.perf_counter() - t0
-        for r in records:
-            r.wall_seconds = call_s / max(1, len(records))
         return {"records": [r.to_dict() for r in records], "simulate_s": sim_s, "call_s": call_s,
                 "actor": self.actor_id, "node": self.node_id}
 
     def _evaluate(self, subject_id: str, tasks: list[dict[str, Any]]) -> tuple[list[TrialRecord], float]:
+        """Simulate the batch in one call, then score (and store) each trial, timing each one."""
+        started, t0 = time.time(), time.perf_counter()
         try:
             out, sim_s = self._simulate(subject_id, tasks)
-            return [self._score(subject_id, task, bold) for task, bold in zip(tasks, out)], sim_s
+            share = sim_s / max(1, len(tasks))
+            records = []
+            for task, bold in zip(tasks, out):
+                t1 = time.perf_counter()
+                rec = self._score(subject_id, task, bold)
+                own = time.perf_counter() - t1
+                rec.simulate_wall_seconds = share
+                rec.score_wall_seconds = max(0.0, own - rec.store_wall_seconds)
+                rec.wall_seconds = share + rec.score_wall_seconds + rec.store_wall_seconds
+                rec.started_at, rec.ended_at = started, time.time()
+                records.append(rec)
+            return records, sim_s
         except Exception as exc:  # noqa: BLE001 - isolate the bad trial(s) of the batch
             if len(tasks) == 1:
                 traceback.print_exc()
-                return [self._record(subject_id, tasks[0], "FAIL", reason=f"error: {_compact_error(exc)}")], 0.0
+                rec = self._record(subject_id, tasks[0], "FAIL", reason=f"error: {_compact_error(exc)}")
+                rec.wall_seconds = time.perf_counter() - t0
+                rec.started_at, rec.ended_at = started, time.time()
+                return [rec], 0.0
             records, sim_s = [], 0.0
             for task in tasks:
                 r, s = self._evaluate(subject_id, [task])
@@ -151,12 +166,14 @@ class SimWorker:
                                 reason=f"non-finite score: {', '.join(bad)} (constant or flat BOLD)")
         record = self._record(subject_id, task, "COMPLETE", scores=scores)
         if self.store is not None:
+            t0 = time.perf_counter()
             try:
                 record.signals = self._write(subject_id, task, bold[0], scores, tr)
             except Exception as exc:  # noqa: BLE001 - the trial cannot be complete without its signals
                 record.state, record.reason = "FAIL", f"error: store: {_compact_error(exc)}"
                 record.signals = ""
                 traceback.print_exc()
+            record.store_wall_seconds = time.perf_counter() - t0
         return record
 
     def _sim_fc(self, bold: np.ndarray, tr: float) -> np.ndarray:

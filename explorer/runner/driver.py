@@ -68,6 +68,7 @@ class _Batch:
     slot: Any
     subject: str
     tasks: list[dict[str, Any]]
+    submitted: float = 0.0      # epoch seconds
 
 
 def load_study_cohort(cfg: StudyConfig, only: list[str] | None = None):
@@ -235,7 +236,7 @@ class _Driver:
 
     # -- main -----------------------------------------------------------------------------
     def run(self) -> RunResult:
-        from explorer.search import best_summary
+        from explorer.search import best_summary, finished_trials
 
         t_begin = time.monotonic()
         self._open()
@@ -251,7 +252,7 @@ class _Driver:
         todo = [sid for sid in self.studies if self.done[sid] < self.target]
         # subjects finished by an earlier session that died before its finishing hooks
         for sid in self.studies:
-            if sid not in todo and self.studies[sid].user_attrs.get("finished_at") != self.done[sid]:
+            if sid not in todo and finished_trials(self.studies[sid]) != self.done[sid]:
                 self._finish_subject(sid)
         if not todo:
             self.console.print(f"study {self.cfg.name}: every subject already has {self.target} trials "
@@ -379,8 +380,9 @@ class _Driver:
                         tasks.append({"number": trial.number, "free": free, "params": trial_params(cfg, free),
                                       "seed": trial_seed(cfg.sampler.seed, sid, trial.number), "attempt": 0})
                     self.inflight_n[sid] += len(tasks)
+                submitted = time.time()
                 ref = self.pool.submit(slot, sid, tasks)
-                self.inflight[ref] = _Batch(slot, sid, tasks)
+                self.inflight[ref] = _Batch(slot, sid, tasks, submitted)
 
     def _collect(self, ref: Any) -> None:
         import ray
@@ -400,12 +402,12 @@ class _Driver:
                             type(exc).__name__, again[0]["attempt"])
                 self.retry.append((sid, again))
                 return
-            records = [self._fail_record(sid, t, ACTOR_DIED) for t in batch.tasks]
+            records = [self._fail_record(sid, t, ACTOR_DIED, batch.submitted) for t in batch.tasks]
             self._tell(sid, records)
             return
         except RayTaskError as exc:
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-            records = [self._fail_record(sid, t, f"error: {type(cause).__name__}: {cause}"[:500])
+            records = [self._fail_record(sid, t, f"error: {type(cause).__name__}: {cause}"[:500], batch.submitted)
                        for t in batch.tasks]
             self._tell(sid, records)
             return
@@ -413,9 +415,11 @@ class _Driver:
         self.result.actor_call_s += float(out["call_s"])
         self._tell(sid, [TrialRecord(**r) for r in out["records"]])
 
-    def _fail_record(self, sid: str, task: dict[str, Any], reason: str) -> TrialRecord:
+    def _fail_record(self, sid: str, task: dict[str, Any], reason: str, submitted: float = 0.0) -> TrialRecord:
+        """A trial the actor never returned: no actor times; started/ended are the driver's submit/collect."""
         return TrialRecord(subject=sid, number=task["number"], params=dict(task["free"]), seed=task["seed"],
-                           state="FAIL", reason=reason, attempt=task["attempt"])
+                           state="FAIL", reason=reason, attempt=task["attempt"], started_at=submitted,
+                           ended_at=time.time() if submitted else 0.0)
 
     def _tell(self, sid: str, records: list[TrialRecord]) -> None:
         from optuna.trial import TrialState
@@ -426,8 +430,10 @@ class _Driver:
         for rec in records:
             trial = self.trials.pop((sid, rec.number))
             attrs = {"seed": rec.seed, "sim_seconds": rec.sim_seconds, "wall_seconds": rec.wall_seconds,
-                     "actor": rec.actor, "node": rec.node, "signals": rec.signals, "attempt": rec.attempt,
-                     "scores": {k: v for k, v in rec.scores.items() if math.isfinite(v)}}
+                     "simulate_wall_seconds": rec.simulate_wall_seconds, "score_wall_seconds": rec.score_wall_seconds,
+                     "store_wall_seconds": rec.store_wall_seconds, "started_at": rec.started_at,
+                     "ended_at": rec.ended_at, "actor": rec.actor, "node": rec.node, "signals": rec.signals,
+                     "attempt": rec.attempt, "scores": {k: v for k, v in rec.scores.items() if math.isfinite(v)}}
             if rec.state == "FAIL":
                 attrs["reason"] = rec.reason
             set_trial_user_attrs(study, trial, attrs)
@@ -445,7 +451,7 @@ class _Driver:
 
     def _finish_subject(self, sid: str) -> None:
         """Subject done: best-k pruning and packing of its signals, MLflow parent summary."""
-        from explorer.search import best_summary, subject_counts
+        from explorer.search import FINISHED_ATTR, best_summary, complete_trials, subject_counts
 
         study = self.studies[sid]
         best = best_summary(study, self.cfg.objectives)
@@ -462,10 +468,13 @@ class _Driver:
             arrays = guarded(f"figure data of {sid}", subject_summary_arrays, self.store, self.cohort[sid],
                              best["number"], self.cfg.cohort.features.model_dump(mode="python"),
                              self.cfg.simulation.bold_tr_s) or {}
+            cfg = self.cfg
             guarded(f"MLflow summary of {sid}", self.tracker.finish_subject, sid, best["params"], best["scores"],
-                    {}, self.frozen_text, objective=self.cfg.objectives[0],
-                    maximise=self.cfg.directions[0] == "maximize", **arrays)
-        study.set_user_attr("finished_at", counts.done)
+                    {}, self.frozen_text, objective=cfg.objectives[0], maximise=cfg.directions[0] == "maximize",
+                    best_trial=best["number"], model=cfg.model, fixed_params=dict(cfg.params.fixed),
+                    objectives=list(cfg.objectives), directions=list(cfg.directions),
+                    history=complete_trials(study), **arrays)
+        study.set_user_attr(FINISHED_ATTR, counts.done)
         note = ""
         if counts.complete == 0:
             self.result.failed_subjects.append(sid)

@@ -52,6 +52,12 @@ def open_tracker(cfg: StudyConfig, study_dir: Path) -> Any:
         return NullTracker()
 
     check_separate_databases(optuna_storage_url(cfg, study_dir), mlflow_uri(cfg, study_dir))
+    if mlflow_uri(cfg, study_dir) == f"sqlite:///{Path(study_dir).resolve() / 'mlflow.db'}":
+        # the embedded store of a folder that may have been moved: point its artifacts here again,
+        # or new figures would go to (or be read from) the old folder
+        from explorer.tracking.relocate import repair_artifact_locations
+
+        repair_artifact_locations(study_dir)
     return Tracker(mlflow_uri(cfg, study_dir), experiment=cfg.name,
                    artifact_location=mlflow_artifacts(cfg, study_dir))
 

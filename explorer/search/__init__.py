@@ -10,11 +10,13 @@ from explorer.search.samplers import make_sampler, subject_seed, trial_seed
 from explorer.search.storage import open_storage, recover_journal, redact, storage_kind
 from explorer.search.studies import (
     FAIL_REASON_ATTR,
+    FINISHED_ATTR,
     INTERRUPTED,
     SubjectCounts,
     ask_params,
     best_summary,
     complete_trials,
+    finished_trials,
     list_subject_studies,
     open_subject_study,
     reap_interrupted,
@@ -24,8 +26,9 @@ from explorer.search.studies import (
 )
 
 __all__ = [
-    "DATA_VALUES", "FAIL_REASON_ATTR", "INTERRUPTED", "SubjectCounts", "ask_params", "best_summary",
-    "complete_trials", "distributions", "fixed_params", "full_params", "list_subject_studies", "make_sampler",
-    "open_storage", "open_subject_study", "reap_interrupted", "recover_journal", "redact", "set_trial_user_attrs",
-    "storage_kind", "study_name", "subject_counts", "subject_params", "subject_seed", "trial_params", "trial_seed",
+    "DATA_VALUES", "FAIL_REASON_ATTR", "FINISHED_ATTR", "INTERRUPTED", "SubjectCounts", "ask_params",
+    "best_summary", "complete_trials", "distributions", "finished_trials", "fixed_params", "full_params",
+    "list_subject_studies", "make_sampler", "open_storage", "open_subject_study", "reap_interrupted",
+    "recover_journal", "redact", "set_trial_user_attrs", "storage_kind", "study_name", "subject_counts",
+    "subject_params", "subject_seed", "trial_params", "trial_seed",
 ]

@@ -7,6 +7,12 @@ Trial bookkeeping used by the runner and ``explorer status``:
 * ``interrupted`` trials do not count against the per-subject budget: their parameter sets are
   re-enqueued (a WAITING trial with user attr ``requeued_from``) and evaluated again;
 * every other finished trial (COMPLETE, or FAIL for another reason) counts as done.
+
+Study attributes: the metric names are the config's objectives (``study.metric_names``, which
+optuna-dashboard shows); user attrs ``subject``, ``objectives``, ``participant``/``session``
+(cohorts with sessions) and ``finished_trials``: the number of done trials when the subject's
+finishing hooks (signals packing, MLflow summary) last ran. Studies written before it was named
+so hold the same number as ``finished_at`` (:func:`finished_trials` reads both).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ FAIL_REASON_ATTR = "reason"
 REQUEUED_ATTR = "requeued_from"
 INTERRUPTED = "interrupted"
 SEP = "/"
+FINISHED_ATTR = "finished_trials"
+OLD_FINISHED_ATTR = "finished_at"   # its name before: it held a trial count, never a time
 
 
 def study_name(name: str, subject: str) -> str:
@@ -75,9 +83,27 @@ def open_subject_study(storage: "BaseStorage", cfg: "StudyConfig", subject: str,
     if create and "subject" not in study.user_attrs:
         study.set_user_attr("subject", subject)
         study.set_user_attr("objectives", cfg.objectives)
+    if create and study.metric_names is None:
+        set_metric_names(study, cfg.objectives)
     offset = len(storage.get_all_trials(study._study_id, deepcopy=False))
     study.sampler = make_sampler(cfg, subject_seed(cfg.sampler.seed, subject, offset))
     return study
+
+
+def finished_trials(study: "optuna.Study") -> int | None:
+    """Done trials when the subject's finishing hooks last ran (None: never)."""
+    ua = study.user_attrs
+    value = ua.get(FINISHED_ATTR, ua.get(OLD_FINISHED_ATTR))
+    return None if value is None else int(value)
+
+
+def set_metric_names(study: "optuna.Study", names: list[str]) -> None:
+    """Name the study's objective values (optuna-dashboard and ``trials_dataframe`` show them)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ExperimentalWarning: the API is stable enough for a system attr
+        study.set_metric_names(list(names))
 
 
 def ask_params(study: "optuna.Study", cfg: "StudyConfig") -> tuple["optuna.Trial", dict[str, float]]:
@@ -196,13 +222,19 @@ def _journal_internals(storage: Any) -> bool:
 
 
 def complete_trials(study: "optuna.Study") -> list[dict[str, Any]]:
-    """Every COMPLETE trial with finite values, in trial order: ``{"number", "params", "values"}``."""
+    """Every COMPLETE trial with finite values, in trial order: ``{"number", "params", "values", "ended_at"}``.
+
+    ``ended_at``: epoch seconds, the actor's user attr ``ended_at``, else Optuna's
+    ``datetime_complete`` (the driver's tell time), else None.
+    """
     from optuna.trial import TrialState
 
     out = []
     for t in sorted(_trials(study), key=lambda t: t.number):
         if t.state == TrialState.COMPLETE and t.values and all(math.isfinite(v) for v in t.values):
-            out.append({"number": t.number, "params": dict(t.params), "values": list(t.values)})
+            ended = t.user_attrs.get("ended_at") or (t.datetime_complete.timestamp() if t.datetime_complete else None)
+            out.append({"number": t.number, "params": dict(t.params), "values": list(t.values),
+                        "ended_at": float(ended) if ended else None})
     return out
 
 

@@ -3,11 +3,15 @@
 - :class:`SignalStore`: actors write trials concurrently (each attempt under its own prefix,
   visible only once committed); the driver writes empirical data and packs subjects into shards.
 - :func:`open_signals`: the whole study as one lazy ``xarray.Dataset``.
+- :func:`parse_location`, :func:`resolve_location`, :meth:`SignalStore.resolve`: a trial's recorded
+  ``signals`` location (``<url>#subject=<id>&trial=<n>``), valid before and after packing.
 """
 
 from explorer.store.reader import open_signals, resolve_signals_url
-from explorer.store.signals import SHARD_TRIALS, SignalStore, best_trials, region_chunk
+from explorer.store.signals import (SHARD_TRIALS, SignalStore, best_trials, parse_location, region_chunk,
+                                    resolve_location, trial_location)
 from explorer.store.urls import SIGNALS_NAME, is_remote, join, open_store
 
 __all__ = ["SignalStore", "open_signals", "resolve_signals_url", "best_trials", "region_chunk",
-           "SHARD_TRIALS", "SIGNALS_NAME", "is_remote", "join", "open_store"]
+           "SHARD_TRIALS", "SIGNALS_NAME", "is_remote", "join", "open_store", "parse_location", "resolve_location",
+           "trial_location"]

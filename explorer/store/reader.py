@@ -8,13 +8,21 @@ from typing import Any
 import numpy as np
 
 from explorer.errors import StoreError
-from explorer.store.signals import SignalStore, _sync
+from explorer.store.signals import SignalStore, _sync, parse_location
 from explorer.store.urls import SIGNALS_NAME, is_remote, join, local_path, open_store
 
 
 def resolve_signals_url(url_or_study_dir: str | Path, storage_options: dict | None = None) -> str:
-    """The signals store URL: ``url_or_study_dir`` itself if it is a zarr store, else its signals.zarr."""
-    s = str(url_or_study_dir).rstrip("/")
+    """The signals store URL: ``url_or_study_dir`` itself if it is a zarr store, else its signals.zarr.
+
+    A trial's recorded location (``<url>#subject=<id>&trial=<n>``) stands for its store."""
+    s = str(url_or_study_dir)
+    if "#subject=" in s:
+        try:
+            s = parse_location(s)[0]
+        except StoreError:
+            pass
+    s = s.rstrip("/")
     if not is_remote(s):
         p = local_path(s)
         if (p / "zarr.json").exists():
@@ -111,6 +119,7 @@ def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = No
     ``neural`` (subject, trial, neural_time, region) if any trial stored it, ``emp_bold``
     (subject, emp_time, region), ``emp_fc`` (subject, region, region_to). Coordinates over
     (subject, trial): ``trial_number`` (the Optuna trial number, -1 = padding), ``seed`` (-1 = padding),
+    ``location`` (the trial's stable signals location, as recorded in Optuna and MLflow; "" = padding),
     every parameter and every score (NaN = padding). ``time`` and ``emp_time`` are in s.
     ``trial`` is a position (0..max trials-1); subjects with fewer trials are NaN-padded.
     """
@@ -182,6 +191,7 @@ def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = No
         return np.full((len(sids), n_trials), fill, dtype=dtype)
 
     number, seed = grid(-1, np.int64), grid(-1, np.int64)
+    location = grid("", object)
     param_names = sorted({k for e in entries.values() for m in e.values() for k in m.get("params", {})})
     score_names = sorted({k for e in entries.values() for m in e.values() for k in m.get("scores", {})})
     params = {k: grid(np.nan, np.float64) for k in param_names}
@@ -189,14 +199,16 @@ def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = No
     for i, sid in enumerate(sids):
         for j, (n, m) in enumerate(entries[sid].items()):
             number[i, j], seed[i, j] = n, int(m.get("seed", -1))
+            location[i, j] = m.get("location", "")
             for k, v in m.get("params", {}).items():
                 params[k][i, j] = np.nan if v is None else v
             for k, v in m.get("scores", {}).items():
                 scores[k][i, j] = np.nan if v is None else v
     reserved = {"subject", "trial", "time", "region", "region_to", "emp_time", "neural_time",
-                "trial_number", "seed", "tr_s", *data_vars}
+                "trial_number", "seed", "location", "tr_s", *data_vars}
     coords: dict[str, Any] = {"subject": np.array(sids, dtype=object), "trial": np.arange(n_trials),
-                              "trial_number": (("subject", "trial"), number), "seed": (("subject", "trial"), seed)}
+                              "trial_number": (("subject", "trial"), number), "seed": (("subject", "trial"), seed),
+                              "location": (("subject", "trial"), location)}
     for k, v in {**params, **scores}.items():
         coords[k if k not in reserved else f"param_{k}"] = (("subject", "trial"), v)
     tr = [next((m.get("tr_s") for m in entries[sid].values()), None) for sid in sids]

@@ -16,6 +16,13 @@ Layout (``<url>`` is a local folder or any fsspec URL)::
                       sharded: one shard holds ``shard_trials`` trials; inner chunks
                       (1 trial, all times, <=16 regions)
 
+Trial locations: ``write_trial`` returns (and Optuna/MLflow record as ``signals``) the logical
+location ``<url>#subject=<subject>&trial=<number>``, which names the trial, not the group that
+holds it now, so it stays valid when the trial is packed (:meth:`SignalStore.resolve`,
+:func:`parse_location`, :func:`resolve_location`). Locations recorded by older versions, the
+staging group ``<url>/subjects/<subject>/staging/<number:06d>-<uuid>``, resolve too: to that group
+while it exists, else by (subject, number).
+
 Concurrency rules (zarr-developers/zarr-python#3682: two writers of one chunk or shard lose data):
 
 - actors only write below their own ``staging/<number>-<uuid>/`` prefix (a fresh uuid per
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import uuid
 import warnings
@@ -38,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from explorer.errors import StoreError
-from explorer.store.urls import check_id, join, open_store
+from explorer.store.urls import check_id, is_remote, local_path, open_store
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +88,88 @@ def _floats(d: Mapping[str, Any] | None) -> dict[str, float]:
         except (TypeError, ValueError):
             raise StoreError(f"value {k}={v!r} is not a number; params and scores must be scalars") from None
     return out
+
+
+_ID = r"[A-Za-z0-9_.\-]+"
+#: ``<url>#subject=<sid>&trial=<number>``: what ``write_trial`` returns (the stable location)
+_LOC_TRIAL = re.compile(rf"^(?P<url>.+)#subject=(?P<sid>{_ID})&trial=(?P<num>\d+)$")
+#: ``<url>/subjects/<sid>/staging/<number:06d>-<uuid>``: returned by older versions (one write attempt)
+_LOC_STAGING = re.compile(rf"^(?P<url>.+)/subjects/(?P<sid>{_ID})/staging/(?P<name>(?P<num>\d+)-[0-9A-Za-z]+)/?$")
+#: ``<url>/subjects/<sid>/packed/<uuid>[<index>]``: a packed trial as older ``trials()`` showed it
+_LOC_PACKED = re.compile(rf"^(?P<url>.+)/subjects/(?P<sid>{_ID})/packed/(?P<cur>[0-9A-Za-z]+)\[(?P<idx>\d+)\]$")
+
+
+def trial_location(url: str, subject_id: str, number: int) -> str:
+    """The stable location of a trial's signals: ``<store url>#subject=<subject>&trial=<number>``."""
+    number = int(number)
+    if number < 0:
+        raise StoreError(f"trial number must be >= 0, got {number}")
+    return f"{str(url).rstrip('/') or str(url)}#subject={check_id('subject id', subject_id)}&trial={number}"
+
+
+def _parse(location: str) -> tuple[str, str, int, str, Any]:
+    """(store url, subject, number, kind, extra): kind "trial", "staging" (extra: group name) or
+    "packed" (extra: (packed uuid, index))."""
+    s = str(location).strip()
+    m = _LOC_TRIAL.match(s)
+    if m and m["sid"] not in (".", ".."):
+        return m["url"], m["sid"], int(m["num"]), "trial", None
+    m = _LOC_STAGING.match(s)
+    if m and m["sid"] not in (".", ".."):
+        return m["url"], m["sid"], int(m["num"]), "staging", m["name"]
+    m = _LOC_PACKED.match(s)
+    if m and m["sid"] not in (".", ".."):
+        return m["url"], m["sid"], -1, "packed", (m["cur"], int(m["idx"]))
+    raise StoreError(f"{location!r} is not a signals location: expected '<store url>#subject=<id>&trial=<number>' "
+                     "(what write_trial returns and trials record as `signals`), or an older "
+                     "'<store url>/subjects/<id>/staging/<number>-<uuid>'")
+
+
+def parse_location(location: str) -> tuple[str, str, int]:
+    """``(store url, subject, trial number)`` of a recorded signals location.
+
+    Accepts the stable form ``<url>#subject=<id>&trial=<n>`` and the staging paths recorded by
+    older versions (``<url>/subjects/<id>/staging/<n:06d>-<uuid>``). Raises :class:`StoreError`
+    for anything else, and for an old packed location (``.../packed/<uuid>[i]``), whose trial number
+    only the store knows (use :meth:`SignalStore.resolve`).
+    """
+    url, sid, number, kind, _ = _parse(location)
+    if kind == "packed":
+        raise StoreError(f"{location!r} names a packed position, not a trial: resolve it with "
+                         "SignalStore(url).resolve(location) to learn its trial number")
+    return url, sid, number
+
+
+def _same_store(a: str, b: str) -> bool:
+    a, b = str(a).rstrip("/"), str(b).rstrip("/")
+    if a == b:
+        return True
+    if is_remote(a) or is_remote(b):
+        return False
+    try:
+        return local_path(a).resolve() == local_path(b).resolve()
+    except OSError:
+        return False
+
+
+def _unresolved(location: str, why: str, advice: str | None = None) -> StoreError:
+    """A StoreError for a location that does not resolve; ``.location`` and ``.reason`` for callers."""
+    if advice is None:
+        advice = ("The trial's signals were pruned (store: best keeps only the best k trials), deleted, or lost: "
+                  "`explorer verify NAME` says which trials are affected; lost signals can only be simulated again")
+    err = StoreError(f"signals location {location!r} does not resolve: {why}. {advice}")
+    err.location, err.reason = location, why
+    return err
+
+
+def resolve_location(location: str, storage_options: dict | None = None, *, data: bool = True) -> dict[str, Any]:
+    """Open the store a location names (read-only) and :meth:`SignalStore.resolve` it there."""
+    url = _parse(location)[0]
+    try:
+        store = SignalStore(url, storage_options, read_only=True)
+    except StoreError as exc:
+        raise _unresolved(location, f"its store cannot be opened ({exc})") from exc
+    return store.resolve(location, data=data)
 
 
 class SignalStore:
@@ -217,7 +307,9 @@ class SignalStore:
                     attempt: int = 0) -> str:
         """Write one trial's BOLD (time, region), FC (region, region) and record; return its location.
 
-        The trial becomes visible to readers only when completely written (commit marker last).
+        The location is the stable ``<url>#subject=<subject>&trial=<number>`` (:func:`trial_location`):
+        it names the trial, not this attempt's group, so it resolves (:meth:`resolve`) before and
+        after packing. The trial becomes visible to readers only when completely written (commit marker last).
         Each call writes under a fresh attempt uuid, so a retry never touches a killed attempt's
         objects. Safe to call from many processes and nodes at once for different or equal trials.
         """
@@ -241,7 +333,7 @@ class SignalStore:
         group = zarr.create_group(self._store, path=path, attributes=marker)
         for name, data in arrays.items():
             self._write_array(f"{path}/{name}", data)
-        location = join(self.url, path)
+        location = trial_location(self.url, sid, number)
         marker.update({"committed": True, "committed_at": time.time(), "params": _floats(params),
                        "seed": int(seed), "scores": _floats(scores), "tr_s": float(tr_s),
                        "neural_dt_ms": None if neural_dt_ms is None else float(neural_dt_ms),
@@ -279,25 +371,42 @@ class SignalStore:
         attrs = g.attrs.asdict()
         return attrs.get("current"), list(attrs.get("trials", []))
 
-    def _entries(self, sid: str) -> dict[int, dict]:
-        """number -> marker with ``_source`` ("packed", index) or ("staged", group name)."""
+    def _index(self, sid: str) -> dict[str, Any]:
+        """A subject's trials as stored now: ``entries`` (number -> marker with ``_source``
+        ("packed", index) or ("staged", group name)), ``attempts`` (staging group name -> attrs,
+        committed or not), ``current`` (packed uuid or None) and ``packed`` (packed markers)."""
         current, packed = self._packed(sid)
-        committed, _ = self._staged(sid)
+        committed, attempts = self._staged(sid)
         out: dict[int, dict] = {}
         for n, m in committed.items():
             out[n] = {**m, "_source": ("staged", m["_name"])}
         for i, m in enumerate(packed):  # packed wins over a leftover staged copy of the same trial
-            out[int(m["number"])] = {**m, "_source": ("packed", i), "_current": current,
-                                     "location": f"{join(self.url, f'subjects/{sid}/packed/{current}')}[{i}]"}
-        return dict(sorted(out.items()))
+            out[int(m["number"])] = {**m, "_source": ("packed", i), "_current": current}
+        for n, m in out.items():
+            m["location"] = trial_location(self.url, sid, n)
+        return {"entries": dict(sorted(out.items())), "attempts": {a["_name"]: a for a in attempts},
+                "current": current, "packed": packed}
+
+    def _entries(self, sid: str) -> dict[int, dict]:
+        """number -> marker with ``_source`` ("packed", index) or ("staged", group name)."""
+        return self._index(sid)["entries"]
+
+    def location(self, subject_id: str, number: int) -> str:
+        """The stable location of a trial in this store (whether or not it is stored)."""
+        return trial_location(self.url, subject_id, number)
+
+    @staticmethod
+    def _record(m: Mapping[str, Any]) -> dict[str, Any]:
+        return {"params": dict(m.get("params", {})), "seed": m.get("seed"), "scores": dict(m.get("scores", {})),
+                "location": m.get("location", ""), "tr_s": m.get("tr_s"),
+                "packed": m["_source"][0] == "packed", "attempt": m.get("attempt", 0)}
 
     def trials(self, subject_id: str) -> dict[int, dict]:
-        """Committed trials of a subject: number -> {params, seed, scores, location, tr_s, packed}."""
+        """Committed trials of a subject: number -> {params, seed, scores, location, tr_s, packed, attempt}.
+
+        ``location`` is the trial's stable location (what ``write_trial`` returned)."""
         sid = check_id("subject id", subject_id)
-        return {n: {"params": dict(m.get("params", {})), "seed": m.get("seed"), "scores": dict(m.get("scores", {})),
-                    "location": m.get("location", ""), "tr_s": m.get("tr_s"),
-                    "packed": m["_source"][0] == "packed", "attempt": m.get("attempt", 0)}
-                for n, m in self._entries(sid).items()}
+        return {n: self._record(m) for n, m in self._entries(sid).items()}
 
     def _read_entry(self, sid: str, m: dict, var: str) -> np.ndarray:
         kind, where = m["_source"]
@@ -311,12 +420,69 @@ class SignalStore:
         entries = self._entries(sid)
         if int(number) not in entries:
             raise StoreError(f"subject {sid}: trial {number} is not in the signals store {self.url}")
-        m = entries[int(number)]
-        out = self.trials(sid)[int(number)]
-        for var in VARIABLES:
-            if var in m.get("shapes", {}):
-                out[var] = self._read_entry(sid, m, var)
+        return self._read(sid, entries[int(number)], data=True)
+
+    def _read(self, sid: str, m: dict, data: bool) -> dict[str, Any]:
+        out = self._record(m)
+        if data:
+            for var in VARIABLES:
+                if var in m.get("shapes", {}):
+                    out[var] = self._read_entry(sid, m, var)
         return out
+
+    # ---- recorded locations -------------------------------------------------------------------
+    def resolve(self, location: str, *, data: bool = True) -> dict[str, Any]:
+        """The trial a recorded ``signals`` location names, staged or packed: like :meth:`read_trial`
+        (``params``, ``seed``, ``scores``, ``location``, ``tr_s``, ``packed``, ``attempt`` and, with
+        ``data``, numpy ``bold``, ``fc`` and ``neural`` if stored) plus ``subject``, ``number`` and
+        ``resolved_by``: "location", or "trial number" for an old staging location whose group
+        is gone (packed since) and was found by (subject, number).
+
+        Raises :class:`StoreError` naming the location when it does not resolve: a location of
+        another store, a trial that is not stored (pruned by ``store: best``, deleted or lost).
+        """
+        return self._resolve(location, data, {})
+
+    def resolve_many(self, locations: Mapping[Any, str], *, data: bool = False) -> dict[Any, dict | StoreError]:
+        """:meth:`resolve` each of ``locations`` (key -> location), listing each subject once:
+        key -> the resolved trial, or the :class:`StoreError` saying why it does not resolve."""
+        cache: dict[str, dict] = {}
+        out: dict[Any, dict | StoreError] = {}
+        for key, loc in locations.items():
+            try:
+                out[key] = self._resolve(loc, data, cache)
+            except StoreError as exc:
+                out[key] = exc
+        return out
+
+    def _resolve(self, location: str, data: bool, cache: dict[str, dict]) -> dict[str, Any]:
+        url, sid, number, kind, extra = _parse(location)
+        if not _same_store(url, self.url):
+            raise _unresolved(location, f"it names the signals store {url!r}, not this one ({self.url!r})",
+                              "Open that store (explorer.store.resolve_location), or, if the study was moved, "
+                              "read the trial by its number (SignalStore.read_trial)")
+        if sid not in cache:
+            cache[sid] = self._index(sid)
+        idx = cache[sid]
+        m, how = None, "location"
+        if kind == "staging":
+            a = idx["attempts"].get(extra)
+            if a is not None and a.get("committed") and a.get("explorer_trial"):
+                m = {**a, "_source": ("staged", extra), "location": trial_location(self.url, sid, number)}
+            elif number in idx["entries"]:
+                m, how = idx["entries"][number], "trial number"
+        elif kind == "packed":
+            cur, i = extra
+            if cur != idx["current"] or i >= len(idx["packed"]):
+                raise _unresolved(location, f"subject {sid} was repacked since (its packed copy {cur} is gone), "
+                                  "and an old packed position names no trial number")
+            number = int(idx["packed"][i]["number"])
+            m = idx["entries"].get(number)
+        else:
+            m = idx["entries"].get(number)
+        if m is None:
+            raise _unresolved(location, f"subject {sid} has no trial {number} (staged or packed) in {self.url}")
+        return {"subject": sid, "number": number, "resolved_by": how, **self._read(sid, m, data)}
 
     # ---- maintenance (driver only) -----------------------------------------------------------
     def pack(self, subject_id: str, *, keep: Iterable[int] | None = None, stale_after_s: float | None = 0.0,

@@ -3,10 +3,42 @@ per trial (tag ``mlflow.parentRunId``), logged in batches through ``MlflowClient
 
 Only the driver logs. Runs are created through the client API, so no git or system-metrics
 lookups happen (those belong to ``mlflow.start_run``'s context providers).
+
+**One column serves parents and children.** A child (trial) run logs its free parameters as params
+(``G``, ...) and its scores as metrics (``fc_r``, ``fcd_ks``, ``fc_rmse``, ...); the parent
+(subject) run logs its best trial's scores under the *same metric names* and that trial's
+parameters under the *same param names*, so in the runs table the ``fc_r`` and ``G`` columns
+answer "which parameters fit subject X best?" on the parent row and show every trial on the
+child rows. Tag ``explorer.role`` (``subject``/``trial``/``report``) tells the rows apart.
+
+MLflow params are immutable, metrics are not. So the parent's params are the best parameters of
+the first summary (tag ``params_trial`` names their trial) and are never rewritten; when a later
+session (``explorer extend``) finds a better trial, the parent's score metrics get a new value at
+step = the new best trial's number (the latest value is the one shown), and the tags
+``best_trial``, ``best_run_id`` and ``best_params`` move to it. Where ``params_trial`` differs
+from ``best_trial``, the params columns are those of an earlier best: ``best_params`` (JSON) is
+the current one.
+
+Parent run tags: ``subject``, ``best_trial`` (trial number), ``best_run_id`` (that trial's child
+run), ``best_params`` (JSON object), ``params_trial``, ``model``, ``fixed_params`` (JSON of
+``params.fixed`` of the frozen config; per-region lists too long for a tag are summarised),
+``objectives`` and ``directions`` (JSON lists, in the same order), and ``participant``/
+``session`` for cohorts with sessions. Parent metrics: the best trial's scores (step = its trial
+number) and ``best_so_far_<objective>`` for each objective: the best value among the COMPLETE
+trials up to each one, step = trial number, so MLflow's chart of it is the convergence curve
+(each objective on its own; with several objectives the best trial is a Pareto trade-off and
+its scores need not equal every ``best_so_far``).
+
+Child run times: start and end are the actor's ``started_at``/``ended_at`` of the trial
+(:class:`~explorer.records.TrialRecord`), the same numbers Optuna keeps as the trial's user
+attributes ``started_at``/``ended_at`` (Optuna's ``datetime_start``/``datetime_complete`` are the
+driver's ask and tell times). Child metrics besides the scores: ``sim_seconds`` (simulated
+time), ``wall_seconds``, ``simulate_wall_seconds``, ``score_wall_seconds``, ``store_wall_seconds``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -28,7 +60,8 @@ MAX_TAG_VALUE = 8000
 
 ROLE = "explorer.role"          # "subject" (parent run) or "trial" (child run)
 PARENT = "mlflow.parentRunId"
-TRIAL_METRICS = ("sim_seconds", "wall_seconds")
+TRIAL_METRICS = ("sim_seconds", "wall_seconds", "simulate_wall_seconds", "score_wall_seconds", "store_wall_seconds")
+BEST_SO_FAR = "best_so_far_"    # parent metric prefix: best_so_far_<objective>, step = trial number
 
 
 def default_tracking_uri(study_dir: str | Path) -> str:
@@ -95,6 +128,25 @@ def _chunks(items: list, size: int) -> Iterable[list]:
 
 def _escape(value: str) -> str:
     return str(value).replace("'", "\\'")
+
+
+def _json_tag(value: Any) -> str:
+    """``value`` as JSON within MLflow's tag limit (long lists summarised; always valid JSON)."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    if len(text) > MAX_TAG_VALUE and isinstance(value, Mapping):
+        value = {k: (f"<{len(v)} values>" if isinstance(v, (list, tuple)) else v) for k, v in value.items()}
+        text = json.dumps(value, sort_keys=True, default=str)
+    if len(text) > MAX_TAG_VALUE:
+        text = json.dumps(f"<{len(text)} characters: too long for a tag>")
+    return redact_text(text)
+
+
+def _num(value: Any) -> Any:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def _ms(epoch_s: float | None, default: int) -> int:
+    return int(round(epoch_s * 1000)) if epoch_s else default
 
 
 class Tracker:
@@ -199,17 +251,19 @@ class Tracker:
             if rec.number in done:
                 self.delete_trial_runs(subject_id, [rec.number])
             now = int(time.time() * 1000)
+            end = _ms(rec.ended_at, now)
+            start = _ms(rec.started_at, end - int(rec.wall_seconds * 1000))
             tags = {PARENT: parent, ROLE: "trial", "subject": subject_id, "trial": str(rec.number),
                     "seed": str(rec.seed), "state": rec.state, "attempt": str(rec.attempt)}
             for k in ("reason", "signals", "actor", "node"):
                 if getattr(rec, k):
                     tags[k] = redact_text(str(getattr(rec, k)))[:MAX_TAG_VALUE]
-            run = self.client.create_run(self.experiment_id, start_time=now - int(rec.wall_seconds * 1000),
+            run = self.client.create_run(self.experiment_id, start_time=start,
                                          run_name=f"{subject_id}-t{rec.number:05d}", tags={PARENT: parent})
             rid = run.info.run_id
-            metrics = [Metric(k, float(v), now, 0) for k, v in rec.scores.items()
+            metrics = [Metric(k, float(v), end, 0) for k, v in rec.scores.items()
                        if v is not None and math.isfinite(float(v))]
-            metrics += [Metric(k, float(getattr(rec, k)), now, 0) for k in TRIAL_METRICS]
+            metrics += [Metric(k, float(getattr(rec, k)), end, 0) for k in TRIAL_METRICS]
             params = [Param(k, _fmt_param(v)) for k, v in rec.params.items()]
             tag_list = [RunTag(k, v) for k, v in tags.items() if k != PARENT]
             m_chunks, p_chunks, t_chunks = (list(_chunks(metrics, MAX_METRICS)), list(_chunks(params, MAX_PARAMS)),
@@ -218,7 +272,7 @@ class Tracker:
                 self.client.log_batch(rid, metrics=m_chunks[i] if i < len(m_chunks) else [],
                                       params=p_chunks[i] if i < len(p_chunks) else [],
                                       tags=t_chunks[i] if i < len(t_chunks) else [])
-            self.client.set_terminated(rid, "FINISHED" if rec.state == "COMPLETE" else "FAILED", end_time=now)
+            self.client.set_terminated(rid, "FINISHED" if rec.state == "COMPLETE" else "FAILED", end_time=end)
             done.add(rec.number)
             created += 1
         self.log_seconds += time.perf_counter() - t0
@@ -226,9 +280,10 @@ class Tracker:
         return created
 
     def trial_runs(self, subject_id: str) -> dict[int, dict]:
-        """Child runs of a subject: number -> {run_id, status, state, params (float), scores, tags}.
+        """Child runs of a subject: number -> {run_id, status, state, params (float), scores, tags, ...}.
 
-        ``scores`` are the metrics other than sim/wall seconds. With several runs for one number
+        ``scores`` are the metrics other than the times (:data:`TRIAL_METRICS`); ``start_time`` and
+        ``end_time`` are the run's (epoch milliseconds). With several runs for one number
         (should not happen), the newest wins and the others are listed under ``duplicates``.
         """
         runs = self._search(f"tags.`{ROLE}` = 'trial' and tags.subject = '{_escape(subject_id)}'")
@@ -245,7 +300,7 @@ class Tracker:
                 except ValueError:
                     params[k] = v
             entry = {"run_id": run.info.run_id, "status": run.info.status, "state": run.data.tags.get("state", ""),
-                     "params": params,
+                     "start_time": run.info.start_time, "end_time": run.info.end_time, "params": params,
                      "scores": {k: v for k, v in run.data.metrics.items() if k not in TRIAL_METRICS},
                      "metrics": dict(run.data.metrics), "tags": dict(run.data.tags),
                      "duplicates": out.get(number, {}).get("duplicates", []) +
@@ -285,16 +340,23 @@ class Tracker:
 
     def finish_subject(self, subject_id: str, best_params: Mapping[str, float], best_scores: Mapping[str, float],
                        figures: Mapping[str, Any] | None = None, config_text: str = "", *,
+                       best_trial: int | None = None, model: str = "", fixed_params: Mapping[str, Any] | None = None,
+                       objectives: Sequence[str] | None = None, directions: Sequence[str] | None = None,
+                       history: Sequence[Mapping[str, Any]] | None = None,
                        emp_fc=None, best_fc=None, emp_fcd_values=None, best_fcd_values=None,
                        trial_scores: Sequence[float] | None = None, trial_numbers: Sequence[int] | None = None,
                        objective: str = "fc_r", maximise: bool = True) -> None:
-        """Summarise a finished subject on its parent run, and end it FINISHED.
+        """Summarise a finished subject on its parent run, and end it FINISHED (see the module doc).
 
-        Logs best params (``best.<name>``) and scores (``best_<score>`` metrics), the frozen study
-        config (secrets redacted) as ``study.yaml``, and figures as PNG artifacts: the given
-        ``figures`` (name -> matplotlib Figure or file path) plus, from arrays when given,
-        ``fc_empirical_vs_best.png``, ``fcd_distributions.png`` and ``convergence.png``
-        (``trial_scores`` default to the objective of the subject's COMPLETE child runs).
+        Logs the best trial's params and scores under the children's names (``best_trial``: its
+        number), the tags that describe the subject's fit, ``best_so_far_<objective>`` for every
+        COMPLETE trial of ``history`` (``[{"number", "values" (one per objective), "ended_at"
+        (epoch s, optional)}]`` in trial order; default: the subject's COMPLETE child runs) not yet
+        logged, the frozen study config (secrets redacted) as ``study.yaml``, and figures as PNG
+        artifacts: the given ``figures`` (name -> matplotlib Figure or file path) plus, from arrays
+        when given, ``fc_empirical_vs_best.png``, ``fcd_distributions.png`` and ``convergence.png``
+        (``trial_scores`` default to the first objective of ``history``). ``objectives`` and
+        ``directions`` default to ``[objective]`` and ``maximise``.
         """
         from mlflow.entities import Metric, Param, RunTag
 
@@ -302,16 +364,41 @@ class Tracker:
 
         rid = self.parent_run(subject_id)
         now = int(time.time() * 1000)
-        params = [Param(f"best.{k}", _fmt_param(v)) for k, v in best_params.items()]
-        metrics = [Metric(f"best_{k}", float(v), now, 0) for k, v in best_scores.items()
-                   if v is not None and math.isfinite(float(v))]
-        tags = [RunTag("best_params", redact_text(repr({k: float(v) for k, v in best_params.items()}))[:MAX_TAG_VALUE])]
-        existing = self.client.get_run(rid).data.params
-        changed = [p for p in params if p.key in existing and existing[p.key] != p.value]
-        params = [p for p in params if p.key not in existing]
-        # MLflow params are immutable: a new best after `explorer extend` is recorded as a tag
-        tags += [RunTag(f"{p.key}.latest", p.value) for p in changed]
-        for mc, pc, tc in _zip_chunks(metrics, params, tags):
+        objectives = list(objectives or [objective])
+        if directions is None:
+            directions = ["maximize" if maximise else "minimize"] + [""] * (len(objectives) - 1)
+        directions = [str(d).lower() for d in directions]
+        if history is None:
+            history = self._history(subject_id, objectives)
+        run = self.client.get_run(rid)
+        step = int(best_trial) if best_trial is not None else 0
+        same_best = best_trial is not None and run.data.tags.get("best_trial") == str(step)
+        ended = next((h.get("ended_at") for h in history if int(h["number"]) == step), None)
+        metrics = [Metric(k, float(v), _ms(ended, now), step) for k, v in best_scores.items()
+                   if v is not None and math.isfinite(float(v))
+                   and not (same_best and run.data.metrics.get(k) == float(v))]   # unchanged: not again
+        metrics += self._best_so_far(rid, history, objectives, directions, now)
+        best_json = {k: _num(v) for k, v in best_params.items()}
+        tags = {"best_params": _json_tag(best_json), "objectives": _json_tag(objectives),
+                "directions": _json_tag(list(directions))}
+        if best_trial is not None:
+            tags["best_trial"] = str(int(best_trial))
+            run_id = self._trial_run_id(subject_id, int(best_trial))
+            if run_id:
+                tags["best_run_id"] = run_id
+        if model:
+            tags["model"] = str(model)
+        if fixed_params is not None:
+            tags["fixed_params"] = _json_tag({k: _num(v) for k, v in fixed_params.items()})
+        # MLflow params are immutable: the parent's params are set once, by the first summary
+        existing = run.data.params
+        params = []
+        if not any(k in existing for k in best_params):
+            params = [Param(k, _fmt_param(v)) for k, v in best_params.items()]
+            if best_trial is not None:
+                tags["params_trial"] = str(int(best_trial))
+        tag_list = [RunTag(k, v[:MAX_TAG_VALUE]) for k, v in tags.items()]
+        for mc, pc, tc in _zip_chunks(metrics, params, tag_list):
             self.client.log_batch(rid, metrics=mc, params=pc, tags=tc)
         if config_text:
             self.client.log_text(rid, redact_text(config_text), "study.yaml")
@@ -323,9 +410,9 @@ class Tracker:
             to_log["fcd_distributions.png"] = figs.fcd_figure(emp_fcd_values, best_fcd_values, subject_id,
                                                               best_scores.get("fcd_ks"))
         if trial_scores is None:
-            runs = self.trial_runs(subject_id)
-            done = sorted(n for n, e in runs.items() if e["state"] == "COMPLETE" and objective in e["scores"])
-            trial_numbers, trial_scores = done, [runs[n]["scores"][objective] for n in done]
+            i = objectives.index(objective) if objective in objectives else 0
+            trial_numbers = [int(h["number"]) for h in history]
+            trial_scores = [float(h["values"][i]) for h in history]
         if len(trial_scores):
             to_log["convergence.png"] = figs.convergence_figure(trial_scores, objective, maximise, subject_id,
                                                                 trial_numbers)
@@ -335,6 +422,46 @@ class Tracker:
             else:
                 self.client.log_figure(rid, fig, name if name.endswith((".png", ".svg", ".pdf")) else f"{name}.png")
         self.client.set_terminated(rid, "FINISHED")
+
+    def _history(self, subject_id: str, objectives: Sequence[str]) -> list[dict[str, Any]]:
+        """The COMPLETE child runs with every objective, as ``finish_subject``'s ``history``."""
+        runs = self.trial_runs(subject_id)
+        out = []
+        for n in sorted(runs):
+            e = runs[n]
+            if e["state"] == "COMPLETE" and all(o in e["scores"] for o in objectives):
+                out.append({"number": n, "values": [e["scores"][o] for o in objectives],
+                            "ended_at": (e["end_time"] or 0) / 1000 or None})
+        return out
+
+    def _best_so_far(self, rid: str, history: Sequence[Mapping[str, Any]], objectives: Sequence[str],
+                     directions: Sequence[str], now: int) -> list:
+        """``best_so_far_<objective>`` points (step = trial number) after the last step already logged."""
+        from mlflow.entities import Metric
+
+        out = []
+        for i, (obj, direction) in enumerate(zip(objectives, directions)):
+            if direction not in ("maximize", "minimize"):
+                continue
+            key = f"{BEST_SO_FAR}{obj}"
+            logged = self.client.get_metric_history(rid, key)
+            last = max((m.step for m in logged), default=-1)
+            best = None
+            for h in sorted(history, key=lambda h: int(h["number"])):
+                v = float(h["values"][i])
+                if not math.isfinite(v):
+                    continue
+                if best is None or (v > best if direction == "maximize" else v < best):
+                    best = v
+                if int(h["number"]) > last:
+                    out.append(Metric(key, best, _ms(h.get("ended_at"), now), int(h["number"])))
+        return out
+
+    def _trial_run_id(self, subject_id: str, number: int) -> str | None:
+        """The child run of trial ``number`` (the newest if several), or None."""
+        runs = self._search(f"tags.`{ROLE}` = 'trial' and tags.subject = '{_escape(subject_id)}' "
+                            f"and tags.trial = '{int(number)}'")
+        return sorted(runs, key=lambda r: r.info.start_time)[-1].info.run_id if runs else None
 
     def log_report(self, report_dir: str | Path, metrics: Mapping[str, float | None], tags: Mapping[str, str]) -> str:
         """Log a twin report as its own run (tags ``explorer.role=report`` and ``report``); returns its id.

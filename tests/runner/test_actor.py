@@ -35,3 +35,35 @@ def test_subject_frequencies_from_bold_peak_are_used_by_the_worker(tmp_path):
     opts = FeatureOptions(**cfg.cohort.features.model_dump(mode="python"))
     expected = fit_scores(ds.bold.values[0], cfg.simulation.bold_tr_s, subject.fc, subject.fcd, opts)["fc_r"]
     assert rec["scores"]["fc_r"] == expected
+
+
+def test_each_trial_of_a_batch_has_its_own_times(tmp_path):
+    """One simulate call per batch (its wall time shared evenly), scoring and store writes timed per trial."""
+    import time
+
+    cfg = fast_config(tmp_path)
+    from explorer.cohort import demo
+
+    subject = demo().subjects[0]
+    spec = WorkerSpec(model="hopf", simulate_kwargs=cfg.simulation.simulate_kwargs(),
+                      features=cfg.cohort.features.model_dump(mode="python"), repeats=1, objectives=["fc_r"],
+                      store_url=str(tmp_path / "signals.zarr"))
+    worker = SimWorker(spec)
+    worker.add_subject(subject.id, _subject_payload(subject, {}))
+    tasks = [{"number": n, "free": {"G": g, "a": -0.02}, "params": {"G": g, "a": -0.02}, "seed": 7 + n, "attempt": 0}
+             for n, g in enumerate((0.5, 0.9, 1.3))]
+    before = time.time()
+    out = worker.run_batch(subject.id, tasks)
+    after = time.time()
+    recs = out["records"]
+    assert [r["state"] for r in recs] == ["COMPLETE"] * 3
+    share = out["simulate_s"] / 3
+    for r in recs:
+        assert r["simulate_wall_seconds"] == share
+        assert r["score_wall_seconds"] > 0 and r["store_wall_seconds"] > 0
+        assert r["wall_seconds"] == share + r["score_wall_seconds"] + r["store_wall_seconds"]
+        assert before <= r["started_at"] <= r["ended_at"] <= after
+    assert len({r["started_at"] for r in recs}) == 1          # the batch's simulate call started them all
+    ended = [r["ended_at"] for r in recs]
+    assert ended == sorted(ended) and len(set(ended)) == 3   # each ends when its own record is done
+    assert sum(r["wall_seconds"] for r in recs) <= out["call_s"] + 1e-6

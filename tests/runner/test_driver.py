@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -50,6 +51,15 @@ def test_run_then_extend_by_trials_and_by_subjects(tmp_path, ray_session):
             assert ua["sim_seconds"] == 40 and ua["wall_seconds"] > 0 and ua["actor"] and ua["node"]
             assert ua["signals"].startswith(str(cfg.study_dir.resolve() / "signals.zarr"))
             assert math.isfinite(ua["scores"]["fc_rmse"])
+            # per-trial times: measured for the trial, its share of the batch's simulate call added
+            assert ua["simulate_wall_seconds"] > 0 and ua["score_wall_seconds"] > 0 and ua["store_wall_seconds"] > 0
+            assert ua["wall_seconds"] == pytest.approx(
+                ua["simulate_wall_seconds"] + ua["score_wall_seconds"] + ua["store_wall_seconds"])
+            assert 0 < ua["started_at"] <= ua["ended_at"] <= t.datetime_complete.timestamp()
+            assert ua["ended_at"] - ua["started_at"] >= ua["wall_seconds"] - 0.05
+        # optuna-dashboard shows the objectives' names; the finishing hooks' trial count has its name
+        assert study.metric_names == cfg.objectives
+        assert study.user_attrs["finished_trials"] == 4 and "finished_at" not in study.user_attrs
         # each trial's signals are in the store, with the same params and score
         from explorer.store import SignalStore
 
@@ -58,6 +68,7 @@ def test_run_then_extend_by_trials_and_by_subjects(tmp_path, ray_session):
         for t in trials:
             assert stored[t.number]["params"] == pytest.approx(t.params)
             assert stored[t.number]["scores"]["fc_r"] == pytest.approx(t.value)
+    _check_mlflow(cfg, studies)
     # rerunning the finished study does nothing
     again = run_study(cfg, live=False)
     assert again.trials_run == 0
@@ -84,6 +95,33 @@ def test_run_then_extend_by_trials_and_by_subjects(tmp_path, ray_session):
     assert st["totals"]["complete"] == 21 and st["runs"] == 3  # the no-op rerun records no run
     assert 0 < st["utilisation"] <= 1
     assert st["subjects"]["NAP_007"]["best"]["params"].keys() == {"G", "a"}
+
+
+def _check_mlflow(cfg, studies):
+    """Child runs start and end at the trial's recorded times; the parent names its best trial's run."""
+    from explorer.config import mlflow_artifacts, mlflow_uri
+    from explorer.tracking import Tracker
+
+    tracker = Tracker(mlflow_uri(cfg, cfg.study_dir), cfg.name, mlflow_artifacts(cfg, cfg.study_dir))
+    for sid, study in studies.items():
+        runs = tracker.trial_runs(sid)
+        for t in study.get_trials(deepcopy=False):
+            run = runs[t.number]
+            assert run["start_time"] == int(round(t.user_attrs["started_at"] * 1000))
+            assert run["end_time"] == int(round(t.user_attrs["ended_at"] * 1000))
+            assert run["metrics"]["wall_seconds"] == pytest.approx(t.user_attrs["wall_seconds"])
+        parent = tracker.client.get_run(tracker.parent_run(sid))
+        tags, best = parent.data.tags, study.best_trial
+        assert tags["best_trial"] == str(best.number) and tags["best_run_id"] == runs[best.number]["run_id"]
+        assert json.loads(tags["best_params"]) == pytest.approx(best.params)
+        assert json.loads(tags["objectives"]) == cfg.objectives and json.loads(tags["directions"]) == cfg.directions
+        assert tags["model"] == cfg.model and json.loads(tags["fixed_params"]) == dict(cfg.params.fixed)
+        assert parent.data.metrics[cfg.objectives[0]] == pytest.approx(best.value)
+        assert {k: float(v) for k, v in parent.data.params.items()} == pytest.approx(best.params)
+        hist = sorted(tracker.client.get_metric_history(parent.info.run_id, f"best_so_far_{cfg.objectives[0]}"),
+                      key=lambda m: m.step)
+        assert [m.step for m in hist] == sorted(t.number for t in study.get_trials(deepcopy=False))
+        assert hist[-1].value == pytest.approx(best.value)
 
 
 def test_grid_visits_exactly_the_grid_and_diverging_params_fail(tmp_path, ray_session):

@@ -184,6 +184,25 @@ def test_best_summary_single_and_multi_objective(tmp_path):
     assert mb["scores"] == {"fc_r": 0.5, "fcd_ks": 0.4} and mb["pareto"] == 2
 
 
+def test_studies_name_their_metrics_and_finished_trial_count(tmp_path):
+    from explorer.search import FINISHED_ATTR, finished_trials
+
+    storage = open_storage(str(tmp_path / "optuna.log"))
+    m = cfg(objective=["fc_r", "fcd_ks"], name="m")
+    study = open_subject_study(storage, m, "A")
+    assert study.metric_names == ["fc_r", "fcd_ks"] == m.objectives   # what optuna-dashboard shows
+    assert open_subject_study(storage, m, "A", create=False).metric_names == m.objectives
+    assert finished_trials(study) is None
+    study.set_user_attr("finished_at", 3)   # a study written before the attribute was renamed
+    assert finished_trials(study) == 3
+    study.set_user_attr(FINISHED_ATTR, 5)
+    assert FINISHED_ATTR == "finished_trials" and finished_trials(study) == 5
+    # a study created before metric names were set gets them when opened for a run
+    old = optuna.create_study(storage=storage, study_name=study_name("o", "A"), directions=["maximize"])
+    assert old.metric_names is None
+    assert open_subject_study(storage, cfg(name="o"), "A").metric_names == ["fc_r"]
+
+
 @pytest.mark.cluster
 def test_postgresql_storage_holds_subject_studies_and_reaps(postgres_server):
     optuna_url, _ = postgres_server

@@ -1,4 +1,4 @@
-"""Signals store: round trip through open_signals, concurrent writers, killed writers, pack."""
+"""Signals store: round trip through open_signals, concurrent writers, killed writers, pack, locations."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from store_workers import N_REGIONS, N_TIME, checksum, trial_data, write_then_die, write_trials
 
 from explorer.errors import StoreError
-from explorer.store import SignalStore, open_signals
+from explorer.store import SignalStore, open_signals, parse_location, resolve_location, trial_location
 
 LABELS = [f"R{i}" for i in range(N_REGIONS)]
 
@@ -182,3 +182,85 @@ def test_fsspec_url_uses_same_code(tmp_path):
     store.pack("S1")
     ds = open_signals(url)
     np.testing.assert_array_equal(ds.bold.sel(subject="S1").isel(trial=1).values, trial_data("S1", 1)["bold"])
+
+
+def _write(store: SignalStore, sid: str, n: int) -> str:
+    d = trial_data(sid, n)
+    return store.write_trial(sid, n, d["bold"], d["fc"], d["params"], d["seed"], d["scores"], tr_s=2.0)
+
+
+def test_recorded_locations_resolve_staged_packed_best_and_old_style(tmp_path):
+    url = str(tmp_path / "s.zarr")
+    store = SignalStore(url)
+    locs = {n: _write(store, "S1", n) for n in range(5)}
+    assert locs[3] == f"{url}#subject=S1&trial=3" and parse_location(locs[3]) == (url, "S1", 3)
+    assert store.location("S1", 3) == locs[3] and store.trials("S1")[3]["location"] == locs[3]
+    # what older versions recorded: the attempt's staging group
+    old = {int(p.name.split("-")[0]): f"{url}/subjects/S1/staging/{p.name}"
+           for p in (tmp_path / "s.zarr/subjects/S1/staging").iterdir() if p.is_dir()}
+    assert sorted(old) == list(range(5)) and parse_location(old[2]) == (url, "S1", 2)
+
+    def check(loc: str, n: int, packed: bool, by: str = "location") -> None:
+        got, d = store.resolve(loc), trial_data("S1", n)
+        assert (got["subject"], got["number"], got["packed"], got["resolved_by"]) == ("S1", n, packed, by)
+        assert got["params"] == pytest.approx(d["params"]) and got["scores"] == pytest.approx(d["scores"])
+        assert got["seed"] == d["seed"] and got["location"] == locs[n]
+        np.testing.assert_array_equal(got["bold"], d["bold"])
+        np.testing.assert_array_equal(got["fc"], d["fc"])
+
+    for n in locs:
+        check(locs[n], n, packed=False)
+        check(old[n], n, packed=False)
+    store.pack("S1")
+    assert not (tmp_path / "s.zarr/subjects/S1/staging").exists()  # the recorded groups are gone ...
+    for n in locs:
+        check(locs[n], n, packed=True)  # ... yet every recorded location resolves
+        check(old[n], n, packed=True, by="trial number")
+    assert "bold" not in store.resolve(locs[1], data=False)
+    assert resolve_location(locs[4])["number"] == 4  # through the store the location names
+    import zarr
+
+    cur = zarr.open_group(url, path="subjects/S1/packed", mode="r").attrs["current"]
+    check(f"{url}/subjects/S1/packed/{cur}[3]", 3, packed=True)  # what older trials() showed when packed
+    ds = open_signals(locs[0])  # a location stands for its store
+    assert ds.location.sel(subject="S1").values.tolist() == [locs[n] for n in range(5)]
+    # store: best: kept trials resolve, pruned ones raise and say why
+    kept = store.keep_best("S1", 2, "fc_r", maximise=True)
+    for n in kept:
+        check(locs[n], n, packed=True)
+    pruned = next(n for n in locs if n not in kept)
+    for loc in (locs[pruned], old[pruned]):
+        with pytest.raises(StoreError, match=r"does not resolve: subject S1 has no trial .*pruned \(store: best"):
+            store.resolve(loc)
+    res = store.resolve_many({n: locs[n] for n in locs})
+    assert {n for n, r in res.items() if not isinstance(r, StoreError)} == set(kept)
+    assert locs[pruned] in str(res[pruned])
+    # a deleted trial
+    store.delete_trial("S1", kept[0])
+    with pytest.raises(StoreError, match="simulated again") as err:
+        store.resolve(locs[kept[0]])
+    assert locs[kept[0]] in str(err.value)
+    check(locs[kept[1]], kept[1], packed=True)
+    # another store's location, and things that are no location
+    with pytest.raises(StoreError, match="names the signals store"):
+        store.resolve(trial_location(str(tmp_path / "other.zarr"), "S1", kept[1]))
+    for bad in ("", "nothing", f"{url}#subject=S1&trial=x", f"{url}#subject=../x&trial=1",
+                f"{url}#subject=..&trial=1"):
+        with pytest.raises(StoreError, match="not a signals location"):
+            parse_location(bad)
+
+
+def test_staged_delete_and_keep_best_keep_locations_valid(tmp_path):
+    store = SignalStore(str(tmp_path / "s.zarr"))
+    locs = {n: _write(store, "S2", n) for n in range(4)}
+    _write(store, "S2", 1)  # a retry of trial 1: a second attempt; the location still names the trial
+    assert store.resolve(locs[1])["number"] == 1
+    store.delete_trial("S2", 0)
+    with pytest.raises(StoreError, match="subject S2 has no trial 0"):
+        store.resolve(locs[0])
+    kept = store.keep_best("S2", 2, "fc_r", maximise=False)  # unpacked: prunes staged attempts
+    res = store.resolve_many(locs)
+    assert {n for n, r in res.items() if not isinstance(r, StoreError)} == set(kept)
+    for n in kept:
+        got = store.resolve(locs[n])
+        assert not got["packed"] and got["seed"] == trial_data("S2", n)["seed"]

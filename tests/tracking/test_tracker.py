@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from explorer.records import TrialRecord
 from explorer.tracking import Tracker, check_separate_databases, redact_text, redact_url
 
 PASSWORD = "hunter2-Sup3rS3cret"
+T0 = 1_700_000_000.0   # epoch seconds of the first trial's start
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +26,9 @@ def _records(subject: str, n: int = 3) -> list[TrialRecord]:
     recs = [TrialRecord(subject=subject, number=i, params={"G": 0.5 + i, "J_NMDA": 0.15}, seed=100 + i,
                         state="COMPLETE", scores={"fc_r": 0.1 * i, "fc_rmse": 0.3, "fcd_ks": 0.5 - 0.1 * i},
                         sim_seconds=60.0, wall_seconds=1.5, actor="a0", node="n0",
-                        signals=f"/s/signals.zarr/subjects/{subject}/staging/{i:06d}-x")
+                        signals=f"/s/signals.zarr/subjects/{subject}/staging/{i:06d}-x",
+                        simulate_wall_seconds=1.0, score_wall_seconds=0.3, store_wall_seconds=0.2,
+                        started_at=T0 + 10 * i, ended_at=T0 + 10 * i + 1.5 + 0.25 * i)
             for i in range(n)]
     recs.append(TrialRecord(subject=subject, number=n, params={"G": 9.0, "J_NMDA": 0.15}, seed=100 + n,
                             state="FAIL", reason="diverged", wall_seconds=0.2))
@@ -50,12 +55,16 @@ def test_run_structure_read_back(mlflow_db):
     for n, r in by_number.items():
         assert r.data.tags["mlflow.parentRunId"] == pid
         assert r.data.tags["subject"] == "S1" and r.data.tags["seed"] == str(100 + n)
-        assert float(r.data.params["G"]) == 0.5 + n if n < 3 else 9.0
+        assert float(r.data.params["G"]) == (0.5 + n if n < 3 else 9.0)
     ok = by_number[2]
     assert ok.info.status == "FINISHED" and ok.data.tags["state"] == "COMPLETE"
     assert ok.data.metrics["fc_r"] == pytest.approx(0.2) and ok.data.metrics["fcd_ks"] == pytest.approx(0.3)
     assert ok.data.metrics["fc_rmse"] == pytest.approx(0.3)
     assert ok.data.metrics["sim_seconds"] == 60.0 and ok.data.metrics["wall_seconds"] == 1.5
+    assert ok.data.metrics["simulate_wall_seconds"] == 1.0 and ok.data.metrics["store_wall_seconds"] == 0.2
+    # the run's start and end are the actor's times of the trial, to the millisecond
+    assert ok.info.start_time == int(round((T0 + 20) * 1000))
+    assert ok.info.end_time == int(round((T0 + 20 + 2.0) * 1000))
     assert ok.data.tags["signals"].endswith("000002-x")
     failed = by_number[3]
     assert failed.info.status == "FAILED" and failed.data.tags["reason"] == "diverged"
@@ -67,16 +76,63 @@ def test_run_structure_read_back(mlflow_db):
     # the parent summary
     rng = np.random.default_rng(0)
     emp = np.corrcoef(rng.standard_normal((10, 50)))
-    tr.finish_subject("S1", {"G": 2.5, "J_NMDA": 0.15}, {"fc_r": 0.2, "fcd_ks": 0.3}, {},
+    tr.finish_subject("S1", {"G": 2.5, "J_NMDA": 0.15}, {"fc_r": 0.2, "fc_rmse": 0.3, "fcd_ks": 0.3}, {},
                       "name: structure\nmodel: rww\n", emp_fc=emp, best_fc=emp * 0.9,
-                      emp_fcd_values=rng.uniform(-1, 1, 300), best_fcd_values=rng.uniform(-1, 1, 300))
+                      emp_fcd_values=rng.uniform(-1, 1, 300), best_fcd_values=rng.uniform(-1, 1, 300),
+                      best_trial=2, model="rww", fixed_params={"w_p": 1.4, "f": "bold_peak"},
+                      objectives=["fc_r", "fcd_ks"], directions=["maximize", "minimize"])
     parent = client.get_run(pid)
     assert parent.info.status == "FINISHED"
-    assert parent.data.params["best.G"] == "2.5" and parent.data.metrics["best_fc_r"] == pytest.approx(0.2)
+    # one column serves both: the parent's params and score metrics have the children's names
+    assert set(parent.data.params) == set(ok.data.params) == {"G", "J_NMDA"}
+    assert parent.data.params["G"] == ok.data.params["G"] == "2.5"
+    assert set(ok.data.metrics) - {"sim_seconds", "wall_seconds", "simulate_wall_seconds", "score_wall_seconds",
+                                   "store_wall_seconds"} <= set(parent.data.metrics)
+    for k in ("fc_r", "fc_rmse", "fcd_ks"):
+        assert parent.data.metrics[k] == pytest.approx(ok.data.metrics[k])
+    assert not any(k.startswith("best.") for k in parent.data.params)
+    assert not any(k.startswith("best_") and not k.startswith("best_so_far_") for k in parent.data.metrics)
+    # what the question "which parameters fit S1 best?" needs, on the parent
+    t = parent.data.tags
+    assert t["best_trial"] == "2" and t["params_trial"] == "2" and t["model"] == "rww"
+    assert t["best_run_id"] == ok.info.run_id == by_number[int(t["best_trial"])].info.run_id
+    assert json.loads(t["best_params"]) == {"G": 2.5, "J_NMDA": 0.15}
+    assert json.loads(t["fixed_params"]) == {"w_p": 1.4, "f": "bold_peak"}
+    assert json.loads(t["objectives"]) == ["fc_r", "fcd_ks"]
+    assert json.loads(t["directions"]) == ["maximize", "minimize"]
+    # best so far: one point per COMPLETE trial, step = trial number, monotone in its direction
+    hist = sorted(client.get_metric_history(pid, "best_so_far_fc_r"), key=lambda m: m.step)
+    assert [m.step for m in hist] == [0, 1, 2]
+    assert [m.value for m in hist] == pytest.approx([0.0, 0.1, 0.2])
+    assert [m.timestamp for m in hist] == [by_number[n].info.end_time for n in (0, 1, 2)]
+    ks = sorted(client.get_metric_history(pid, "best_so_far_fcd_ks"), key=lambda m: m.step)
+    assert [m.step for m in ks] == [0, 1, 2] and all(b.value <= a.value for a, b in zip(ks, ks[1:]))
     arts = {a.path for a in client.list_artifacts(pid)}
     assert {"study.yaml", "fc_empirical_vs_best.png", "fcd_distributions.png", "convergence.png"} <= arts
     local = client.download_artifacts(pid, "convergence.png")
     assert open(local, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    # `explorer extend`: a better trial 4 moves the best; the params (immutable) stay those of trial 2
+    better = TrialRecord(subject="S1", number=4, params={"G": 3.0, "J_NMDA": 0.15}, seed=104, state="COMPLETE",
+                         scores={"fc_r": 0.6, "fc_rmse": 0.2, "fcd_ks": 0.35}, started_at=T0 + 100, ended_at=T0 + 102)
+    assert tr.log_trials("S1", [better]) == 1
+    tr.finish_subject("S1", {"G": 3.0, "J_NMDA": 0.15}, better.scores, {}, "", best_trial=4, model="rww",
+                      objectives=["fc_r", "fcd_ks"], directions=["maximize", "minimize"])
+    parent = client.get_run(pid)
+    t = parent.data.tags
+    assert t["best_trial"] == "4" and t["params_trial"] == "2" and parent.data.params["G"] == "2.5"
+    assert json.loads(t["best_params"]) == {"G": 3.0, "J_NMDA": 0.15}
+    assert t["best_run_id"] == tr.trial_runs("S1")[4]["run_id"]
+    assert parent.data.metrics["fc_r"] == pytest.approx(0.6) and parent.data.metrics["fcd_ks"] == pytest.approx(0.35)
+    hist = sorted(client.get_metric_history(pid, "best_so_far_fc_r"), key=lambda m: m.step)
+    assert [m.step for m in hist] == [0, 1, 2, 4]   # only the new trial appended
+    assert [m.value for m in hist] == pytest.approx([0.0, 0.1, 0.2, 0.6])
+    ks = sorted(client.get_metric_history(pid, "best_so_far_fcd_ks"), key=lambda m: m.step)
+    assert [m.value for m in ks] == pytest.approx([0.5, 0.4, 0.3, 0.3])
+    # finishing again with the same best logs nothing new
+    tr.finish_subject("S1", {"G": 3.0, "J_NMDA": 0.15}, better.scores, {}, "", best_trial=4,
+                      objectives=["fc_r", "fcd_ks"], directions=["maximize", "minimize"])
+    assert len(client.get_metric_history(pid, "best_so_far_fc_r")) == 4
+    assert len(client.get_metric_history(pid, "fc_r")) == 2
     # a second subject gets its own parent; deletion by number
     tr.log_trials("S2", _records("S2", 1))
     assert tr.delete_trial_runs("S2", [0]) == 1 and set(tr.trial_runs("S2")) == {1}

@@ -1,4 +1,4 @@
-"""Headless Chromium for the report tests: load a page, count its images and the broken ones.
+"""Headless Chromium for the browser tests: load a page, count its images and the broken ones.
 
 Chromium is Debian's ``chromium`` package (`make test` installs it with tests/install_chromium.sh);
 :func:`require_chromium` skips a test, with the reason, when it is missing.
@@ -36,10 +36,11 @@ def require_chromium() -> str:
     return exe
 
 
-def chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
+def chromium(*args: str, tmp: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run headless Chromium with ``args`` and a throw-away profile under ``tmp``."""
     return subprocess.run([require_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                            f"--user-data-dir={tmp / 'chromium-profile'}", *args],
-                          capture_output=True, text=True, timeout=180, check=True)
+                          capture_output=True, text=True, timeout=timeout, check=True)
 
 
 def load_in_browser(index: Path, tmp: Path) -> tuple[int, int, str]:
