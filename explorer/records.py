@@ -31,10 +31,12 @@ class TrialRecord:
       ``simulate`` call of its batch started, and when its record was complete (scored, signals
       written). The interval includes the scoring of the batch's earlier trials, so it can be
       longer than ``wall_seconds``. For a trial the actor never returned they are the driver's
-      times of submitting the batch and of learning that it failed (0 when unknown). The
-      trial's MLflow child run starts and ends at these times, and Optuna keeps them as the user
-      attributes ``started_at``/``ended_at`` (Optuna's own ``datetime_start`` and
-      ``datetime_complete`` are the driver's ask and tell times).
+      times of submitting the batch and of learning that it failed (0 when unknown). Optuna
+      keeps them as the user attributes ``started_at``/``ended_at``, MLflow as the child run's
+      tags of the same names.
+    * ``asked_at`` / ``told_at``: epoch seconds of the Optuna trial's own ``datetime_start`` (ask)
+      and ``datetime_complete`` (tell), queueing included. The MLflow child run starts and ends at
+      exactly these times, so optuna-dashboard and MLflow show one duration for a trial.
     """
 
     subject: str
@@ -55,6 +57,8 @@ class TrialRecord:
     store_wall_seconds: float = 0.0
     started_at: float = 0.0
     ended_at: float = 0.0
+    asked_at: float = 0.0
+    told_at: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

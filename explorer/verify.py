@@ -220,7 +220,10 @@ def optuna_records(cfg, study_dir: Path) -> dict[str, dict[int, dict[str, Any]]]
                                            "wall_seconds": float(ua.get("wall_seconds", 0.0)),
                                            "actor": str(ua.get("actor", "")), "node": str(ua.get("node", "")),
                                            "signals": str(ua.get("signals", "")), "attempt": int(ua.get("attempt", 0)),
-                                           **{k: float(ua.get(k, 0.0)) for k in TIME_ATTRS}}}
+                                           **{k: float(ua.get(k, 0.0)) for k in TIME_ATTRS},
+                                           "asked_at": t.datetime_start.timestamp() if t.datetime_start else 0.0,
+                                           "told_at": (t.datetime_complete.timestamp() if t.datetime_complete
+                                                       else 0.0)}}
         out[sid] = trials
     return out
 

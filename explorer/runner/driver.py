@@ -438,9 +438,12 @@ class _Driver:
                 attrs["reason"] = rec.reason
             set_trial_user_attrs(study, trial, attrs)
             if rec.state == "COMPLETE":
-                study.tell(trial, [rec.scores[o] for o in self.cfg.objectives])
+                frozen = study.tell(trial, [rec.scores[o] for o in self.cfg.objectives])
             else:
-                study.tell(trial, state=TrialState.FAIL)
+                frozen = study.tell(trial, state=TrialState.FAIL)
+            # the MLflow child run spans the Optuna trial exactly (ask -> tell)
+            rec.asked_at = frozen.datetime_start.timestamp() if frozen.datetime_start else 0.0
+            rec.told_at = frozen.datetime_complete.timestamp() if frozen.datetime_complete else 0.0
             self.inflight_n[sid] -= 1
             self.done[sid] += 1
             self.result.trials_run += 1

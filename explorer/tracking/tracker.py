@@ -29,10 +29,10 @@ trials up to each one, step = trial number, so MLflow's chart of it is the conve
 (each objective on its own; with several objectives the best trial is a Pareto trade-off and
 its scores need not equal every ``best_so_far``).
 
-Child run times: start and end are the actor's ``started_at``/``ended_at`` of the trial
-(:class:`~explorer.records.TrialRecord`), the same numbers Optuna keeps as the trial's user
-attributes ``started_at``/``ended_at`` (Optuna's ``datetime_start``/``datetime_complete`` are the
-driver's ask and tell times). Child metrics besides the scores: ``sim_seconds`` (simulated
+Child run times: start and end are the Optuna trial's own ``datetime_start`` (ask) and
+``datetime_complete`` (tell), ``asked_at``/``told_at`` of the :class:`~explorer.records.TrialRecord`,
+so optuna-dashboard and MLflow show one duration; the actor's window ``started_at``/``ended_at``
+is kept as tags, the same numbers as Optuna's user attributes. Child metrics besides the scores: ``sim_seconds`` (simulated
 time), ``wall_seconds``, ``simulate_wall_seconds``, ``score_wall_seconds``, ``store_wall_seconds``.
 """
 
@@ -251,13 +251,17 @@ class Tracker:
             if rec.number in done:
                 self.delete_trial_runs(subject_id, [rec.number])
             now = int(time.time() * 1000)
-            end = _ms(rec.ended_at, now)
-            start = _ms(rec.started_at, end - int(rec.wall_seconds * 1000))
+            # the Optuna trial's own ask/tell times when known (so both show one duration), else the actor's
+            end = _ms(rec.told_at or rec.ended_at, now)
+            start = _ms(rec.asked_at or rec.started_at, end - int(rec.wall_seconds * 1000))
             tags = {PARENT: parent, ROLE: "trial", "subject": subject_id, "trial": str(rec.number),
                     "seed": str(rec.seed), "state": rec.state, "attempt": str(rec.attempt)}
             for k in ("reason", "signals", "actor", "node"):
                 if getattr(rec, k):
                     tags[k] = redact_text(str(getattr(rec, k)))[:MAX_TAG_VALUE]
+            for k in ("started_at", "ended_at"):     # the actor's window, as in Optuna's user attributes
+                if getattr(rec, k):
+                    tags[k] = repr(float(getattr(rec, k)))
             run = self.client.create_run(self.experiment_id, start_time=start,
                                          run_name=f"{subject_id}-t{rec.number:05d}", tags={PARENT: parent})
             rid = run.info.run_id
