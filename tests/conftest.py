@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import glob
+import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
+def postgres_server():
     """Start PostgreSQL with cluster/start_postgres.sh; yield ``(optuna_url, mlflow_url)``.
 
     `make test` installs the server (cluster/install_postgres.sh); without it the test is skipped
@@ -27,7 +29,10 @@ def postgres_server(tmp_path_factory):
     """
     if not glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"):
         pytest.skip("PostgreSQL server not installed: run `make test` (it installs it) or cluster/install_postgres.sh")
-    datadir = tmp_path_factory.mktemp("pg") / "data"
+    # not under pytest's basetemp: another pytest session starting meanwhile resets
+    # /tmp/pytest-of-<user> to 0700, and the server (user 'postgres') then loses its data dir
+    base = Path(tempfile.mkdtemp(prefix="explorer-pg-"))
+    datadir = base / "data"
     port = _free_port()
     out = subprocess.run(
         [str(ROOT / "cluster/start_postgres.sh"), str(datadir), str(port), "explorer_optuna", "explorer_mlflow"],
@@ -37,6 +42,7 @@ def postgres_server(tmp_path_factory):
         yield out[0], out[1]
     finally:
         subprocess.run([str(ROOT / "cluster/stop_postgres.sh"), str(datadir)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
