@@ -348,9 +348,9 @@ def _verify(cfg, study_dir: Path, repair: bool) -> Report:
 
 # ---- CLI -----------------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", metavar="NAME", help="study name (looked up in --studies-dir) or a study folder")
-    p.add_argument("--studies-dir", default=None, metavar="DIR",
-                   help="folder holding the studies (default: $EXPLORER_STUDIES_DIR or ./studies)")
+    from explorer.runner.commands import add_study_name
+
+    add_study_name(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--repair", action="store_true",
                    help="re-create MLflow runs from Optuna, delete orphans, report what cannot be re-created")

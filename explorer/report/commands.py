@@ -64,9 +64,9 @@ def _log_to_mlflow(study_dir: Path, out: Path, report: dict[str, Any]) -> str | 
 
 # -- CLI -------------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", metavar="NAME", help="study name (looked up in --studies-dir) or a study folder")
-    p.add_argument("--studies-dir", default=None, metavar="DIR",
-                   help="folder holding the studies (default: $EXPLORER_STUDIES_DIR or ./studies)")
+    from explorer.runner.commands import add_study_name
+
+    add_study_name(p)
     p.add_argument("--seeds", type=int, default=5, metavar="K",
                    help="fresh noise seeds per re-simulation of each twin and baseline (default 5)")
     p.add_argument("--actors", type=int, default=None, metavar="N",

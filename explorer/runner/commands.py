@@ -30,7 +30,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
 
 
-def _add_name(p: argparse.ArgumentParser) -> None:
+def add_study_name(p: argparse.ArgumentParser) -> None:
+    """The ``NAME`` and ``--studies-dir`` arguments of every command that opens a study folder."""
     p.add_argument("name", metavar="NAME", help="study name (looked up in --studies-dir) or a study folder")
     p.add_argument("--studies-dir", default=None, metavar="DIR",
                    help=f"folder holding the studies (default: ${STUDIES_DIR_ENV} or ./studies)")
@@ -119,7 +120,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 # -- resume --------------------------------------------------------------------------------
 def add_resume_arguments(p: argparse.ArgumentParser) -> None:
-    _add_name(p)
+    add_study_name(p)
     _add_common(p)
 
 
@@ -138,7 +139,7 @@ def resume_command(args: argparse.Namespace) -> int:
 
 # -- extend --------------------------------------------------------------------------------
 def add_extend_arguments(p: argparse.ArgumentParser) -> None:
-    _add_name(p)
+    add_study_name(p)
     p.add_argument("--trials", type=int, default=None, metavar="N", help="add N trials per subject")
     p.add_argument("--subjects", nargs="+", default=None, metavar="ID",
                    help="add these subjects of the cohort source (only they are run, unless --trials)")
@@ -187,7 +188,7 @@ def extend_command(args: argparse.Namespace) -> int:
 
 # -- status --------------------------------------------------------------------------------
 def add_status_arguments(p: argparse.ArgumentParser) -> None:
-    _add_name(p)
+    add_study_name(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 

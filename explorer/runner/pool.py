@@ -87,15 +87,12 @@ class ActorPool:
             self.subject_refs[subject_id] = self._ray.put(payload)
 
     def submit(self, slot: Slot, subject_id: str, tasks: list[dict[str, Any]]) -> Any:
-        """Queue a batch on ``slot`` (sending the subject's ObjectRef first if the actor lacks it)."""
-        if subject_id not in slot.subjects:
-            slot.handle.add_subject.remote(subject_id, self.subject_refs[subject_id])
-            slot.subjects.add(subject_id)
-        slot.inflight += 1
-        return slot.handle.run_batch.remote(subject_id, tasks)
+        """Queue a batch of search trials (``run_batch``) on ``slot``."""
+        return self.submit_method(slot, "run_batch", subject_id, tasks)
 
     def submit_method(self, slot: Slot, method: str, subject_id: str, tasks: list[dict[str, Any]]) -> Any:
-        """Like :meth:`submit` for another actor method taking ``(subject_id, tasks)``."""
+        """Queue ``method(subject_id, tasks)`` on ``slot``, sending the subject's ObjectRef first if the
+        actor lacks it (``run_batch`` for the search, ``simulate_fc`` for the report)."""
         if subject_id not in slot.subjects:
             slot.handle.add_subject.remote(subject_id, self.subject_refs[subject_id])
             slot.subjects.add(subject_id)

@@ -224,18 +224,23 @@ def _journal_internals(storage: Any) -> bool:
 def complete_trials(study: "optuna.Study") -> list[dict[str, Any]]:
     """Every COMPLETE trial with finite values, in trial order: ``{"number", "params", "values", "ended_at"}``.
 
-    ``ended_at``: epoch seconds, the actor's user attr ``ended_at``, else Optuna's
-    ``datetime_complete`` (the driver's tell time), else None.
+    ``ended_at``: epoch seconds, Optuna's ``datetime_complete`` (the tell time, where the trial's
+    MLflow child run ends too), else the actor's user attr ``ended_at``, else None.
     """
+    out = []
+    for t in sorted(_finite_complete(study), key=lambda t: t.number):
+        ended = t.datetime_complete.timestamp() if t.datetime_complete else t.user_attrs.get("ended_at")
+        out.append({"number": t.number, "params": dict(t.params), "values": list(t.values),
+                    "ended_at": float(ended) if ended else None})
+    return out
+
+
+def _finite_complete(study: "optuna.Study") -> list["FrozenTrial"]:
+    """The COMPLETE trials whose values are all finite."""
     from optuna.trial import TrialState
 
-    out = []
-    for t in sorted(_trials(study), key=lambda t: t.number):
-        if t.state == TrialState.COMPLETE and t.values and all(math.isfinite(v) for v in t.values):
-            ended = t.user_attrs.get("ended_at") or (t.datetime_complete.timestamp() if t.datetime_complete else None)
-            out.append({"number": t.number, "params": dict(t.params), "values": list(t.values),
-                        "ended_at": float(ended) if ended else None})
-    return out
+    return [t for t in _trials(study) if t.state == TrialState.COMPLETE and t.values
+            and all(math.isfinite(v) for v in t.values)]
 
 
 def _score_of(t: "FrozenTrial", objectives: list[str]) -> dict[str, float]:
@@ -247,11 +252,7 @@ def best_summary(study: "optuna.Study", objectives: list[str]) -> dict[str, Any]
 
     For several objectives, the Pareto-optimal trial best on the first objective is reported.
     """
-    from optuna.trial import TrialState
-
-    complete = [t for t in _trials(study) if t.state == TrialState.COMPLETE and t.values
-                and all(math.isfinite(v) for v in t.values)]
-    if not complete:
+    if not _finite_complete(study):
         return {}
     if len(objectives) == 1:
         best = study.best_trial

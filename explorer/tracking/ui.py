@@ -428,9 +428,9 @@ def start_ui(study_dir: str | Path, port: int = MLFLOW_PORT, optuna: bool = Fals
 
 # ---- command line ---------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", metavar="NAME", help="study name (under --studies-dir) or path to a study folder")
-    p.add_argument("--studies-dir", default=None, help="folder holding the studies (default: $EXPLORER_STUDIES_DIR "
-                   "or ./studies)")
+    from explorer.runner.commands import add_study_name
+
+    add_study_name(p)
     p.add_argument("--port", type=int, default=MLFLOW_PORT, help=f"MLflow UI port on {HOST} (default {MLFLOW_PORT})")
     p.add_argument("--optuna", action="store_true", help="also start optuna-dashboard on the study's Optuna storage")
     p.add_argument("--optuna-port", type=int, default=OPTUNA_PORT,
