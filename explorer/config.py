@@ -31,7 +31,7 @@ from explorer.errors import ConfigError, ExplorerError
 
 #: objective name -> optimisation direction
 OBJECTIVES: dict[str, str] = {"fc_r": "maximize", "fcd_ks": "minimize", "fc_rmse": "minimize",
-                              "fc_r_minus_fcd_ks": "maximize"}
+                              "fc_r_minus_fcd_ks": "maximize", "fc_r_residual": "maximize"}
 SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc", "grid")
 DEFAULT_TRIALS = 50
 FROZEN_FILE = "study.yaml"
@@ -98,8 +98,26 @@ class Bounds(_Strict):
 
 
 class ParamsConfig(_Strict):
+    """What is searched, what is fixed, and how per-region parameters vary across regions.
+
+    free: searched parameters. A plain model parameter is one global value; a parameter named in
+        ``maps`` is searched as ``P.base`` and ``P.scale`` (``p_i = base + scale * m_i``, m in [0, 1]);
+        one named in ``groups`` as ``P[<group>]``, one value per group.
+    fixed: numbers (lists for per-region values) or a data-derived token (``bold_peak``).
+    maps: per-region parameter -> ``sc_strength``, ``fc_gradient`` (the subject's own data) or a
+        label,value table file (one per cohort, e.g. T1w/T2w myelin).
+    groups: per-region parameter -> ``fc_networks<k>`` (k networks clustered from the cohort-mean
+        empirical FC) or a label,group table file.
+    fic: rww_ei only: set each region's J_I before every simulation so that its excitatory rate
+        sits at ``fic_target_hz`` on the noise-free fixed point (Deco et al. 2014).
+    """
+
     free: dict[str, Bounds] = Field(default_factory=dict)
     fixed: dict[str, float | list[float] | str] = Field(default_factory=dict)
+    maps: dict[str, str] = Field(default_factory=dict)
+    groups: dict[str, str] = Field(default_factory=dict)
+    fic: bool = False
+    fic_target_hz: float = Field(3.0, gt=0, le=50)
 
     @field_validator("free", mode="before")
     @classmethod
@@ -117,17 +135,42 @@ class SimulationConfig(_Strict):
     transient_s: float = Field(20.0, ge=0)
     velocity: float = Field(20.0, gt=0)
     noise_sigma: float = Field(0.01, ge=0)
-    bold_tr_s: float = Field(2.0, gt=0)
+    bold_tr_s: float | None = Field(None, gt=0)     # None = the cohort's TR
     integrator: str = "euler"
     dtype: Literal["float64", "float32"] = "float64"
     bold_monitor: str = "balloon"
     repeats: int = Field(1, ge=1)
 
-    def simulate_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`explorer.sim.simulate` (all but model, connectome, params, seed)."""
+    def simulate_kwargs(self, tr_s: float | None = None) -> dict[str, Any]:
+        """Keyword arguments for :func:`explorer.sim.simulate` (all but model, connectome, params, seed).
+
+        ``tr_s``: the subject's BOLD TR in s, used when ``bold_tr_s`` is None (the default).
+        """
+        tr = self.bold_tr_s if self.bold_tr_s is not None else tr_s
+        if tr is None:
+            raise ConfigError("field 'simulation.bold_tr_s' is null (use the cohort's TR) but the subject has "
+                              "no TR: give cohort.tr_s or simulation.bold_tr_s")
         return dict(duration_s=self.duration_s, dt_ms=self.dt_ms, velocity=self.velocity,
-                    noise_sigma=self.noise_sigma, bold_tr_s=self.bold_tr_s, transient_s=self.transient_s,
+                    noise_sigma=self.noise_sigma, bold_tr_s=float(tr), transient_s=self.transient_s,
                     integrator=self.integrator, dtype=self.dtype, bold_monitor=self.bold_monitor)
+
+
+def dt_divisors(tr_s: float, dt_ms: float, k: int = 6) -> list[float]:
+    """Up to ``k`` integration steps (ms) near ``dt_ms`` that divide ``tr_s`` exactly (in 1 us units)."""
+    tr_us = round(tr_s * 1e6)
+    cands = [d / 1000.0 for d in range(1, min(tr_us, 10_000) + 1) if tr_us % d == 0]
+    return sorted(sorted(cands, key=lambda d: abs(math.log(d / dt_ms)))[:k])
+
+
+def check_tr(cfg: "StudyConfig", tr_s: float, where: str) -> None:
+    """ConfigError when ``simulation.dt_ms`` does not divide the BOLD TR of ``where`` (names dt values that do)."""
+    dt = cfg.simulation.dt_ms
+    n = tr_s * 1000.0 / dt
+    if abs(n - round(n)) > 1e-6 * max(1.0, n) or round(n) < 1:
+        src = "simulation.bold_tr_s" if cfg.simulation.bold_tr_s is not None else f"the TR of {where}"
+        good = ", ".join(f"{d:g}" for d in dt_divisors(tr_s, dt))
+        raise ConfigError(f"field 'simulation.dt_ms': {dt:g} ms does not divide {src} ({tr_s:g} s); "
+                          f"dt values that do: {good} ms")
 
 
 class SamplerConfig(_Strict):
@@ -183,12 +226,17 @@ class StudyConfig(_Strict):
     @field_validator("objective")
     @classmethod
     def _objective(cls, v: str | list[str]) -> str | list[str]:
+        from explorer.features import parse_objective
+
         names = [v] if isinstance(v, str) else list(v)
         if not names:
-            raise ValueError(f"objective is empty; choose from {sorted(OBJECTIVES)}")
+            raise ValueError(f"objective is empty; choose from {sorted(OBJECTIVES)} or a combination "
+                             "such as 'fc_r + fc_r_residual - fcd_ks'")
         for n in names:
-            if n not in OBJECTIVES:
-                raise ValueError(f"unknown objective {n!r}; choose from {sorted(OBJECTIVES)}")
+            try:
+                parse_objective(n)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
         if len(set(names)) != len(names):
             raise ValueError(f"objective lists {names} with repeats")
         return v
@@ -207,7 +255,8 @@ class StudyConfig(_Strict):
 
     @property
     def directions(self) -> list[str]:
-        return [OBJECTIVES[o] for o in self.objectives]
+        """Optuna directions: a score's own, "maximize" for a combination."""
+        return [OBJECTIVES.get(o, "maximize") for o in self.objectives]
 
     @property
     def study_dir(self) -> Path:
@@ -221,14 +270,16 @@ class StudyConfig(_Strict):
         return self.trials if self.trials is not None else DEFAULT_TRIALS
 
     def free_bounds(self) -> dict[str, tuple[float, float, bool]]:
-        """Free parameter -> (low, high, log), model defaults filled in."""
+        """Free parameter -> (low, high, log), defaults filled in (:func:`explorer.search.space.default_bounds`)."""
         from explorer.models import get_model
+        from explorer.search.space import default_bounds, split_name
 
         model = get_model(self.model)
         out = {}
-        for pname, b in self.params.free.items():
-            p = model.param(pname)
-            out[pname] = (p.low if b.low is None else b.low, p.high if b.high is None else b.high, b.log)
+        for name, b in self.params.free.items():
+            p = model.param(split_name(name)[0])
+            low, high = default_bounds(name, p.low, p.high)
+            out[name] = (low if b.low is None else b.low, high if b.high is None else b.high, b.log)
         return out
 
     def to_yaml(self) -> str:
@@ -252,33 +303,90 @@ def _model_or_error(name: str):
 
 
 def _check_params(cfg: StudyConfig) -> None:
+    from explorer.search.space import default_bounds, split_name
+
     model = _model_or_error(cfg.model)
     valid = list(model.param_names)
-    for section in ("free", "fixed"):
-        for pname in getattr(cfg.params, section):
+    P = cfg.params
+    for section in ("fixed", "maps", "groups"):
+        for pname in getattr(P, section):
             if pname not in valid:
                 raise _FieldError(f"params.{section}.{pname}",
                                   f"unknown parameter {pname!r} of model {cfg.model!r}; valid: {valid}")
-    overlap = sorted(set(cfg.params.free) & set(cfg.params.fixed))
+    _check_regional(cfg, model)
+    plain = set()
+    for name in P.free:
+        field = f"params.free.{name}"
+        try:
+            pname, kind, group = split_name(name)
+        except ValueError as exc:
+            raise _FieldError(field, str(exc)) from None
+        if pname not in valid:
+            raise _FieldError(field, f"unknown parameter {pname!r} of model {cfg.model!r}; valid: {valid}")
+        regional = "maps" if pname in P.maps else "groups" if pname in P.groups else None
+        if kind == "value":
+            plain.add(pname)
+            if regional:
+                how = f"{pname}.base and {pname}.scale" if regional == "maps" else f"{pname}[<group>]"
+                raise _FieldError(field, f"{pname} varies across regions (params.{regional}.{pname}): "
+                                         f"search {how} instead")
+        elif kind in ("base", "scale") and regional != "maps":
+            raise _FieldError(field, f"{name} needs a map: add params.maps.{pname} (sc_strength, fc_gradient "
+                                     "or a label,value file)")
+        elif kind == "group":
+            if regional != "groups":
+                raise _FieldError(field, f"{name} needs groups: add params.groups.{pname} (fc_networks<k> or a "
+                                         "label,group file)")
+            from explorer.search.space import group_names_of
+
+            names = group_names_of(cfg, pname)
+            if names is not None and group not in names:
+                raise _FieldError(field, f"unknown group {group!r} of params.groups.{pname} "
+                                         f"({P.groups[pname]}); its groups: {names}")
+    for pname in P.maps:
+        missing = [n for n in (f"{pname}.base", f"{pname}.scale") if n not in P.free]
+        if missing:
+            raise _FieldError(f"params.maps.{pname}", f"a mapped parameter is searched as {pname}.base and "
+                                                      f"{pname}.scale; add {missing} to params.free")
+    for pname in P.groups:
+        from explorer.search.space import group_names_of
+
+        names = group_names_of(cfg, pname) or []
+        missing = [f"{pname}[{g}]" for g in names if f"{pname}[{g}]" not in P.free]
+        if missing:
+            raise _FieldError(f"params.groups.{pname}", f"every group needs a free value; add {missing[:8]} "
+                                                        "to params.free")
+    overlap = sorted(plain & set(P.fixed))
     if overlap:
         raise _FieldError("params", f"{overlap} are both free and fixed; keep each in one of params.free/params.fixed")
-    if not cfg.params.free:
+    if not P.free:
         raise _FieldError("params.free", "no free parameters: give at least one parameter to search")
-    for pname, b in cfg.params.free.items():
+    if P.fic:
+        if cfg.model != "rww_ei":
+            raise _FieldError("params.fic", f"feedback inhibition control sets rww_ei's J_I; model {cfg.model!r} "
+                                            "has none: set params.fic to false")
+        used = [f"params.{sec}" for sec in ("fixed", "maps", "groups") if "J_I" in getattr(P, sec)]
+        used += ["params.free"] if any(split_name(n)[0] == "J_I" for n in P.free) else []
+        if used:
+            raise _FieldError("params.fic", f"FIC sets J_I in every region, but J_I is also in {used}: "
+                                            "remove it there")
+    for name, b in P.free.items():
+        pname, kind, _ = split_name(name)
         p = model.param(pname)
-        low = p.low if b.low is None else b.low
-        high = p.high if b.high is None else b.high
-        field = f"params.free.{pname}"
+        dlow, dhigh = default_bounds(name, p.low, p.high)
+        low = dlow if b.low is None else b.low
+        high = dhigh if b.high is None else b.high
+        field = f"params.free.{name}"
         if not (math.isfinite(low) and math.isfinite(high)):
             raise _FieldError(field, f"bounds must be finite, got [{low}, {high}]")
         if not low < high:
             raise _FieldError(field, f"inverted bounds: low {low} must be below high {high}")
-        if low < p.hard_low or high > p.hard_high:
+        if kind != "scale" and (low < p.hard_low or high > p.hard_high):
             raise _FieldError(field, f"bounds [{low}, {high}] leave the hard limits "
                                      f"[{p.hard_low}, {p.hard_high}] of {pname} ({p.unit})")
         if b.log and low <= 0:
             raise _FieldError(field, f"log scale needs low > 0, got {low}")
-    for pname, value in cfg.params.fixed.items():
+    for pname, value in P.fixed.items():
         p = model.param(pname)
         if isinstance(value, str):
             from explorer.search.space import DATA_VALUES
@@ -297,6 +405,34 @@ def _check_params(cfg: StudyConfig) -> None:
             if not (p.hard_low <= x <= p.hard_high) or not math.isfinite(x):
                 raise _FieldError(f"params.fixed.{pname}",
                                   f"value {x} leaves the hard limits [{p.hard_low}, {p.hard_high}] ({p.unit})")
+
+
+def _check_regional(cfg: StudyConfig, model) -> None:
+    """params.maps / params.groups: per-region parameters, known sources, readable files."""
+    from explorer.cohort import maps as M
+
+    P = cfg.params
+    for pname in sorted(set(P.maps) & set(P.groups)):
+        raise _FieldError(f"params.groups.{pname}", f"{pname} has both a map and groups; choose one")
+    for section, tokens in (("maps", M.MAP_SOURCES), ("groups", M.GROUP_SOURCES)):
+        for pname, src in getattr(P, section).items():
+            field = f"params.{section}.{pname}"
+            if not model.param(pname).per_region:
+                raise _FieldError(field, f"{pname} is one global value in model {cfg.model!r}; only per-region "
+                                         "parameters can vary across regions")
+            if pname in P.fixed:
+                raise _FieldError(field, f"{pname} is also in params.fixed; keep it in one place")
+            token = src in tokens if section == "maps" else M.parse_group_source(src) is not None
+            if token:
+                continue
+            if not Path(src).is_file():
+                raise _FieldError(field, f"{src!r} is neither one of {sorted(tokens)} nor an existing file "
+                                         "(a CSV/TSV table with a 'label' column and a "
+                                         f"'{'value' if section == 'maps' else 'group'}' column)")
+            try:
+                M.table_groups(src) if section == "groups" else M.table_values(src)
+            except ConfigError as exc:
+                raise _FieldError(field, str(exc)) from None
 
 
 def _check_sampler(cfg: StudyConfig) -> None:
@@ -386,6 +522,13 @@ def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
         cohort = data.get("cohort")
         if isinstance(cohort, dict) and isinstance(cohort.get("source"), str):
             cohort["source"] = _resolve_source(cohort["source"], path.parent)
+        params = data.get("params")
+        for section in ("maps", "groups"):
+            table = params.get(section) if isinstance(params, dict) else None
+            if isinstance(table, dict):
+                for k, v in table.items():
+                    if isinstance(v, str) and ("/" in v or "." in v):
+                        table[k] = _resolve_source(v, path.parent)
     return parse_config(data, str(path))
 
 

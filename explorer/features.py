@@ -13,7 +13,13 @@ Scores (all over the strict upper triangle, diagonal excluded):
 - ``fcd_ks``: two-sample Kolmogorov-Smirnov statistic between the FCD value distributions
   (lower is better; ``nan`` when the subject has no empirical FCD);
 - ``fc_r_minus_fcd_ks``: ``fc_r - fcd_ks``, static and dynamic fit in one number, as cuBNM's
-  ``+fc_corr -fcd_ks`` (higher is better; ``nan`` without empirical FCD).
+  ``+fc_corr -fcd_ks`` (higher is better; ``nan`` without empirical FCD);
+- ``fc_r_residual``: Pearson r between simulated and empirical FC after subtracting the cohort-mean
+  empirical FC from both: the part of FC that makes the subject who they are (higher is better;
+  ``nan`` without a cohort mean).
+
+An objective is a score name or a linear combination of them, maximised, such as
+``fc_r + fc_r_residual - fcd_ks`` (:func:`parse_objective`, :func:`objective_value`).
 
 A simulated signal that diverged (NaN/inf) or that is constant in some region gives ``nan`` scores
 instead of raising, so that one bad trial never crashes a batch: the runner records it as failed.
@@ -45,10 +51,68 @@ __all__ = [
     "n_windows",
     "SCORES",
     "peak_frequency",
+    "parse_objective",
+    "objective_value",
 ]
 
 #: score name -> True when larger is better
-SCORES: dict[str, bool] = {"fc_r": True, "fc_rmse": False, "fcd_ks": False, "fc_r_minus_fcd_ks": True}
+SCORES: dict[str, bool] = {"fc_r": True, "fc_rmse": False, "fcd_ks": False, "fc_r_minus_fcd_ks": True,
+                           "fc_r_residual": True}
+
+
+def parse_objective(expr: str) -> tuple[tuple[float, str], ...]:
+    """``"fc_r + 0.5*fc_r_residual - fcd_ks"`` -> ((1, "fc_r"), (0.5, "fc_r_residual"), (-1, "fcd_ks")).
+
+    A plain score name gives one term. Raises ConfigError for an unknown score, a malformed term,
+    or a term whose sign would reward a worse fit (a combination is maximised: higher-is-better
+    scores need positive weights, lower-is-better ones negative weights).
+    """
+    text = str(expr).replace(" ", "")
+    if text in SCORES:
+        return ((1.0, text),)
+    terms: list[tuple[float, str]] = []
+    for sign, body in _split_terms(text, expr):
+        weight, _, name = body.rpartition("*")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"objective {expr!r}: bad weight {weight!r} in term {body!r}") from None
+        if name not in SCORES:
+            raise ConfigError(f"unknown objective score {name!r} in {expr!r}; choose from {sorted(SCORES)}, or a "
+                              "combination such as 'fc_r + fc_r_residual - fcd_ks'")
+        w *= sign
+        if not (math.isfinite(w) and w != 0):
+            raise ConfigError(f"objective {expr!r}: the weight of {name} must be a finite non-zero number")
+        if (w > 0) != SCORES[name]:
+            better = "higher" if SCORES[name] else "lower"
+            raise ConfigError(f"objective {expr!r}: {better} {name} is better, so it needs a "
+                              f"{'+' if SCORES[name] else '-'} sign in a maximised combination")
+        terms.append((w, name))
+    if len({n for _, n in terms}) != len(terms):
+        raise ConfigError(f"objective {expr!r} names a score twice")
+    return tuple(terms)
+
+
+def _split_terms(text: str, expr: str) -> list[tuple[float, str]]:
+    out, sign, start = [], 1.0, 0
+    if text[:1] in "+-":
+        sign, start = (-1.0 if text[0] == "-" else 1.0), 1
+    body = ""
+    for ch in text[start:]:
+        if ch in "+-" and body and not body.endswith(("e", "E")):
+            out.append((sign, body))
+            sign, body = (-1.0 if ch == "-" else 1.0), ""
+        else:
+            body += ch
+    if not body:
+        raise ConfigError(f"objective {expr!r} is empty or ends with an operator")
+    out.append((sign, body))
+    return out
+
+
+def objective_value(scores: Mapping[str, float], expr: str) -> float:
+    """The value of objective ``expr`` (a score name or a combination) from a trial's scores; NaN if any is."""
+    return float(sum(w * float(scores.get(name, math.nan)) for w, name in parse_objective(expr)))
 
 
 @dataclass(frozen=True)
@@ -307,11 +371,13 @@ def fit_scores(
     emp_fc: np.ndarray,
     emp_fcd: np.ndarray | None,
     opts: FeatureOptions | None = None,
+    fc_mean: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Scores of one simulated ``(T, N)`` BOLD against a subject's empirical FC/FCD.
 
     Drops the first ``opts.discard_s`` seconds, preprocesses like the empirical side, and returns
-    ``{"fc_r", "fc_rmse", "fcd_ks", "fc_r_minus_fcd_ks"}``; the last two are NaN when ``emp_fcd`` is None. A diverged
+    every score of :data:`SCORES`: ``fcd_ks`` and ``fc_r_minus_fcd_ks`` are NaN when ``emp_fcd`` is
+    None, ``fc_r_residual`` when ``fc_mean`` (the cohort-mean empirical FC) is None. A diverged
     (non-finite) or constant-region simulation gives NaN scores rather than raising.
     Raises SimulationError when the kept series is too short for the filter or the FCD window
     (lengthen ``duration_s`` or shorten ``discard_s``/``fcd_window``), and ValueError on a region
@@ -336,7 +402,7 @@ def fit_scores(
             f"{need} are needed (FCD window {opts.fcd_window} TRs / band-pass filter): lengthen duration_s, "
             "or shorten discard_s or features.fcd_window"
         )
-    nan = {"fc_r": math.nan, "fc_rmse": math.nan, "fcd_ks": math.nan, "fc_r_minus_fcd_ks": math.nan}
+    nan = {k: math.nan for k in SCORES}
     if not np.all(np.isfinite(x)):
         return nan
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -348,6 +414,10 @@ def fit_scores(
     if emp_fcd is not None:
         out["fcd_ks"] = fcd_ks(fcd(p, opts.fcd_window, opts.fcd_step), emp_fcd)
     out["fc_r_minus_fcd_ks"] = out["fc_r"] - out["fcd_ks"]
+    out["fc_r_residual"] = math.nan
+    if fc_mean is not None:
+        mean = np.asarray(fc_mean, dtype=np.float64)
+        out["fc_r_residual"] = fc_r(sim_fc - mean, emp_fc - mean)
     return out
 
 

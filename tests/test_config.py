@@ -85,7 +85,7 @@ def test_shipped_experiments_are_valid(path):
     ({"params__free__G": {"low": 0.0, "high": 1.0, "log": True}}, "params.free.G", "log"),
     ({"params__fixed__G": 1.0}, "params", "both free and fixed"),
     ({"params__fixed__J_NMDA": -1.0}, "params.fixed.J_NMDA", "hard limits"),
-    ({"params__fixed__J_NMDA": [0.1, 0.2]}, "params.fixed.J_NMDA", "scalar"),
+    ({"params__free": {"w_plus": {}}, "params__fixed": {"G": [0.1, 0.2]}}, "params.fixed.G", "scalar"),
     ({"params__free": {}}, "params.free", "no free parameters"),
     ({"sampler__name": "grid"}, "sampler.grid", "needs values"),
     ({"sampler__name": "grid", "sampler__grid": {"G": [1.0]}}, "sampler.grid", "missing for free parameters ['w_plus']"),

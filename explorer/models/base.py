@@ -30,7 +30,11 @@ from explorer.errors import ModelError
 
 @dataclass(frozen=True)
 class Param:
-    """One model parameter. ``low``/``high`` are the default search bounds; ``hard_*`` the physical limits."""
+    """One model parameter. ``low``/``high`` are the default search bounds; ``hard_*`` the physical limits.
+
+    ``per_region``: the parameter may take one value per region (every local parameter; the global
+    coupling G may not).
+    """
 
     name: str
     default: float
@@ -40,7 +44,7 @@ class Param:
     doc: str
     hard_low: float = -inf
     hard_high: float = inf
-    per_region: bool = False
+    per_region: bool = True
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ PARAMS = (
     Param("a", -0.02, -0.2, 0.2, "1/s", "bifurcation parameter (a > 0: limit cycle of radius sqrt(a))",
           -10.0, 10.0, per_region=True),
     Param("f", 0.05, 0.02, 0.1, "Hz", "intrinsic frequency (omega = 2 pi f)", 0.0, per_region=True),
-    Param("G", 0.5, 0.0, 2.0, "1/s", "global coupling strength", 0.0),
+    Param("G", 0.5, 0.0, 2.0, "1/s", "global coupling strength", 0.0, per_region=False),
 )
 A, F, G = range(3)
 _TWO_PI = 6.283185307179586

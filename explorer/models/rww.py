@@ -25,7 +25,7 @@ PARAMS = (
     Param("w", 0.9, 0.5, 1.2, "1", "local excitatory recurrence", 0.0),
     Param("J_N", 0.2609, 0.15, 0.35, "nA", "synaptic coupling", 0.0),
     Param("I_0", 0.3, 0.2, 0.4, "nA", "external input current", 0.0, per_region=True),
-    Param("G", 0.3, 0.0, 1.0, "1", "global coupling scaling of the long-range input", 0.0),
+    Param("G", 0.3, 0.0, 1.0, "1", "global coupling scaling of the long-range input", 0.0, per_region=False),
 )
 A, B_, D, GAMMA, TAU, W, J_N, I_0, G = range(9)
 

@@ -39,7 +39,7 @@ PARAMS = (
     Param("J_NMDA", 0.15, 0.1, 0.3, "nA", "excitatory synaptic coupling", 0.0),
     Param("w_plus", 1.4, 1.0, 2.0, "1", "local excitatory recurrence", 0.0),
     Param("J_I", 1.0, 0.5, 2.0, "nA", "local inhibitory (feedback) coupling", 0.0, per_region=True),
-    Param("G", 0.5, 0.0, 2.0, "1", "global coupling scaling of the long-range input", 0.0),
+    Param("G", 0.5, 0.0, 2.0, "1", "global coupling scaling of the long-range input", 0.0, per_region=False),
 )
 (A_E, B_E, D_E, TAU_E, GAMMA_E, A_I, B_I, D_I, TAU_I, GAMMA_I, W_E, W_I, I_0, J_N, W_P, J_I, G) = range(17)
 

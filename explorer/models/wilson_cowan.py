@@ -29,7 +29,7 @@ PARAMS = (
     Param("mu_I", 3.0, 2.0, 4.0, "1", "inhibitory sigmoid threshold"),
     Param("P_E", 0.75, 0.0, 2.0, "1", "external input to E", per_region=True),
     Param("P_I", 0.0, 0.0, 2.0, "1", "external input to I", per_region=True),
-    Param("G", 0.85, 0.0, 3.0, "1", "global coupling strength", 0.0),
+    Param("G", 0.85, 0.0, 3.0, "1", "global coupling strength", 0.0, per_region=False),
 )
 TAU_E, TAU_I, C_EE, C_IE, C_EI, C_II, A_E, A_I, MU_E, MU_I, P_E, P_I, G = range(13)
 

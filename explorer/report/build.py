@@ -65,33 +65,39 @@ def simulation_key(model: str, settings: dict[str, Any], connectome: str, params
 
 
 # -- plan ----------------------------------------------------------------------------------
-def plan(cfg, subjects: Sequence[Any], best: dict[str, dict[str, float]], seeds: int
+def plan(cfg, subjects: Sequence[Any], best: dict[str, dict[str, float]], seeds: int,
+         spaces: dict[str, Any], fc_mean: np.ndarray | None = None
          ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """(payloads, requests) of every simulation the report needs for the fitted ``subjects``.
 
-    best: subject id -> its best free values. Each request is ``{"kind", "subject", "connectome",
-    "key", "params", "seed"}``; payloads map a connectome name to what an actor keeps.
+    best: subject id -> its best free values; spaces: subject id -> its
+    :class:`~explorer.search.SubjectSpace` (the one place free values become a parameter set; FIC's
+    J_I is set by the actor for the connectome it simulates). Each request is ``{"kind", "subject",
+    "connectome", "key", "params", "seed"}``; payloads map a connectome name to what an actor keeps.
     """
-    from explorer.search import full_params, subject_params
+    from explorer.runner.driver import bold_tr
 
-    settings = cfg.simulation.simulate_kwargs()
+    trs = {s.id: bold_tr(cfg, s) for s in subjects}
     free_names = list(cfg.params.free)
     median = {p: float(np.median([best[s.id][p] for s in subjects])) for p in free_names}
     payloads: dict[str, dict[str, Any]] = {}
     digests: dict[str, str] = {}
     for s in subjects:
         payloads[s.id] = {"weights": s.weights, "lengths": s.lengths, "labels": list(s.labels), "fc": s.fc,
-                          "fcd": s.fcd, "params": subject_params(cfg, s)}
+                          "fcd": s.fcd, "fc_mean": fc_mean, "bold_tr_s": trs[s.id]}
         digests[s.id] = connectome_digest(s.weights, s.lengths)
     mean_w = np.mean([s.weights for s in subjects], axis=0)
     mean_l = np.mean([s.lengths for s in subjects], axis=0)
     group = f"{GROUP_MEAN}-{connectome_digest(mean_w, mean_l)}"
     payloads[group] = {"weights": mean_w, "lengths": mean_l, "labels": list(subjects[0].labels),
-                       "fc": np.mean([s.fc for s in subjects], axis=0), "fcd": None, "params": {}}
+                       "fc": np.mean([s.fc for s in subjects], axis=0), "fcd": None, "fc_mean": None,
+                       "bold_tr_s": trs[subjects[0].id]}
+    fic = {"fic_target_hz": cfg.params.fic_target_hz} if cfg.params.fic else {}
     requests = []
     for s in subjects:
-        own = full_params(cfg, s, best[s.id])
-        typical = full_params(cfg, s, median)
+        settings = {**cfg.simulation.simulate_kwargs(trs[s.id]), **fic}
+        own = spaces[s.id].expand(best[s.id])
+        typical = spaces[s.id].expand(median)
         for k in range(seeds):
             seed = resim_seed(cfg.sampler.seed, s.id, k)
             for kind, connectome, params, digest in (("twin", s.id, own, digests[s.id]),
@@ -357,7 +363,10 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
         raise StudyError(f"study {cfg.name!r}: no subject has a COMPLETE trial yet; run or resume it first "
                          f"(`explorer resume {cfg.name}`)")
 
-    payloads, requests = plan(cfg, subjects, best, seeds)
+    from explorer.runner.driver import study_inputs
+
+    spaces, fc_mean = study_inputs(cfg, study_dir, subjects)
+    payloads, requests = plan(cfg, subjects, best, seeds, spaces, fc_mean)
     store = SignalStore(zarr_url(cfg, study_dir))
     results: dict[str, dict[str, Any] | None] = {}
     missing = []

@@ -30,6 +30,7 @@ class WorkerSpec:
     repeats: int
     objectives: list[str]
     store_url: str | None = None        # None = do not store signals (store mode "none")
+    fic_target_hz: float | None = None  # report re-simulations: FIC's target rate (Hz), None = no FIC
 
 
 def _compact_error(exc: BaseException) -> str:
@@ -60,10 +61,11 @@ class SimWorker:
                 "compile_s": self.compile_s, "init_s": self.init_s}
 
     def add_subject(self, subject_id: str, payload: dict[str, Any]) -> str:
-        """Keep a subject's connectome, empirical features and data-derived parameters.
+        """Keep a subject's connectome, empirical features and parameter space.
 
-        ``payload``: weights, lengths, labels, fc, fcd, and ``params`` (fixed values taken from the
-        subject's own data, merged into every trial's parameter set).
+        ``payload``: weights, lengths, labels, fc, fcd, ``space`` (its
+        :class:`~explorer.search.SubjectSpace`: free values -> full parameter sets, FIC included),
+        ``fc_mean`` (the study's cohort-mean FC, or None) and ``bold_tr_s`` (its simulated TR, s).
         """
         self.subjects[subject_id] = payload
         return subject_id
@@ -97,13 +99,27 @@ class SimWorker:
                 "actor": self.actor_id, "node": self.node_id}
 
     def _evaluate(self, subject_id: str, tasks: list[dict[str, Any]]) -> tuple[list[TrialRecord], float]:
-        """Simulate the batch in one call, then score (and store) each trial, timing each one."""
+        """Simulate the batch in one call, then score (and store) each trial, timing each one.
+
+        A trial whose parameter set cannot be made (FIC did not converge) is FAIL with that reason,
+        never simulated; the rest of the batch runs.
+        """
         started, t0 = time.time(), time.perf_counter()
         try:
-            out, sim_s = self._simulate(subject_id, tasks)
-            share = sim_s / max(1, len(tasks))
+            subj = self.subjects[subject_id]
+            sets = subj["space"].full_batch([t["free"] for t in tasks], subj["weights"])
+            good = [(t, p) for t, p in zip(tasks, sets) if not isinstance(p, str)]
+            out, sim_s = self._simulate(subject_id, good) if good else ([], 0.0)
+            bolds = iter(out)
+            share = sim_s / max(1, len(good))
             records = []
-            for task, bold in zip(tasks, out):
+            for task, params in zip(tasks, sets):
+                if isinstance(params, str):
+                    rec = self._record(subject_id, task, "FAIL", reason=params)
+                    rec.started_at, rec.ended_at = started, time.time()
+                    records.append(rec)
+                    continue
+                bold = next(bolds)
                 t1 = time.perf_counter()
                 rec = self._score(subject_id, task, bold)
                 own = time.perf_counter() - t1
@@ -128,38 +144,46 @@ class SimWorker:
             return records, sim_s
 
     # -- internals ----------------------------------------------------------------------
-    def _simulate(self, subject_id: str, tasks: list[dict[str, Any]]) -> tuple[list[np.ndarray | None], float]:
+    def _kwargs(self, subject_id: str) -> dict[str, Any]:
+        """simulate() settings for a subject: the spec's, at the subject's own BOLD TR."""
+        tr = self.subjects[subject_id].get("bold_tr_s")
+        return {**self.spec.simulate_kwargs, **({"bold_tr_s": float(tr)} if tr else {})}
+
+    def _simulate(self, subject_id: str, sets: list[tuple[dict[str, Any], dict[str, Any]]]
+                  ) -> tuple[list[np.ndarray | None], float]:
+        """Simulate (task, full parameter set) pairs, ``repeats`` seeds each; BOLD per task or None (diverged)."""
         from explorer.sim import simulate
 
         subj = self.subjects[subject_id]
         reps = self.spec.repeats
         params, seeds = [], []
-        for task in tasks:
+        for task, full in sets:
             for r in range(reps):
-                params.append({**task["params"], **subj.get("params", {})})
+                params.append(full)
                 seeds.append(int(task["seed"]) + r)
         t0 = time.perf_counter()
         ds = simulate(self.spec.model, subj["weights"], subj["lengths"], params, seed=seeds,
-                      labels=subj.get("labels"), **self.spec.simulate_kwargs)
+                      labels=subj.get("labels"), **self._kwargs(subject_id))
         sim_s = time.perf_counter() - t0
         bold = np.asarray(ds["bold"].values)
         diverged = np.asarray(ds["diverged"].values, dtype=bool)
         out: list[np.ndarray | None] = []
-        for i in range(len(tasks)):
+        for i in range(len(sets)):
             rows = slice(i * reps, (i + 1) * reps)
             out.append(None if diverged[rows].any() else bold[rows])
         return out, sim_s
 
     def _score(self, subject_id: str, task: dict[str, Any], bold: np.ndarray | None) -> TrialRecord:
-        from explorer.features import fit_scores
+        from explorer.features import fit_scores, objective_value
 
         if bold is None:
             return self._record(subject_id, task, "FAIL", reason="diverged")
         subj = self.subjects[subject_id]
-        tr = float(self.spec.simulate_kwargs["bold_tr_s"])
-        per_rep = [fit_scores(b, tr, subj["fc"], subj.get("fcd"), self.features) for b in bold]
+        tr = float(self._kwargs(subject_id)["bold_tr_s"])
+        per_rep = [fit_scores(b, tr, subj["fc"], subj.get("fcd"), self.features, fc_mean=subj.get("fc_mean"))
+                   for b in bold]
         scores = {k: float(np.mean([s[k] for s in per_rep])) for k in per_rep[0]}
-        bad = [o for o in self.spec.objectives if not math.isfinite(scores.get(o, math.nan))]
+        bad = [o for o in self.spec.objectives if not math.isfinite(objective_value(scores, o))]
         if bad:
             clean = {k: v for k, v in scores.items() if math.isfinite(v)}
             return self._record(subject_id, task, "FAIL", scores=clean,
@@ -192,31 +216,41 @@ class SimWorker:
                                       scores, tr, attempt=int(task.get("attempt", 0)))
 
     def simulate_fc(self, subject_id: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
-        """Simulate full parameter sets on a connectome the actor holds; return each one's FC and scores.
+        """Simulate parameter sets on a connectome the actor holds; return each one's FC and scores.
 
         For the report's re-simulations (never Optuna trials). ``tasks``: ``[{"key", "params", "seed"}]``
-        with complete parameter sets (the payload's own ``params`` are not merged in). Scores are
-        against the payload's empirical FC/FCD. Returns ``{"results": [{"key", "fc" (float32, N x N)
-        or None when diverged, "scores"}], "simulate_s"}``.
+        with expanded parameter sets (:meth:`~explorer.search.SubjectSpace.expand`); with FIC, J_I is
+        set for this connectome here (a set whose FIC fails counts as diverged). Scores are against
+        the payload's empirical FC/FCD. Returns ``{"results": [{"key", "fc" (float32, N x N) or None
+        when diverged, "scores"}], "simulate_s"}``.
         """
         from explorer.features import fit_scores
+        from explorer.search import with_fic
         from explorer.sim import simulate
 
         subj = self.subjects[subject_id]
+        sets = with_fic([dict(t["params"]) for t in tasks], subj["weights"], self.spec.model,
+                        self.spec.fic_target_hz)
+        ok = [i for i, p in enumerate(sets) if not isinstance(p, str)]
         t0 = time.perf_counter()
-        ds = simulate(self.spec.model, subj["weights"], subj["lengths"], [dict(t["params"]) for t in tasks],
-                      seed=[int(t["seed"]) for t in tasks], labels=subj.get("labels"), **self.spec.simulate_kwargs)
+        bold = np.full((len(tasks),), None, dtype=object)
+        diverged = np.ones(len(tasks), dtype=bool)
+        if ok:
+            ds = simulate(self.spec.model, subj["weights"], subj["lengths"], [sets[i] for i in ok],
+                          seed=[int(tasks[i]["seed"]) for i in ok], labels=subj.get("labels"),
+                          **self._kwargs(subject_id))
+            for j, i in enumerate(ok):
+                bold[i] = ds["bold"].values[j]
+                diverged[i] = bool(ds["diverged"].values[j])
         sim_s = time.perf_counter() - t0
-        bold = np.asarray(ds["bold"].values)
-        diverged = np.asarray(ds["diverged"].values, dtype=bool)
-        tr = float(self.spec.simulate_kwargs["bold_tr_s"])
+        tr = float(self._kwargs(subject_id)["bold_tr_s"])
         results = []
         for i, task in enumerate(tasks):
             if diverged[i]:
                 results.append({"key": task["key"], "fc": None, "scores": {}})
                 continue
-            scores = fit_scores(bold[i], tr, subj["fc"], subj.get("fcd"), self.features) if subj.get("fc") is not None \
-                else {}
+            scores = fit_scores(bold[i], tr, subj["fc"], subj.get("fcd"), self.features,
+                                fc_mean=subj.get("fc_mean")) if subj.get("fc") is not None else {}
             results.append({"key": task["key"], "fc": self._sim_fc(bold[i], tr).astype(np.float32),
                             "scores": {k: float(v) for k, v in scores.items()}})
         return {"results": results, "simulate_s": sim_s}

@@ -99,19 +99,48 @@ def load_study_cohort(cfg: StudyConfig, only: list[str] | None = None):
     return cohort
 
 
+def bold_tr(cfg: StudyConfig, subject) -> float:
+    """The simulated BOLD TR (s) of ``subject``: ``simulation.bold_tr_s``, else the subject's own TR."""
+    from explorer.config import check_tr
+
+    tr = cfg.simulation.bold_tr_s if cfg.simulation.bold_tr_s is not None else subject.tr_s
+    if tr is None:
+        raise StudyError(f"subject {subject.id}: no BOLD TR to simulate at (FC only); give cohort.tr_s or "
+                         "simulation.bold_tr_s")
+    check_tr(cfg, float(tr), f"subject {subject.id}")
+    return float(tr)
+
+
+def study_inputs(cfg: StudyConfig, study_dir: Path, subjects) -> tuple[dict[str, Any], Any]:
+    """(each subject's SubjectSpace, the study's cohort-mean FC or None): what trials are made of.
+
+    Raises StudyError when an objective needs the cohort-mean FC and there is none, ConfigError
+    for a bad map or group file.
+    """
+    from explorer.search import cohort_reference, subject_spaces
+
+    fc_mean = cohort_reference(study_dir, list(subjects))
+    need = [o for o in cfg.objectives if "fc_r_residual" in o]
+    if need and fc_mean is None:
+        raise StudyError(f"objective {need[0]} compares each subject with the cohort mean, which needs at least "
+                         "2 subjects with BOLD or FC; use objective fc_r")
+    return subject_spaces(cfg, list(subjects), fc_mean), fc_mean
+
+
 def preflight(cfg: StudyConfig, cohort) -> None:
-    """Fail before any actor starts if the simulated BOLD would be too short to score."""
+    """Fail before any actor starts if a TR does not fit dt, or simulated BOLD would be too short to score."""
     import numpy as np
 
     from explorer.errors import SimulationError
     from explorer.features import FeatureOptions, fit_scores
 
+    trs = {s.id: bold_tr(cfg, s) for s in cohort}
     s = cohort.subjects[0]
-    n_tr = int(cfg.simulation.duration_s / cfg.simulation.bold_tr_s)
+    n_tr = int(cfg.simulation.duration_s / trs[s.id])
     fake = np.random.default_rng(0).standard_normal((max(n_tr, 1), s.n_regions))
     feats = cfg.cohort.features.model_dump(mode="python")
     try:
-        fit_scores(fake, cfg.simulation.bold_tr_s, s.fc, s.fcd, FeatureOptions(**feats))
+        fit_scores(fake, trs[s.id], s.fc, s.fcd, FeatureOptions(**feats))
     except SimulationError as exc:
         raise StudyError(f"field 'simulation.duration_s' ({cfg.simulation.duration_s} s): {exc}") from None
 
@@ -145,10 +174,20 @@ def _init_ray(cfg: StudyConfig, actors: int | None) -> bool:
     return True
 
 
-def _subject_payload(subject, params: dict[str, Any]) -> dict[str, Any]:
-    """What an actor keeps of a subject: connectome, empirical features, data-derived parameters."""
+def subject_payload(cfg: StudyConfig, subject, space, fc_mean) -> dict[str, Any]:
+    """What an actor keeps of a subject: connectome, empirical features, its parameter space, its TR."""
     return {"weights": subject.weights, "lengths": subject.lengths, "labels": list(subject.labels),
-            "fc": subject.fc, "fcd": subject.fcd, "params": params}
+            "fc": subject.fc, "fcd": subject.fcd, "space": space, "fc_mean": fc_mean,
+            "bold_tr_s": bold_tr(cfg, subject)}
+
+
+def worker_spec(cfg: StudyConfig, tr_s: float, store_url: str | None, repeats: int | None = None) -> WorkerSpec:
+    """The actors' settings for ``cfg``; ``tr_s`` is a default BOLD TR (payloads carry each subject's)."""
+    return WorkerSpec(model=cfg.model, simulate_kwargs=cfg.simulation.simulate_kwargs(tr_s),
+                      features=cfg.cohort.features.model_dump(mode="python"),
+                      repeats=cfg.simulation.repeats if repeats is None else repeats,
+                      objectives=cfg.objectives, store_url=store_url,
+                      fic_target_hz=cfg.params.fic_target_hz if cfg.params.fic else None)
 
 
 def _score_for_progress(rec: TrialRecord, objective: str) -> float | None:
@@ -196,14 +235,14 @@ class _Driver:
 
     # -- set-up -------------------------------------------------------------------------
     def _open(self) -> None:
-        from explorer.search import open_storage, open_subject_study, reap_interrupted, subject_counts, subject_params
+        from explorer.search import open_storage, open_subject_study, reap_interrupted, subject_counts
 
         cfg = self.cfg
         self.cohort = load_study_cohort(cfg, self.only)
         preflight(cfg, self.cohort)
-        # per-subject fixed values from the subject's own data (params.fixed: bold_peak): checked
-        # here, before any actor starts, and sent once with the subject's connectome
-        self.subject_params = {s.id: subject_params(cfg, s) for s in self.cohort}
+        # each subject's parameter space (data-derived values, maps, groups, FIC): checked here,
+        # before any actor starts, and sent once with the subject's connectome
+        self.spaces, self.fc_mean = study_inputs(cfg, self.study_dir, self.cohort)
         self.result.skipped_subjects = dict(self.cohort.skipped)
         for sid, problems in self.cohort.skipped.items():
             self.console.print(f"[yellow]skipped subject {sid}[/]: {'; '.join(problems)}")
@@ -289,9 +328,7 @@ class _Driver:
 
         cfg = self.cfg
         n = _default_actors(cfg, self.actors_override, local=ray_address(cfg) is None)
-        spec = WorkerSpec(model=cfg.model, simulate_kwargs=cfg.simulation.simulate_kwargs(),
-                          features=cfg.cohort.features.model_dump(mode="python"), repeats=cfg.simulation.repeats,
-                          objectives=cfg.objectives, store_url=self.store_url)
+        spec = worker_spec(cfg, bold_tr(cfg, self.cohort.subjects[0]), self.store_url)
         from explorer.runner.pool import ActorPool
 
         self.pool = pool = ActorPool(spec, n, cfg.name)
@@ -306,7 +343,7 @@ class _Driver:
         try:
             for s in self.cohort:
                 if s.id in todo:
-                    pool.put_subject(s.id, _subject_payload(s, self.subject_params[s.id]))
+                    pool.put_subject(s.id, subject_payload(cfg, s, self.spaces[s.id], self.fc_mean))
             pool.wait_ready(should_stop=lambda: self.stop.requested)
             t0 = time.monotonic()
             self.result.startup_s = t0 - t_begin
@@ -358,7 +395,7 @@ class _Driver:
 
     def _fill(self) -> None:
         """Queue batches until every live actor has IN_FLIGHT_PER_ACTOR of them (or nothing is left)."""
-        from explorer.search import ask_params, trial_params, trial_seed
+        from explorer.search import ask_params, trial_seed
 
         cfg = self.cfg
         for _ in range(IN_FLIGHT_PER_ACTOR):
@@ -373,13 +410,21 @@ class _Driver:
                     sid = self._next_subject()
                     if sid is None:
                         return
-                    tasks = []
+                    tasks, refused = [], []
                     for _k in range(min(cfg.ray.batch_size, self._remaining(sid))):
                         trial, free = ask_params(self.studies[sid], cfg)
                         self.trials[(sid, trial.number)] = trial
-                        tasks.append({"number": trial.number, "free": free, "params": trial_params(cfg, free),
-                                      "seed": trial_seed(cfg.sampler.seed, sid, trial.number), "attempt": 0})
-                    self.inflight_n[sid] += len(tasks)
+                        task = {"number": trial.number, "free": free,
+                                "seed": trial_seed(cfg.sampler.seed, sid, trial.number), "attempt": 0}
+                        why = self.spaces[sid].refusal(free)
+                        (refused if why else tasks).append((task, why))
+                    self.inflight_n[sid] += len(tasks) + len(refused)
+                    if refused:   # outside the hard limits: told FAIL at once, never simulated
+                        now = time.time()
+                        self._tell(sid, [self._fail_record(sid, t, why, now) for t, why in refused])
+                    tasks = [t for t, _ in tasks]
+                    if not tasks:
+                        continue
                 submitted = time.time()
                 ref = self.pool.submit(slot, sid, tasks)
                 self.inflight[ref] = _Batch(slot, sid, tasks, submitted)
@@ -424,6 +469,7 @@ class _Driver:
     def _tell(self, sid: str, records: list[TrialRecord]) -> None:
         from optuna.trial import TrialState
 
+        from explorer.features import objective_value
         from explorer.search import set_trial_user_attrs
 
         study = self.studies[sid]
@@ -438,7 +484,7 @@ class _Driver:
                 attrs["reason"] = rec.reason
             set_trial_user_attrs(study, trial, attrs)
             if rec.state == "COMPLETE":
-                frozen = study.tell(trial, [rec.scores[o] for o in self.cfg.objectives])
+                frozen = study.tell(trial, [objective_value(rec.scores, o) for o in self.cfg.objectives])
             else:
                 frozen = study.tell(trial, state=TrialState.FAIL)
             # the MLflow child run spans the Optuna trial exactly (ask -> tell)
@@ -470,7 +516,7 @@ class _Driver:
 
             arrays = guarded(f"figure data of {sid}", subject_summary_arrays, self.store, self.cohort[sid],
                              best["number"], self.cfg.cohort.features.model_dump(mode="python"),
-                             self.cfg.simulation.bold_tr_s) or {}
+                             bold_tr(self.cfg, self.cohort[sid])) or {}
             cfg = self.cfg
             guarded(f"MLflow summary of {sid}", self.tracker.finish_subject, sid, best["params"], best["scores"],
                     {}, self.frozen_text, objective=cfg.objectives[0], maximise=cfg.directions[0] == "maximize",

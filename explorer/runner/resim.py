@@ -11,8 +11,7 @@ from collections import deque
 from typing import Any, Callable
 
 from explorer.config import StudyConfig, ray_address
-from explorer.runner.actor import WorkerSpec
-from explorer.runner.driver import IN_FLIGHT_PER_ACTOR, _default_actors, _init_ray
+from explorer.runner.driver import IN_FLIGHT_PER_ACTOR, _default_actors, _init_ray, worker_spec
 from explorer.runner.interrupts import Interrupted, Interrupts
 
 log = logging.getLogger(__name__)
@@ -23,8 +22,8 @@ def run_simulations(cfg: StudyConfig, payloads: dict[str, dict[str, Any]], reque
                     batch_size: int | None = None) -> float:
     """Simulate ``requests`` on the study's actors; returns the actors' simulation wall time (s).
 
-    payloads: connectome name -> what an actor keeps (weights, lengths, labels, fc, fcd, params).
-    requests: ``[{"connectome", "key", "params" (complete), "seed"}]``.
+    payloads: connectome name -> what an actor keeps (weights, lengths, labels, fc, fcd, fc_mean, bold_tr_s).
+    requests: ``[{"connectome", "key", "params" (expanded; FIC is applied by the actor), "seed"}]``.
     on_result(connectome, {"key", "fc" or None, "scores"}) is called in the driver for each one.
     SIGINT/SIGTERM stop it between results (raising :class:`Interrupted`); what came back is kept.
     """
@@ -41,9 +40,7 @@ def run_simulations(cfg: StudyConfig, payloads: dict[str, dict[str, Any]], reque
     for name, tasks in by_connectome.items():
         for i in range(0, len(tasks), batch):
             queue.append((name, tasks[i:i + batch]))
-    spec = WorkerSpec(model=cfg.model, simulate_kwargs=cfg.simulation.simulate_kwargs(),
-                      features=cfg.cohort.features.model_dump(mode="python"), repeats=1,
-                      objectives=cfg.objectives, store_url=None)
+    spec = worker_spec(cfg, next(iter(payloads.values()))["bold_tr_s"], None, repeats=1)
     simulate_s = 0.0
     with Interrupts() as stop:
         own_ray = _init_ray(cfg, actors)

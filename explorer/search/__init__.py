@@ -5,7 +5,17 @@ Optuna is imported only inside functions, so importing this package is cheap::
     from explorer.search import open_storage, open_subject_study, reap_interrupted
 """
 
-from explorer.search.space import DATA_VALUES, distributions, fixed_params, full_params, subject_params, trial_params
+from explorer.search.reference import cohort_reference
+from explorer.search.space import (
+    DATA_VALUES,
+    SubjectSpace,
+    distributions,
+    fixed_params,
+    split_name,
+    subject_params,
+    subject_spaces,
+    with_fic,
+)
 from explorer.search.samplers import make_sampler, subject_seed, trial_seed
 from explorer.search.storage import open_storage, recover_journal, redact, storage_kind
 from explorer.search.studies import (
@@ -26,9 +36,10 @@ from explorer.search.studies import (
 )
 
 __all__ = [
-    "DATA_VALUES", "FAIL_REASON_ATTR", "FINISHED_ATTR", "INTERRUPTED", "SubjectCounts", "ask_params",
-    "best_summary", "complete_trials", "distributions", "finished_trials", "fixed_params", "full_params",
-    "list_subject_studies", "make_sampler", "open_storage", "open_subject_study", "reap_interrupted",
-    "recover_journal", "redact", "set_trial_user_attrs", "storage_kind", "study_name", "subject_counts",
-    "subject_params", "subject_seed", "trial_params", "trial_seed",
+    "DATA_VALUES", "FAIL_REASON_ATTR", "FINISHED_ATTR", "INTERRUPTED", "SubjectCounts", "SubjectSpace",
+    "ask_params", "best_summary", "cohort_reference", "complete_trials", "distributions", "finished_trials",
+    "fixed_params", "list_subject_studies", "make_sampler", "open_storage", "open_subject_study",
+    "reap_interrupted", "recover_journal", "redact", "set_trial_user_attrs", "split_name", "storage_kind",
+    "study_name", "subject_counts", "subject_params", "subject_seed", "subject_spaces", "trial_seed",
+    "with_fic",
 ]

@@ -23,6 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+
 from explorer.search.samplers import make_sampler, subject_seed
 from explorer.search.space import distributions
 
@@ -248,20 +250,41 @@ def _score_of(t: "FrozenTrial", objectives: list[str]) -> dict[str, float]:
 
 
 def best_summary(study: "optuna.Study", objectives: list[str]) -> dict[str, Any]:
-    """Best trial of a subject study: number, params, scores (+ pareto size for multi-objective).
+    """Best trial of a subject study: number, params, scores (+ the Pareto front for several objectives).
 
-    For several objectives, the Pareto-optimal trial best on the first objective is reported.
+    For several objectives the twin is the front's compromise (:func:`compromise`): the Pareto
+    trial nearest the utopia point once each objective is scaled to [0, 1] over the front.
+    ``pareto`` is the front's size and ``pareto_front`` its trial numbers.
     """
     if not _finite_complete(study):
         return {}
+    front_numbers: list[int] = []
     if len(objectives) == 1:
         best = study.best_trial
         pareto = 1
     else:
-        front = study.best_trials
+        front = sorted(study.best_trials, key=lambda t: t.number)
         pareto = len(front)
-        sign = 1 if study.directions[0].name.lower() == "maximize" else -1
-        best = max(front, key=lambda t: sign * t.values[0])
+        front_numbers = [t.number for t in front]
+        best = front[compromise([t.values for t in front], [d.name.lower() for d in study.directions])]
     scores = dict(best.user_attrs.get("scores", {}))
     scores.update(_score_of(best, objectives))
-    return {"number": best.number, "params": dict(best.params), "scores": scores, "pareto": pareto}
+    out = {"number": best.number, "params": dict(best.params), "scores": scores, "pareto": pareto}
+    if front_numbers:
+        out["pareto_front"] = front_numbers
+    return out
+
+
+def compromise(values: list[list[float]], directions: list[str]) -> int:
+    """Index of the compromise among Pareto-optimal ``values`` (one list per trial, one value per objective).
+
+    Each objective is scaled to [0, 1] over the front (1 = its best value there); the trial with the
+    smallest Euclidean distance to (1, ..., 1) wins, ties to the earliest.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    sign = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
+    g = v * sign
+    lo, hi = g.min(axis=0), g.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    u = (g - lo) / span
+    return int(np.argmin(np.sqrt(((1.0 - u) ** 2).sum(axis=1))))

@@ -64,6 +64,23 @@ TRIAL_METRICS = ("sim_seconds", "wall_seconds", "simulate_wall_seconds", "score_
 BEST_SO_FAR = "best_so_far_"    # parent metric prefix: best_so_far_<objective>, step = trial number
 
 
+def param_key(name: str) -> str:
+    """MLflow key of a free parameter: ``J_NMDA[net3]`` -> ``J_NMDA/net3`` (MLflow allows no brackets)."""
+    return name.replace("[", "/").rstrip("]") if name.endswith("]") else name
+
+
+def param_name(key: str) -> str:
+    """Inverse of :func:`param_key`."""
+    head, sep, tail = key.partition("/")
+    return f"{head}[{tail}]" if sep else key
+
+
+def metric_key(name: str) -> str:
+    """MLflow key of a score or objective: ``fc_r + fc_r_residual - fcd_ks`` -> ``fc_r_plus_fc_r_residual_minus_fcd_ks``."""
+    return (name.replace(" ", "").replace("+", "_plus_").replace("-", "_minus_").replace("*", "_x_")
+            .strip("_"))
+
+
 def default_tracking_uri(study_dir: str | Path) -> str:
     """``sqlite:///<study>/mlflow.db``: the embedded default."""
     return f"sqlite:///{Path(study_dir).resolve() / 'mlflow.db'}"
@@ -265,10 +282,10 @@ class Tracker:
             run = self.client.create_run(self.experiment_id, start_time=start,
                                          run_name=f"{subject_id}-t{rec.number:05d}", tags={PARENT: parent})
             rid = run.info.run_id
-            metrics = [Metric(k, float(v), end, 0) for k, v in rec.scores.items()
+            metrics = [Metric(metric_key(k), float(v), end, 0) for k, v in rec.scores.items()
                        if v is not None and math.isfinite(float(v))]
             metrics += [Metric(k, float(getattr(rec, k)), end, 0) for k in TRIAL_METRICS]
-            params = [Param(k, _fmt_param(v)) for k, v in rec.params.items()]
+            params = [Param(param_key(k), _fmt_param(v)) for k, v in rec.params.items()]
             tag_list = [RunTag(k, v) for k, v in tags.items() if k != PARENT]
             m_chunks, p_chunks, t_chunks = (list(_chunks(metrics, MAX_METRICS)), list(_chunks(params, MAX_PARAMS)),
                                             list(_chunks(tag_list, MAX_TAGS)))
@@ -300,9 +317,9 @@ class Tracker:
             params = {}
             for k, v in run.data.params.items():
                 try:
-                    params[k] = float(v)
+                    params[param_name(k)] = float(v)
                 except ValueError:
-                    params[k] = v
+                    params[param_name(k)] = v
             entry = {"run_id": run.info.run_id, "status": run.info.status, "state": run.data.tags.get("state", ""),
                      "start_time": run.info.start_time, "end_time": run.info.end_time, "params": params,
                      "scores": {k: v for k, v in run.data.metrics.items() if k not in TRIAL_METRICS},
@@ -378,9 +395,9 @@ class Tracker:
         step = int(best_trial) if best_trial is not None else 0
         same_best = best_trial is not None and run.data.tags.get("best_trial") == str(step)
         ended = next((h.get("ended_at") for h in history if int(h["number"]) == step), None)
-        metrics = [Metric(k, float(v), _ms(ended, now), step) for k, v in best_scores.items()
+        metrics = [Metric(metric_key(k), float(v), _ms(ended, now), step) for k, v in best_scores.items()
                    if v is not None and math.isfinite(float(v))
-                   and not (same_best and run.data.metrics.get(k) == float(v))]   # unchanged: not again
+                   and not (same_best and run.data.metrics.get(metric_key(k)) == float(v))]   # unchanged: not again
         metrics += self._best_so_far(rid, history, objectives, directions, now)
         best_json = {k: _num(v) for k, v in best_params.items()}
         tags = {"best_params": _json_tag(best_json), "objectives": _json_tag(objectives),
@@ -397,8 +414,8 @@ class Tracker:
         # MLflow params are immutable: the parent's params are set once, by the first summary
         existing = run.data.params
         params = []
-        if not any(k in existing for k in best_params):
-            params = [Param(k, _fmt_param(v)) for k, v in best_params.items()]
+        if not any(param_key(k) in existing for k in best_params):
+            params = [Param(param_key(k), _fmt_param(v)) for k, v in best_params.items()]
             if best_trial is not None:
                 tags["params_trial"] = str(int(best_trial))
         tag_list = [RunTag(k, v[:MAX_TAG_VALUE]) for k, v in tags.items()]
@@ -447,7 +464,7 @@ class Tracker:
         for i, (obj, direction) in enumerate(zip(objectives, directions)):
             if direction not in ("maximize", "minimize"):
                 continue
-            key = f"{BEST_SO_FAR}{obj}"
+            key = f"{BEST_SO_FAR}{metric_key(obj)}"
             logged = self.client.get_metric_history(rid, key)
             last = max((m.step for m in logged), default=-1)
             best = None

@@ -14,7 +14,7 @@ from study_configs import FAST
 from explorer.cohort.types import Subject
 from explorer.config import parse_config
 from explorer.report import build, stats
-from explorer.search import full_params, trial_seed
+from explorer.search import subject_spaces, trial_seed
 
 N = 6  # regions of the fake subjects
 
@@ -136,13 +136,17 @@ def subjects():
     return [_subject(rng, sid) for sid in ("s1", "s2", "s3")]
 
 
+def _plan(cfg, subjects, best, seeds):
+    return build.plan(cfg, subjects, best, seeds, subject_spaces(cfg, subjects))
+
+
 def _by(requests, kind, subject):
     return [r for r in requests if r["kind"] == kind and r["subject"] == subject]
 
 
 def test_plan_counts_and_params(cfg, subjects):
     seeds = 2
-    payloads, requests = build.plan(cfg, subjects, BEST, seeds)
+    payloads, requests = _plan(cfg, subjects, BEST, seeds)
     assert len(requests) == len(build.KINDS) * seeds * len(subjects)
     assert Counter((r["kind"], r["subject"]) for r in requests) == {
         (k, s.id): seeds for k in build.KINDS for s in subjects}
@@ -151,7 +155,7 @@ def test_plan_counts_and_params(cfg, subjects):
         twin, sc_only, params_only = (_by(requests, k, s.id) for k in build.KINDS)
         for r in twin + params_only:
             assert r["params"] == {"f": fixed_f, **BEST[s.id]}
-            assert r["params"] == full_params(cfg, s, BEST[s.id])
+            assert r["params"] == subject_spaces(cfg, subjects)[s.id].expand(BEST[s.id])
         for r in sc_only:                                    # the cohort-median free values, own fixed ones
             assert r["params"]["G"] == pytest.approx(MEDIAN["G"])
             assert r["params"]["a"] == pytest.approx(MEDIAN["a"])
@@ -159,21 +163,21 @@ def test_plan_counts_and_params(cfg, subjects):
         assert {r["connectome"] for r in twin + sc_only} == {s.id}
         assert payloads[s.id]["weights"] is s.weights
         assert payloads[s.id]["lengths"] is s.lengths
-        assert payloads[s.id]["params"] == {}                 # no data-derived fixed values here
+        assert payloads[s.id]["bold_tr_s"] == 2.0             # simulation.bold_tr_s (these subjects have no TR)
 
 
 def test_plan_median_of_even_cohort(cfg, subjects):
     rng = np.random.default_rng(5)
     four = subjects + [_subject(rng, "s4")]
     best = {**BEST, "s4": {"G": 2.0, "a": 0.04}}
-    _, requests = build.plan(cfg, four, best, 1)
+    _, requests = _plan(cfg, four, best, 1)
     for r in (r for r in requests if r["kind"] == "sc_only_twin"):
         assert r["params"]["G"] == pytest.approx((1.0 + 1.5) / 2)
         assert r["params"]["a"] == pytest.approx((-0.02 + 0.01) / 2)
 
 
 def test_plan_params_only_runs_on_group_mean(cfg, subjects):
-    payloads, requests = build.plan(cfg, subjects, BEST, 1)
+    payloads, requests = _plan(cfg, subjects, BEST, 1)
     groups = {r["connectome"] for r in requests if r["kind"] == "params_only_twin"}
     assert len(groups) == 1
     group = groups.pop()
@@ -190,7 +194,7 @@ def test_plan_params_only_runs_on_group_mean(cfg, subjects):
 
 def test_plan_seeds_shared_within_subject_and_k(cfg, subjects):
     seeds = 3
-    _, requests = build.plan(cfg, subjects, BEST, seeds)
+    _, requests = _plan(cfg, subjects, BEST, seeds)
     for s in subjects:
         per_kind = {k: [r["seed"] for r in _by(requests, k, s.id)] for k in build.KINDS}
         expected = [build.resim_seed(cfg.sampler.seed, s.id, k) for k in range(seeds)]
@@ -201,7 +205,7 @@ def test_plan_seeds_shared_within_subject_and_k(cfg, subjects):
 
 def test_plan_keys(cfg, subjects):
     settings = cfg.simulation.simulate_kwargs()
-    _, requests = build.plan(cfg, subjects, BEST, 2)
+    _, requests = _plan(cfg, subjects, BEST, 2)
     keys = [r["key"] for r in requests]
     assert len(set(keys)) == len(keys)                       # every simulation here is distinct
     own = {s.id: build.connectome_digest(s.weights, s.lengths) for s in subjects}
@@ -209,15 +213,15 @@ def test_plan_keys(cfg, subjects):
         digest = own[r["subject"]] if r["connectome"] == r["subject"] else r["connectome"]
         assert r["key"] == build.simulation_key(cfg.model, settings, digest, r["params"], r["seed"])
     # same inputs, same plan
-    _, again = build.plan(cfg, subjects, copy.deepcopy(BEST), 2)
+    _, again = _plan(cfg, subjects, copy.deepcopy(BEST), 2)
     assert [r["key"] for r in again] == keys
 
 
 def test_plan_changed_best_only_resimulates_that_subject(cfg, subjects):
-    _, before = build.plan(cfg, subjects, BEST, 2)
+    _, before = _plan(cfg, subjects, BEST, 2)
     best = copy.deepcopy(BEST)
     best["s1"]["G"] = 0.6                                  # the median (1.0, -0.02) does not move
-    _, after = build.plan(cfg, subjects, best, 2)
+    _, after = _plan(cfg, subjects, best, 2)
     changed = {(r["kind"], r["subject"]) for r, q in zip(before, after) if r["key"] != q["key"]}
     assert changed == {("twin", "s1"), ("params_only_twin", "s1")}
 
@@ -225,7 +229,7 @@ def test_plan_changed_best_only_resimulates_that_subject(cfg, subjects):
 def test_plan_identical_simulations_share_a_key(cfg, subjects):
     best = copy.deepcopy(BEST)
     best["s3"] = dict(MEDIAN)                               # s3 is the typical subject: twin == sc_only_twin
-    _, requests = build.plan(cfg, subjects, best, 2)
+    _, requests = _plan(cfg, subjects, best, 2)
     twin = [r["key"] for r in _by(requests, "twin", "s3")]
     sc_only = [r["key"] for r in _by(requests, "sc_only_twin", "s3")]
     assert twin == sc_only

@@ -7,8 +7,8 @@ import numpy as np
 from explorer import simulate
 from explorer.features import FeatureOptions, fit_scores
 from explorer.runner.actor import SimWorker, WorkerSpec
-from explorer.runner.driver import _subject_payload
-from explorer.search import subject_params
+from explorer.runner.driver import subject_payload, worker_spec
+from explorer.search import subject_params, subject_spaces
 from study_configs import fast_config
 
 
@@ -18,20 +18,19 @@ def test_subject_frequencies_from_bold_peak_are_used_by_the_worker(tmp_path):
 
     subject = demo().subjects[0]
     params = subject_params(cfg, subject)
-    payload = _subject_payload(subject, params)
-    assert len(payload["params"]["f"]) == subject.n_regions
-    spec = WorkerSpec(model="hopf", simulate_kwargs=cfg.simulation.simulate_kwargs(),
-                      features=cfg.cohort.features.model_dump(mode="python"), repeats=1, objectives=["fc_r"])
-    worker = SimWorker(spec)
+    payload = subject_payload(cfg, subject, subject_spaces(cfg, [subject])[subject.id], None)
+    assert payload["space"].expand({"G": 0.8})["f"] == params["f"]
+    assert len(params["f"]) == subject.n_regions
+    worker = SimWorker(worker_spec(cfg, 2.0, None, repeats=1))
     worker.add_subject(subject.id, payload)
-    task = {"number": 0, "free": {"G": 0.8}, "params": {"G": 0.8}, "seed": 7, "attempt": 0}
+    task = {"number": 0, "free": {"G": 0.8}, "seed": 7, "attempt": 0}
     out = worker.run_batch(subject.id, [task])
     (rec,) = out["records"]
     assert rec["state"] == "COMPLETE", rec
 
     # the same trial simulated directly with the subject's frequencies gives the same score
     ds = simulate("hopf", subject.weights, subject.lengths, [{"G": 0.8, "f": np.array(params["f"])}], seed=7,
-                  **cfg.simulation.simulate_kwargs())
+                  **cfg.simulation.simulate_kwargs(subject.tr_s))
     opts = FeatureOptions(**cfg.cohort.features.model_dump(mode="python"))
     expected = fit_scores(ds.bold.values[0], cfg.simulation.bold_tr_s, subject.fc, subject.fcd, opts)["fc_r"]
     assert rec["scores"]["fc_r"] == expected
@@ -45,12 +44,9 @@ def test_each_trial_of_a_batch_has_its_own_times(tmp_path):
     from explorer.cohort import demo
 
     subject = demo().subjects[0]
-    spec = WorkerSpec(model="hopf", simulate_kwargs=cfg.simulation.simulate_kwargs(),
-                      features=cfg.cohort.features.model_dump(mode="python"), repeats=1, objectives=["fc_r"],
-                      store_url=str(tmp_path / "signals.zarr"))
-    worker = SimWorker(spec)
-    worker.add_subject(subject.id, _subject_payload(subject, {}))
-    tasks = [{"number": n, "free": {"G": g, "a": -0.02}, "params": {"G": g, "a": -0.02}, "seed": 7 + n, "attempt": 0}
+    worker = SimWorker(worker_spec(cfg, 2.0, str(tmp_path / "signals.zarr"), repeats=1))
+    worker.add_subject(subject.id, subject_payload(cfg, subject, subject_spaces(cfg, [subject])[subject.id], None))
+    tasks = [{"number": n, "free": {"G": g, "a": -0.02}, "seed": 7 + n, "attempt": 0}
              for n, g in enumerate((0.5, 0.9, 1.3))]
     before = time.time()
     out = worker.run_batch(subject.id, tasks)

@@ -25,7 +25,7 @@ from explorer.search import (
     study_name,
     subject_counts,
     subject_seed,
-    trial_params,
+    subject_spaces,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -51,7 +51,10 @@ def test_distributions_and_trial_params():
     assert list(d) == ["G", "w_plus"]
     assert (d["G"].low, d["G"].high, d["G"].log) == (0.5, 3.0, True)
     assert (d["w_plus"].low, d["w_plus"].high, d["w_plus"].log) == (1.0, 2.0, False)
-    assert trial_params(c, {"G": 1.0, "w_plus": 1.5}) == {"J_NMDA": 0.15, "G": 1.0, "w_plus": 1.5}
+    from explorer.cohort import demo
+
+    space = subject_spaces(c, demo().subjects[:1])["NAP_001"]
+    assert space.expand({"G": 1.0, "w_plus": 1.5}) == {"J_NMDA": 0.15, "G": 1.0, "w_plus": 1.5}
 
 
 @pytest.mark.parametrize("name, cls", [("tpe", optuna.samplers.TPESampler), ("random", optuna.samplers.RandomSampler),
@@ -177,11 +180,13 @@ def test_best_summary_single_and_multi_objective(tmp_path):
     assert best["scores"]["fc_r"] == max(t.value for t in study.trials)
     m = cfg(objective=["fc_r", "fcd_ks"], name="m")
     ms = open_subject_study(storage, m, "A")
-    for v in [(0.3, 0.2), (0.5, 0.4), (0.1, 0.5)]:
+    for v in [(0.3, 0.2), (0.5, 0.25), (0.6, 0.6), (0.1, 0.5)]:
         t, _ = ask_params(ms, m)
         ms.tell(t, list(v))
     mb = best_summary(ms, m.objectives)
-    assert mb["scores"] == {"fc_r": 0.5, "fcd_ks": 0.4} and mb["pareto"] == 2
+    # the compromise: nearest the utopia point once each objective is scaled to [0, 1] over the front
+    assert mb["scores"] == {"fc_r": 0.5, "fcd_ks": 0.25} and mb["pareto"] == 3
+    assert mb["pareto_front"] == [0, 1, 2]
 
 
 def test_studies_name_their_metrics_and_finished_trial_count(tmp_path):
@@ -226,8 +231,9 @@ def test_bold_peak_gives_each_subject_its_own_frequencies():
 
     c = parse_config({"name": "h", "cohort": {"source": "demo", "features": {"bandpass": None}}, "model": "hopf",
                       "params": {"free": {"G": {}}, "fixed": {"f": "bold_peak", "a": -0.01}}, "trials": 2})
-    assert trial_params(c, {"G": 1.0}) == {"a": -0.01, "G": 1.0}  # the token is not a number for everyone
     cohort = demo()
+    space = subject_spaces(c, cohort.subjects[:1])["NAP_001"]
+    assert space.expand({"G": 1.0})["f"] == subject_params(c, cohort.subjects[0])["f"]
     p1, p2 = (subject_params(c, s) for s in cohort.subjects[:2])
     np.testing.assert_allclose(p1["f"], peak_frequency(cohort.subjects[0].bold, 2.0, (0.01, 0.1)))
     assert len(p1["f"]) == 80 and all(0.01 <= x <= 0.1 for x in p1["f"])
