@@ -272,12 +272,12 @@ class StudyConfig(_Strict):
     def free_bounds(self) -> dict[str, tuple[float, float, bool]]:
         """Free parameter -> (low, high, log), defaults filled in (:func:`explorer.search.space.default_bounds`)."""
         from explorer.models import get_model
-        from explorer.search.space import default_bounds, split_name
+        from explorer.search.space import default_bounds, free_param
 
         model = get_model(self.model)
         out = {}
         for name, b in self.params.free.items():
-            p = model.param(split_name(name)[0])
+            p = free_param(model, name)
             low, high = default_bounds(name, p.low, p.high)
             out[name] = (low if b.low is None else b.low, high if b.high is None else b.high, b.log)
         return out
@@ -303,7 +303,7 @@ def _model_or_error(name: str):
 
 
 def _check_params(cfg: StudyConfig) -> None:
-    from explorer.search.space import default_bounds, split_name
+    from explorer.search.space import NOISE, default_bounds, free_param, split_name
 
     model = _model_or_error(cfg.model)
     valid = list(model.param_names)
@@ -321,8 +321,16 @@ def _check_params(cfg: StudyConfig) -> None:
             pname, kind, group = split_name(name)
         except ValueError as exc:
             raise _FieldError(field, str(exc)) from None
+        if pname == NOISE:
+            b = P.free[name]
+            if kind != "value":
+                raise _FieldError(field, f"{NOISE} is one number per trial; search it as '{NOISE}'")
+            if b.low is None or b.high is None:
+                raise _FieldError(field, f"give low and high for the noise amplitude ({model.noise_doc})")
+            continue
         if pname not in valid:
-            raise _FieldError(field, f"unknown parameter {pname!r} of model {cfg.model!r}; valid: {valid}")
+            raise _FieldError(field, f"unknown parameter {pname!r} of model {cfg.model!r}; valid: "
+                                     f"{valid + [NOISE]}")
         regional = "maps" if pname in P.maps else "groups" if pname in P.groups else None
         if kind == "value":
             plain.add(pname)
@@ -372,7 +380,7 @@ def _check_params(cfg: StudyConfig) -> None:
                                             "remove it there")
     for name, b in P.free.items():
         pname, kind, _ = split_name(name)
-        p = model.param(pname)
+        p = free_param(model, name)
         dlow, dhigh = default_bounds(name, p.low, p.high)
         low = dlow if b.low is None else b.low
         high = dhigh if b.high is None else b.high

@@ -237,11 +237,12 @@ def phenotype_link(subjects: list[Any], best: dict[str, dict[str, float]], free:
 
 
 def _units(model: str, names: list[str]) -> dict[str, str]:
-    """Each free parameter's unit, from the model's parameter table."""
+    """Each free parameter's unit, from the model's parameter table (``P.scale`` and ``P[g]`` take P's)."""
     from explorer.models import get_model
+    from explorer.search.space import free_param
 
     m = get_model(model)
-    return {n: m.param(n).unit for n in names}
+    return {n: free_param(m, n).unit for n in names}
 
 
 def _number(v: Any) -> float | None:

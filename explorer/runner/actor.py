@@ -154,6 +154,8 @@ class SimWorker:
         """Simulate (task, full parameter set) pairs, ``repeats`` seeds each; BOLD per task or None (diverged)."""
         from explorer.sim import simulate
 
+        from explorer.search.space import split_noise
+
         subj = self.subjects[subject_id]
         reps = self.spec.repeats
         params, seeds = [], []
@@ -161,9 +163,11 @@ class SimWorker:
             for r in range(reps):
                 params.append(full)
                 seeds.append(int(task["seed"]) + r)
+        kwargs = self._kwargs(subject_id)
+        params, kwargs["noise_sigma"] = split_noise(params, kwargs["noise_sigma"])
         t0 = time.perf_counter()
         ds = simulate(self.spec.model, subj["weights"], subj["lengths"], params, seed=seeds,
-                      labels=subj.get("labels"), **self._kwargs(subject_id))
+                      labels=subj.get("labels"), **kwargs)
         sim_s = time.perf_counter() - t0
         bold = np.asarray(ds["bold"].values)
         diverged = np.asarray(ds["diverged"].values, dtype=bool)
@@ -236,9 +240,12 @@ class SimWorker:
         bold = np.full((len(tasks),), None, dtype=object)
         diverged = np.ones(len(tasks), dtype=bool)
         if ok:
-            ds = simulate(self.spec.model, subj["weights"], subj["lengths"], [sets[i] for i in ok],
-                          seed=[int(tasks[i]["seed"]) for i in ok], labels=subj.get("labels"),
-                          **self._kwargs(subject_id))
+            from explorer.search.space import split_noise
+
+            kwargs = self._kwargs(subject_id)
+            params, kwargs["noise_sigma"] = split_noise([sets[i] for i in ok], kwargs["noise_sigma"])
+            ds = simulate(self.spec.model, subj["weights"], subj["lengths"], params,
+                          seed=[int(tasks[i]["seed"]) for i in ok], labels=subj.get("labels"), **kwargs)
             for j, i in enumerate(ok):
                 bold[i] = ds["bold"].values[j]
                 diverged[i] = bool(ds["diverged"].values[j])

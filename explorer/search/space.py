@@ -33,6 +33,9 @@ DATA_VALUES: dict[str, str] = {
                  "features.bandpass (0.01-0.1 Hz when there is none); Deco et al. 2017's Hopf frequencies",
 }
 
+#: free names that set a simulation setting per trial instead of a model parameter
+NOISE = "noise_sigma"
+
 _NAME = re.compile(r"^(?P<p>[A-Za-z_][A-Za-z0-9_]*)(?:\.(?P<part>base|scale)|\[(?P<g>[A-Za-z0-9_\-]+)\])?$")
 
 
@@ -50,6 +53,31 @@ def split_name(name: str) -> tuple[str, str, str | None]:
     if m["g"]:
         return m["p"], "group", m["g"]
     return m["p"], "value", None
+
+
+def free_param(model: Any, name: str) -> Any:
+    """The :class:`~explorer.models.base.Param` behind free name ``name`` (``noise_sigma``: the noise amplitude).
+
+    ``noise_sigma`` searches the simulation's noise amplitude per trial (units: ``model.noise_doc``);
+    it has no default bounds. Raises ModelError for an unknown name.
+    """
+    from explorer.models.base import Param
+
+    pname = split_name(name)[0]
+    if pname == NOISE:
+        return Param(NOISE, 0.0, float("nan"), float("nan"), "model noise unit", model.noise_doc, 0.0,
+                     per_region=False)
+    return model.param(pname)
+
+
+def split_noise(params: Sequence[Mapping[str, Any]], default: float) -> tuple[list[dict[str, Any]], list[float]]:
+    """(parameter sets without ``noise_sigma``, each set's noise amplitude: its own or ``default``)."""
+    sets, sigmas = [], []
+    for p in params:
+        q = dict(p)
+        sigmas.append(float(q.pop(NOISE, default)))
+        sets.append(q)
+    return sets, sigmas
 
 
 def default_bounds(name: str, low: float, high: float) -> tuple[float, float]:
@@ -188,7 +216,7 @@ def with_fic(params: Sequence[dict[str, Any] | str], weights: np.ndarray, model:
     if not todo:
         return out
     w = np.asarray(weights, dtype=np.float64)
-    p = param_array(get_model(model), [params[i] for i in todo], w.shape[0])
+    p = param_array(get_model(model), split_noise([params[i] for i in todo], 0.0)[0], w.shape[0])
     res = fic_inhibition(p, w, target_hz)
     for b, i in enumerate(todo):
         if res.converged[b]:

@@ -181,7 +181,7 @@ def warmup(model: str | Model, dtype: str = "float64") -> float:
 def simulate(model: str | Model, weights, lengths,
              params: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
              duration_s: float = 60.0, dt_ms: float = 0.1, velocity: float = 20.0,
-             noise_sigma: float = 0.0, seed: int | Sequence[int] = 0,
+             noise_sigma: float | Sequence[float] = 0.0, seed: int | Sequence[int] = 0,
              tavg_ms: float | None = None, bold_tr_s: float | None = 2.0, transient_s: float = 0.0,
              integrator: str = "euler", dtype: str = "float64", bold_monitor: str = "balloon",
              labels: Sequence[str] | None = None) -> xr.Dataset:
@@ -197,7 +197,7 @@ def simulate(model: str | Model, weights, lengths,
         dt_ms: integration step in ms.
         velocity: conduction velocity in m/s (= mm/ms); ``inf`` means no delays.
         noise_sigma: additive noise amplitude, ``sqrt(dt) * sigma * N(0, 1)`` with dt in the model's
-            time unit (see ``Model.noise_doc``); 0 = deterministic.
+            time unit (see ``Model.noise_doc``); 0 = deterministic; one value, or one per trial.
         seed: int (trial b uses seed + b) or one seed per trial. Batch == singles, bit for bit.
         tavg_ms: temporal-average period in ms (None = off).
         bold_tr_s: BOLD sampling period in s (None = off); a multiple of dt.
@@ -231,9 +231,12 @@ def simulate(model: str | Model, weights, lengths,
         raise SimulationError(f"duration_s must be > 0 s, got {duration_s!r}")
     if not (transient_s >= 0):
         raise SimulationError(f"transient_s must be >= 0 s, got {transient_s!r}")
-    if not (isinstance(noise_sigma, (int, float, np.integer, np.floating)) and math.isfinite(noise_sigma)
-            and noise_sigma >= 0):
-        raise SimulationError(f"noise_sigma must be a finite number >= 0, got {noise_sigma!r}")
+    sigma = np.asarray(noise_sigma, dtype=np.float64) if not isinstance(noise_sigma, (str, bytes)) else None
+    if sigma is None or sigma.ndim > 1 or not (np.all(np.isfinite(sigma)) and np.all(sigma >= 0)):
+        raise SimulationError(f"noise_sigma must be a finite number >= 0 (or one per trial), got {noise_sigma!r}")
+    if sigma.ndim == 1 and sigma.shape[0] != len(params):
+        raise SimulationError(f"noise_sigma has {sigma.shape[0]} values but there are {len(params)} parameter sets; "
+                              "give one per trial or a single number")
     if integrator not in ("euler", "heun"):
         raise SimulationError(f"integrator must be 'euler' or 'heun', got {integrator!r}")
     if dtype not in _DTYPES:
@@ -281,7 +284,7 @@ def simulate(model: str | Model, weights, lengths,
     if (m.name, dtype) not in _COMPILED:
         compile_s = warmup(m, dtype)
     out = run_batch(m, conn, p, x0, seeds, n_steps=n_rec + n_skip, dt_ms=float(dt_ms),
-                    noise_sigma=float(noise_sigma), n_skip=n_skip, tavg_n=tavg_n, bold_mode=bold_mode,
+                    noise_sigma=sigma, n_skip=n_skip, tavg_n=tavg_n, bold_mode=bold_mode,
                     bold_tr_n=tr_n, bold_sub_n=sub_n, heun=integrator == "heun", dtype=_DTYPES[dtype])
 
     diverged = ~out["active"]
@@ -302,7 +305,8 @@ def simulate(model: str | Model, weights, lengths,
         data_vars["tavg"] = (("trial", "tavg_time", "region", "state"), tavg)
         coords["tavg_time"] = (np.arange(tavg.shape[1]) + 1) * tavg_n * float(dt_ms) / 1000.0
         coords["state"] = list(m.states)
-    attrs = dict(model=m.name, dt_ms=float(dt_ms), velocity=float(velocity), noise_sigma=float(noise_sigma),
+    data_vars["noise_sigma"] = (("trial",), np.broadcast_to(sigma, (B,)).astype(np.float64))
+    attrs = dict(model=m.name, dt_ms=float(dt_ms), velocity=float(velocity),
                  seeds=np.array(seeds, dtype=np.int64), duration_s=float(duration_s),
                  transient_s=float(transient_s), integrator=integrator, dtype=dtype, bold_monitor=bold_monitor,
                  bold_tr_s=float(bold_tr_s) if bold_tr_s is not None else float("nan"),

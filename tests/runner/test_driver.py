@@ -206,3 +206,39 @@ def test_second_driver_is_refused(tmp_path):
     with StudyLock(cfg.study_dir, cfg.name):
         with pytest.raises(StudyError, match="already being run by another driver"):
             run_study(cfg, live=False)
+
+
+def test_fic_and_map_study_refuses_and_fails_with_reasons_and_reports_full_params(tmp_path, ray_session):
+    """rww_ei with FIC and an SC-strength map of J_NMDA, on a grid: a candidate leaving J_NMDA's hard
+    limits is refused (never simulated), one past FIC's stable range fails 'fic did not converge',
+    the others complete; the simulated TR is the cohort's (bold_tr_s null)."""
+    from explorer.search import subject_spaces
+
+    grid = {"G": [0.3, 4.0], "J_NMDA.base": [0.05], "J_NMDA.scale": [-0.1, 0.05]}
+    cfg = fast_config(tmp_path, name="fic", model="rww_ei", cohort={"subjects": ["NAP_001"]},
+                      simulation={"duration_s": 40, "dt_ms": 1.0, "transient_s": 0, "noise_sigma": 0.01,
+                                  "bold_tr_s": None},
+                      params={"free": {"G": {"low": 0.1, "high": 4.0}, "J_NMDA.base": {"low": 0.01, "high": 0.3},
+                                       "J_NMDA.scale": {"low": -0.2, "high": 0.2}},
+                              "maps": {"J_NMDA": "sc_strength"}, "fic": True},
+                      sampler={"name": "grid", "grid": grid}, trials=None)
+    result = run_study(cfg, live=False)
+    assert result.trials_run == 4
+    study = _studies(cfg, cfg.study_dir)["NAP_001"]
+    by = {(t.params["G"], t.params["J_NMDA.scale"]): t for t in study.get_trials(deepcopy=False)}
+    for g in grid["G"]:
+        t = by[(g, -0.1)]
+        assert t.state == TrialState.FAIL and t.user_attrs["reason"].startswith("refused: J_NMDA")
+        assert t.user_attrs["simulate_wall_seconds"] == 0.0
+    assert by[(0.3, 0.05)].state == TrialState.COMPLETE and math.isfinite(by[(0.3, 0.05)].value)
+    bad = by[(4.0, 0.05)]
+    assert bad.state == TrialState.FAIL and bad.user_attrs["reason"].startswith("fic did not converge")
+    # the report's parameter set of the best trial: the map and FIC's J_I for this subject's connectome
+    from explorer.runner.driver import load_study_cohort
+
+    s = load_study_cohort(cfg).subjects[0]
+    full = subject_spaces(cfg, [s])[s.id].full(by[(0.3, 0.05)].params, s.weights)
+    assert len(full["J_NMDA"]) == len(full["J_I"]) == s.n_regions
+    assert min(full["J_NMDA"]) == pytest.approx(0.05) and max(full["J_NMDA"]) == pytest.approx(0.1)
+    st = study_status(cfg.study_dir)["subjects"]["NAP_001"]
+    assert st["complete"] == 1 and st["failed"] == 3

@@ -56,8 +56,9 @@ def test_dataset_layout_and_attrs():
     assert list(ds["region"].values) == ["a", "b", "c"]
     assert list(ds["seed"].values) == [7, 8]
     np.testing.assert_allclose(ds["tavg_time"].values[:3], [0.01, 0.02, 0.03])
-    for key in ("model", "dt_ms", "velocity", "noise_sigma", "seeds", "wall_s", "compile_s"):
+    for key in ("model", "dt_ms", "velocity", "seeds", "wall_s", "compile_s"):
         assert key in ds.attrs
+    assert list(ds["noise_sigma"].values) == [0.01, 0.01]
     assert ds.attrs["model"] == "rww_ei" and list(ds.attrs["seeds"]) == [7, 8]
     assert ds.attrs["max_delay_steps"] == 5  # 50 mm / 20 m/s / 0.5 ms
     off = simulate("rww_ei", W, L, {"G": 0.1}, duration_s=0.1, bold_tr_s=None, tavg_ms=None)
@@ -100,3 +101,19 @@ def test_stochastic_heun_batch_equals_singles():
         assert np.array_equal(batch[b], single)
     euler = simulate("rww_ei", W, L, params[0], seed=4, **{**kw, "integrator": "euler"})["tavg"].values[0]
     assert not np.array_equal(batch[0], euler) and np.abs(batch[0] - euler).max() < 1e-3
+
+
+def test_noise_per_trial_equals_the_single_runs():
+    kw = dict(duration_s=0.5, dt_ms=0.5, tavg_ms=5.0, bold_tr_s=None, seed=[3, 4])
+    both = simulate("rww_ei", W, L, [{"G": 0.1}, {"G": 0.1}], noise_sigma=[0.0, 0.02], **kw)
+    quiet = simulate("rww_ei", W, L, {"G": 0.1}, noise_sigma=0.0, duration_s=0.5, dt_ms=0.5, tavg_ms=5.0,
+                     bold_tr_s=None, seed=3)
+    loud = simulate("rww_ei", W, L, {"G": 0.1}, noise_sigma=0.02, duration_s=0.5, dt_ms=0.5, tavg_ms=5.0,
+                    bold_tr_s=None, seed=4)
+    np.testing.assert_array_equal(both["tavg"].values[0], quiet["tavg"].values[0])
+    np.testing.assert_array_equal(both["tavg"].values[1], loud["tavg"].values[0])
+    assert list(both["noise_sigma"].values) == [0.0, 0.02]
+    with pytest.raises(SimulationError, match="one per trial"):
+        simulate("rww_ei", W, L, [{"G": 0.1}, {"G": 0.1}], noise_sigma=[0.01], **kw)
+    with pytest.raises(SimulationError, match="finite number >= 0"):
+        simulate("rww_ei", W, L, [{"G": 0.1}, {"G": 0.1}], noise_sigma=[0.01, -1.0], **kw)
