@@ -358,6 +358,7 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
         best[s.id] = {k: float(v) for k, v in summary["params"].items()}
         fit[s.id] = {"n_trials": len(study.get_trials(deepcopy=False)), "n_complete": len(trials),
                      "best_number": summary["number"], "best_params": best[s.id], "best_scores": summary["scores"],
+                     "pareto_front": summary.get("pareto_front"),
                      "convergence": _convergence(trials, maximise), "landscape": _landscape(trials, free)}
     subjects = [s for s in cohort if s.id in best]
     if not subjects:
@@ -367,6 +368,13 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
     from explorer.runner.driver import study_inputs
 
     spaces, fc_mean = study_inputs(cfg, study_dir, subjects)
+    for s in subjects:
+        # the twin's whole parameter set: per-region values from maps, groups, data and FIC
+        full = spaces[s.id].full_batch([best[s.id]], s.weights)[0]
+        fit[s.id]["regional_params"] = {} if isinstance(full, str) else \
+            {k: [round(float(x), 6) for x in v] for k, v in full.items() if isinstance(v, list)}
+        if isinstance(full, str):
+            fit[s.id]["regional_params_error"] = full
     payloads, requests = plan(cfg, subjects, best, seeds, spaces, fc_mean)
     store = SignalStore(zarr_url(cfg, study_dir))
     results: dict[str, dict[str, Any] | None] = {}

@@ -101,14 +101,33 @@ def _fit(report: dict, figures: dict) -> str | None:
     summ = report.get("summary") or {}
     med = "; ".join(f"median re-simulated {escape(k.removesuffix('_resim_median'))}: {_num(v)}"
                     for k, v in summ.items() if k.endswith("_resim_median"))
+    order = [s for s in report.get("subjects", []) if s in fit] or list(fit)
+    fronts = {s: fit[s].get("pareto_front") for s in order if fit[s].get("pareto_front")}
+    pareto = ("<p>Several objectives: each twin is its subject's Pareto compromise, the front's trial nearest "
+              "the best value of every objective once each is scaled to [0, 1] over the front. Front sizes: "
+              + ", ".join(f"{escape(s)} {len(v)}" for s, v in fronts.items()) + ".</p>") if fronts else ""
+    regional = sorted({k for s in order for k in (fit[s].get("regional_params") or {})})
+    reg_rows = [[_td(escape(s), "name")] + [_td(_range((fit[s].get("regional_params") or {}).get(k))) for k in regional]
+                for s in order]
+    reg = ("<p>Per-region parameters of each twin (maps, groups, data-derived values and FIC's J_I), "
+           "min – max over regions (mean); every value is in <code>report.json</code>.</p>"
+           + _table(["subject"] + regional, reg_rows, ' id="regional-table"')) if regional else ""
     return (f"<p>{med + '. ' if med else ''}The search's best score of a subject is optimistic (the best of many "
             f"noisy draws); re-simulating its best parameters with {escape(str(report.get('seeds', '?')))} "
             "seeds gives the honest score.</p>"
+            + pareto
             + _imgs(figures, "fit_scores", "re-simulated vs search best scores per subject")
-            + _table(head, rows, ' id="fit-table"')
+            + _table(head, rows, ' id="fit-table"') + reg
             + _imgs(figures, "fit_fc", "empirical vs simulated FC matrices")
             + _imgs(figures, "fit_convergence", "best-so-far score vs trial number per subject")
             + _imgs(figures, "fit_landscape", "score over the free parameters"))
+
+
+def _range(values: list | None) -> str:
+    if not values:
+        return "—"
+    v = [float(x) for x in values]
+    return f"{_num(min(v))} – {_num(max(v))} ({_num(sum(v) / len(v))})"
 
 
 def _ident_row(label: str, r: dict | None, acc_cls: str = "", note: str = "") -> list[str]:

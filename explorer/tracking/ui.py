@@ -138,9 +138,12 @@ def _kv(run: dict, kind: str) -> dict[str, str]:
 
 
 def _objective_key(runs: list[dict], objective: str) -> str:
-    """The parent metric holding a subject's best ``objective``: its own name (the children's
+    """The parent metric holding a subject's best ``objective``: its own MLflow name (the children's
     column), or ``best_<objective>`` in studies logged before the parent shared the children's names."""
-    return objective if any(objective in _kv(r, "metrics") for r in runs) or not runs else f"best_{objective}"
+    from explorer.tracking.tracker import metric_key
+
+    key = metric_key(objective)
+    return key if any(key in _kv(r, "metrics") for r in runs) or not runs else f"best_{key}"
 
 
 def _best_params(run: dict) -> dict[str, str]:

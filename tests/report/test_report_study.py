@@ -40,9 +40,12 @@ def _trials(cfg, study_dir):
 
 
 def _keys(cfg, report):
+    from explorer.runner.driver import study_inputs
+
     subjects = load_study_cohort(cfg).subset(report["subjects"]).subjects
     best = {sid: report["fit"][sid]["best_params"] for sid in report["subjects"]}
-    return {r["key"] for r in plan(cfg, subjects, best, report["seeds"])[1]}
+    spaces, fc_mean = study_inputs(cfg, cfg.study_dir, subjects)
+    return {r["key"] for r in plan(cfg, subjects, best, report["seeds"], spaces, fc_mean)[1]}
 
 
 def test_report_of_a_split_study_is_cached_logged_and_refreshed_after_extend(tmp_path, ray_session):
@@ -173,3 +176,55 @@ def test_synthetic_twins_are_recovered(tmp_path, ray_session):
     assert rec["G"]["rel_error_median"] == pytest.approx(float(np.median(errors)))
     assert rec["G"]["rel_error_median"] <= 0.10, rec["G"]
     assert all(math.isfinite(e) for e in rec["a"]["rel_error"])
+
+
+def test_report_of_a_fic_groups_study_with_two_objectives(tmp_path, ray_session):
+    """rww_ei with FIC and w_plus in 3 FC networks, objectives fc_r and fc_r_residual: the report reads
+    each twin's full parameter set (groups and FIC's J_I) and says which Pareto trial is the twin."""
+    from explorer.models import get_model
+    from explorer.models.fic import excitatory_rate, fic_inhibition
+    from explorer.search import cohort_reference
+    from explorer.sim.simulator import param_array
+
+    subjects = ["NAP_001", "NAP_002", "NAP_007"]
+    cfg = fast_config(tmp_path, name="ficgroups", model="rww_ei", trials=4,
+                      cohort={"subjects": subjects, "features": {"fcd_window": 10}},
+                      simulation={"duration_s": 40, "dt_ms": 1.0, "transient_s": 0, "noise_sigma": 0.005,
+                                  "bold_tr_s": None},
+                      params={"free": {"G": {"low": 0.1, "high": 0.6}, "w_plus[net1]": {}, "w_plus[net2]": {},
+                                       "w_plus[net3]": {}},
+                              "groups": {"w_plus": "fc_networks3"}, "fic": True},
+                      objective=["fc_r", "fc_r_residual"])
+    save_frozen(cfg)
+    run_study(cfg, live=False)
+    report, out, _ = create_report(cfg.study_dir, seeds=1, mlflow=False)
+    cohort = load_study_cohort(cfg)
+    fc_mean = cohort_reference(cfg.study_dir, cohort.subjects)
+    np.testing.assert_allclose(fc_mean, np.mean([s.fc for s in cohort], axis=0))
+    trials = _trials(cfg, cfg.study_dir)
+    for s in cohort:
+        f = report["fit"][s.id]
+        front = f["pareto_front"]
+        assert f["best_number"] in front and all(trials[s.id][n].state == TrialState.COMPLETE for n in front)
+        reg = f["regional_params"]
+        # w_plus takes the best trial's three group values, region by region
+        assert set(np.round(reg["w_plus"], 6)) <= {round(f["best_params"][f"w_plus[net{i}]"], 6) for i in (1, 2, 3)}
+        # J_I is FIC's for this subject's connectome: the rate sits at 3 Hz on the fixed point
+        params = {"G": f["best_params"]["G"], "w_plus": reg["w_plus"], "J_I": reg["J_I"]}
+        p = param_array(get_model("rww_ei"), [params], s.n_regions)
+        res = fic_inhibition(p, s.weights, 3.0)
+        np.testing.assert_allclose(reg["J_I"], res.J_I[:, 0], atol=1e-5)
+        np.testing.assert_allclose(excitatory_rate(res.S_E, res.S_I, p, s.weights), 3.0, atol=1e-5)
+        assert f["best_scores"]["fc_r_residual"] == pytest.approx(trials[s.id][f["best_number"]].values[1])
+    html = (out / "index.html").read_text()
+    assert 'id="regional-table"' in html and "Pareto compromise" in html and "J_I" in html
+    # MLflow holds the group parameters (as w_plus/net1: MLflow allows no brackets) and agrees with Optuna
+    from explorer.config import mlflow_uri
+    from explorer.verify import verify_study
+
+    runs = Tracker(mlflow_uri(cfg, cfg.study_dir), experiment=cfg.name).trial_runs("NAP_001")
+    n = report["fit"]["NAP_001"]["best_number"]
+    assert runs[n]["params"]["w_plus[net2]"] == pytest.approx(trials["NAP_001"][n].params["w_plus[net2]"])
+    checked = verify_study(cfg.study_dir)
+    assert checked.ok and checked.checked == sum(
+        t.state == TrialState.COMPLETE for ts in trials.values() for t in ts), checked.to_dict()

@@ -212,3 +212,17 @@ def test_optuna_and_mlflow_never_share_a_database(tmp_path):
     check_separate_databases("postgresql://a:p@db:5432/explorer_optuna", "postgresql://a:p@db:5432/explorer_mlflow")
     check_separate_databases(str(tmp_path / "optuna.log"), f"sqlite:///{tmp_path}/mlflow.db")
     check_separate_databases(f"sqlite:///{tmp_path}/optuna.db", "http://mlflow.example:5000")
+
+
+def test_mlflow_keys_of_regional_parameters_and_combined_objectives():
+    from mlflow.utils.validation import _validate_metric_name, _validate_param_name
+
+    from explorer.tracking.tracker import metric_key, param_key, param_name
+
+    for name in ("G", "w_plus.base", "w_plus.scale", "J_NMDA[net3]", "w_plus[visual-a]", "noise_sigma"):
+        _validate_param_name(param_key(name))          # MLflow accepts it (it refuses brackets)
+        assert param_name(param_key(name)) == name
+    assert param_key("J_NMDA[net3]") == "J_NMDA/net3"
+    assert metric_key("fc_r + 0.5*fc_r_residual - fcd_ks") == "fc_r_plus_0.5_x_fc_r_residual_minus_fcd_ks"
+    assert metric_key("fc_r") == "fc_r"
+    _validate_metric_name(metric_key("fc_r + 0.5*fc_r_residual - fcd_ks"))
