@@ -104,6 +104,12 @@ def bold_tr(cfg: StudyConfig, subject) -> float:
     from explorer.config import check_tr
 
     tr = cfg.simulation.bold_tr_s if cfg.simulation.bold_tr_s is not None else subject.tr_s
+    if subject.tr_s is not None and tr is not None and abs(float(tr) - float(subject.tr_s)) > 1e-9:
+        from explorer.errors import ConfigError
+
+        raise ConfigError(f"field 'simulation.bold_tr_s': {tr:g} s, but subject {subject.id}'s BOLD has TR "
+                          f"{subject.tr_s:g} s: FC and FCD would compare unlike samples; set bold_tr_s to null "
+                          "(the cohort's TR)")
     if tr is None:
         raise StudyError(f"subject {subject.id}: no BOLD TR to simulate at (FC only); give cohort.tr_s or "
                          "simulation.bold_tr_s")

@@ -232,6 +232,10 @@ def test_bold_tr_defaults_to_the_cohorts_and_dt_must_divide_it(cohort):
     assert c.simulation.bold_tr_s is None
     assert bold_tr(c, cohort[0]) == 2.0 == c.simulation.simulate_kwargs(2.0)["bold_tr_s"]
     data = copy.deepcopy(RWW)
+    data["simulation"]["bold_tr_s"] = 0.72
+    with pytest.raises(ConfigError, match=r"simulation.bold_tr_s': 0.72 s, but subject NAP_001's BOLD has TR 2 s"):
+        bold_tr(parse_config(data), cohort[0])
+    data = copy.deepcopy(RWW)
     data["simulation"]["dt_ms"] = 0.5
     c = parse_config(data)
     check_tr(c, 0.72, "subject X")              # 720 ms / 0.5 ms: fine
