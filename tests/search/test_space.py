@@ -262,3 +262,25 @@ def test_noise_sigma_can_be_searched_per_trial(cohort):
     assert sigmas == [0.004, 0.01] and "noise_sigma" not in sets[0] and sets[0]["G"] == 0.4
     msg = error_of(free={"G": {}, "noise_sigma": {}})
     assert "field 'params.free.noise_sigma'" in msg and "give low and high" in msg
+
+
+def test_map_file_is_found_next_to_the_config_and_frozen_absolute(cohort, tmp_path, monkeypatch):
+    import yaml
+
+    from explorer.config import load_config
+
+    labels = cohort[0].labels
+    (tmp_path / "cfgs").mkdir()
+    (tmp_path / "cfgs" / "myelin.tsv").write_text("label\tvalue\n" + "\n".join(f"{lab}\t{i}" for i, lab in enumerate(labels)))
+    data = copy.deepcopy(RWW)
+    data["params"] = {"free": {"G": {}, "w_plus.base": {}, "w_plus.scale": {}}, "maps": {"w_plus": "myelin.tsv"}}
+    (tmp_path / "cfgs" / "study.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(tmp_path)
+    c = load_config(tmp_path / "cfgs" / "study.yaml")
+    assert c.params.maps["w_plus"] == str(tmp_path / "cfgs" / "myelin.tsv")
+    m = subject_spaces(c, cohort[:1])[cohort[0].id].maps["w_plus"]
+    np.testing.assert_allclose(m, np.arange(len(labels)) / (len(labels) - 1))
+    data["params"]["maps"] = {"w_plus": "missing.tsv"}
+    (tmp_path / "cfgs" / "study.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"field 'params.maps.w_plus': 'missing.tsv' is neither one of"):
+        load_config(tmp_path / "cfgs" / "study.yaml")
