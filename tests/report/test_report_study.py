@@ -71,7 +71,10 @@ def test_report_of_a_split_study_is_cached_logged_and_refreshed_after_extend(tmp
     search_seeds = {t.user_attrs["seed"] for ts in _trials(cfg, study_dir).values() for t in ts}
     cohort = load_study_cohort(cfg)
     best = {u: report["fit"][u]["best_params"] for u in UNITS}
-    _, requests = plan(cfg, cohort.subset(UNITS).subjects, best, SEEDS)
+    from explorer.runner.driver import study_inputs
+
+    units = cohort.subset(UNITS).subjects
+    _, requests = plan(cfg, units, best, SEEDS, *study_inputs(cfg, study_dir, units))
     twin_fc = {}
     for sid in UNITS:
         fit = report["fit"][sid]
