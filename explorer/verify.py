@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from explorer.features import SCORES
+
 Trials = Mapping[str, Mapping[int, Mapping[str, Any]]]   # subject -> number -> {params, scores, ...}
 
 KINDS = {
@@ -212,8 +214,8 @@ def optuna_records(cfg, study_dir: Path) -> dict[str, dict[int, dict[str, Any]]]
         for t in study.get_trials(deepcopy=False):
             ua = t.user_attrs
             scores = dict(ua.get("scores", {}))
-            if t.values:
-                scores.update({o: float(v) for o, v in zip(cfg.objectives, t.values)})
+            if t.values:   # a combined objective is derived from the scores: only named scores are recorded
+                scores.update({o: float(v) for o, v in zip(cfg.objectives, t.values) if o in SCORES})
             trials[t.number] = {"state": t.state.name, "params": dict(t.params), "scores": scores,
                                 "record": {"seed": int(ua.get("seed", -1)), "reason": str(ua.get("reason", "")),
                                            "sim_seconds": float(ua.get("sim_seconds", 0.0)),
@@ -246,16 +248,24 @@ def _open_store(cfg, study_dir: Path):
         return None  # nothing stored yet: every COMPLETE trial is missing
 
 
-def _zarr_expected(cfg, opt: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[str, set[int]] | None:
-    """``store: best``: only the best k COMPLETE trials of each subject must have signals."""
+def _zarr_expected(cfg, study_dir: Path, opt: Mapping[str, Mapping[int, Mapping[str, Any]]]
+                   ) -> dict[str, set[int]] | None:
+    """``store: best``: only the best k COMPLETE trials of each subject, and its twin, must have signals."""
     if cfg.store.mode != "best":
         return None
+    from explorer.config import optuna_storage_url
+    from explorer.search import best_summary, open_storage, open_subject_study
     from explorer.store import best_trials
 
+    storage = open_storage(optuna_storage_url(cfg, study_dir))
     obj = cfg.objectives[0]
     maximise = cfg.directions[0] == "maximize"
-    return {sid: set(best_trials({n: t for n, t in trials.items() if t["state"] == "COMPLETE"},
-                                 cfg.store.best_k, obj, maximise)) for sid, trials in opt.items()}
+    out = {}
+    for sid, trials in opt.items():
+        twin = best_summary(open_subject_study(storage, cfg, sid, create=False), cfg.objectives).get("number")
+        out[sid] = set(best_trials({n: t for n, t in trials.items() if t["state"] == "COMPLETE"},
+                                   cfg.store.best_k, obj, maximise, () if twin is None else (twin,)))
+    return out
 
 
 def resolve_signals(store, opt: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[str, dict[int, dict]]:
@@ -302,7 +312,7 @@ def _verify(cfg, study_dir: Path, repair: bool) -> Report:
     subjects = sorted(set(opt) | set(tracker.subjects()) | set(store.subjects() if store else []))
     runs = {sid: tracker.trial_runs(sid) for sid in subjects}
     zarr = None if cfg.store.mode == "none" else {sid: (store.trials(sid) if store else {}) for sid in subjects}
-    expected = _zarr_expected(cfg, opt)
+    expected = _zarr_expected(cfg, study_dir, opt)
     resolved = None if cfg.store.mode == "none" else resolve_signals(store, opt)
     report = compare(opt, runs, zarr, zarr_expected=expected, resolved=resolved)
     if not repair or report.ok:

@@ -197,8 +197,10 @@ def worker_spec(cfg: StudyConfig, tr_s: float, store_url: str | None, repeats: i
 
 
 def _score_for_progress(rec: TrialRecord, objective: str) -> float | None:
-    v = rec.scores.get(objective)
-    return v if v is not None and math.isfinite(v) else None
+    from explorer.features import objective_value
+
+    v = objective_value(rec.scores, objective) if rec.scores else math.nan
+    return v if math.isfinite(v) else None
 
 
 def run_study(cfg: StudyConfig, study_dir: str | Path | None = None, only_subjects: list[str] | None = None,
@@ -515,7 +517,7 @@ class _Driver:
             if self.cfg.store.mode == "best" and best:
                 obj = self.cfg.objectives[0]
                 guarded(f"keeping the best {self.cfg.store.best_k} signals of {sid}", self.store.keep_best, sid,
-                        self.cfg.store.best_k, obj, self.cfg.directions[0] == "maximize")
+                        self.cfg.store.best_k, obj, self.cfg.directions[0] == "maximize", (best["number"],))
             guarded(f"packing the signals of {sid}", self.store.pack, sid)
         if best:
             from explorer.runner.hooks import subject_summary_arrays

@@ -41,7 +41,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -559,13 +559,14 @@ class SignalStore:
             if int(a.get("number", -1)) == number:
                 self._delete(f"subjects/{sid}/staging/{a['_name']}")
 
-    def keep_best(self, subject_id: str, k: int, objective: str, maximise: bool) -> list[int]:
-        """Keep only the ``k`` best committed trials by ``scores[objective]``; return their numbers.
+    def keep_best(self, subject_id: str, k: int, objective: str, maximise: bool, always: Sequence[int] = ()
+                  ) -> list[int]:
+        """Keep only the ``k`` best committed trials by ``objective``, and ``always`` (the twin); return their numbers.
 
         Trials with a missing or non-finite score rank last. Driver only (store: best).
         """
         sid = check_id("subject id", subject_id)
-        keep = best_trials(self.trials(sid), k, objective, maximise)
+        keep = best_trials(self.trials(sid), k, objective, maximise, always)
         _, packed = self._packed(sid)
         if packed:
             self.pack(sid, keep=keep, stale_after_s=None)
@@ -577,14 +578,19 @@ class SignalStore:
         return keep
 
 
-def best_trials(trials: Mapping[int, Mapping[str, Any]], k: int, objective: str, maximise: bool) -> list[int]:
-    """Numbers of the ``k`` best trials by ``scores[objective]`` (non-finite last), sorted by number."""
+def best_trials(trials: Mapping[int, Mapping[str, Any]], k: int, objective: str, maximise: bool,
+                always: Sequence[int] = ()) -> list[int]:
+    """Numbers of the ``k`` best trials by ``objective`` (a score or a combination of scores; non-finite
+    last), plus those of ``always`` that are in ``trials`` (a multi-objective twin), sorted by number."""
+    from explorer.features import objective_value
+
     def key(n: int) -> tuple[int, float]:
-        v = trials[n].get("scores", {}).get(objective, math.nan)
-        v = float(v) if v is not None else math.nan
+        scores = {a: (math.nan if b is None else b) for a, b in (trials[n].get("scores") or {}).items()}
+        v = float(scores[objective]) if objective in scores else objective_value(scores, objective)
         return (0, -v if maximise else v) if math.isfinite(v) else (1, 0.0)
 
-    return sorted(sorted(trials, key=key)[:max(int(k), 0)])
+    best = sorted(trials, key=key)[:max(int(k), 0)]
+    return sorted(set(best) | {int(n) for n in always if n in trials})
 
 
 def _reopen(url: str, storage_options: dict, read_only: bool) -> SignalStore:

@@ -242,3 +242,25 @@ def test_fic_and_map_study_refuses_and_fails_with_reasons_and_reports_full_param
     assert min(full["J_NMDA"]) == pytest.approx(0.05) and max(full["J_NMDA"]) == pytest.approx(0.1)
     st = study_status(cfg.study_dir)["subjects"]["NAP_001"]
     assert st["complete"] == 1 and st["failed"] == 3
+
+
+def test_combined_objective_with_store_best_keeps_the_twins_signals(tmp_path, ray_session):
+    """objective 'fc_r - fcd_ks' (no stored score has that name): pruning to the best signals ranks by
+    the combination, so the best trial keeps its signals and `explorer verify` agrees."""
+    from explorer.config import zarr_url
+    from explorer.features import objective_value
+    from explorer.store import SignalStore
+    from explorer.verify import verify_study
+
+    cfg = fast_config(tmp_path, name="combo", cohort={"subjects": ["NAP_001"]}, trials=6,
+                      objective="fc_r - fcd_ks", store={"mode": "best", "best_k": 2})
+    result = run_study(cfg, live=False)
+    study = _studies(cfg, cfg.study_dir)["NAP_001"]
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    for t in done:
+        assert t.value == pytest.approx(objective_value(t.user_attrs["scores"], "fc_r - fcd_ks"))
+    ranked = sorted(done, key=lambda t: -t.value)
+    kept = sorted(SignalStore(zarr_url(cfg, cfg.study_dir)).trials("NAP_001"))
+    assert kept == sorted(t.number for t in ranked[:2])
+    assert result.subjects["NAP_001"]["best"]["number"] == ranked[0].number
+    assert verify_study(cfg.study_dir).ok

@@ -264,3 +264,14 @@ def test_staged_delete_and_keep_best_keep_locations_valid(tmp_path):
     for n in kept:
         got = store.resolve(locs[n])
         assert not got["packed"] and got["seed"] == trial_data("S2", n)["seed"]
+
+
+def test_best_trials_rank_by_a_combined_objective_and_keep_the_twin():
+    from explorer.store import best_trials
+
+    trials = {0: {"scores": {"fc_r": 0.6, "fcd_ks": 0.5}}, 1: {"scores": {"fc_r": 0.5, "fcd_ks": 0.1}},
+              2: {"scores": {"fc_r": 0.4, "fcd_ks": 0.05}}, 3: {"scores": {"fc_r": 0.7, "fcd_ks": None}}}
+    # fc_r - fcd_ks: 0.1, 0.4, 0.35, nan -> the two best are 1 and 2; the twin 3 is kept besides them
+    assert best_trials(trials, 2, "fc_r - fcd_ks", True) == [1, 2]
+    assert best_trials(trials, 2, "fc_r", True) == [0, 3]
+    assert best_trials(trials, 2, "fc_r - fcd_ks", True, always=(3, 9)) == [1, 2, 3]
