@@ -230,11 +230,11 @@ def fic_inhibition(p, weights, target_hz: float = 3.0) -> FICResult:
     feasible = np.ones(nb, dtype=bool)
     for b in range(nb):
         if (k := int(np.sum(~finite[:, b]))):
-            reasons[b].append(f"J_I not finite at {k} regions (degenerate parameters)")
+            reasons[b].append(f"degenerate parameters (J_I not finite at {k} regions)")
         if (k := int(np.sum(j_i[:, b] < 0))):
-            reasons[b].append(f"J_I < 0 at {k} regions (excitation too weak for the target)")
+            reasons[b].append(f"excitation too weak for the target (J_I < 0 at {k} regions)")
         if (k := int(np.sum(~((S_I[:, b] > 0) & (S_I[:, b] <= 1))))):
-            reasons[b].append(f"S_I* outside (0, 1] at {k} regions (max {np.max(S_I[:, b]):.3g})")
+            reasons[b].append(f"inhibitory fixed point outside (0, 1] (S_I* max {np.max(S_I[:, b]):.3g} at {k} regions)")
         feasible[b] = not reasons[b]
 
     max_eig = np.full(nb, np.nan)

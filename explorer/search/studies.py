@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -131,6 +132,19 @@ class SubjectCounts:
         return self.complete + self.failed
 
 
+def reason_kind(reason: str) -> str:
+    """A FAIL reason without its per-trial details, for counting: ``"fic did not converge: fixed point
+    unstable (max Re eig = 0.001 /ms)"`` -> ``"fic did not converge: fixed point unstable"``.
+
+    Details start at the first digit, parenthesis, '=' or '['; the full text stays in the trial's ``reason``.
+    """
+    head, sep, rest = reason.partition(": ")
+    if not sep:
+        return re.split(r"\s*[(=\[\d]", reason)[0].strip() or reason
+    detail = re.split(r"\s*[(=\[\d]", rest)[0].strip(" ,;:")
+    return f"{head}: {detail}" if detail else head
+
+
 def subject_counts(study_or_trials: Any) -> SubjectCounts:
     from optuna.trial import TrialState
 
@@ -146,7 +160,7 @@ def subject_counts(study_or_trials: Any) -> SubjectCounts:
                 c.interrupted += 1
             else:
                 c.failed += 1
-                reasons[reason] += 1
+                reasons[reason_kind(reason)] += 1
         elif t.state == TrialState.RUNNING:
             c.running += 1
         elif t.state == TrialState.WAITING:

@@ -116,9 +116,10 @@ def test_infeasible_parameters_give_converged_false_with_a_reason(subject):
     res = fic_inhibition(p, w, 3.0)
     assert list(res.converged) == [True, False, False, False]
     assert res.reason[0] == ""
-    assert res.reason[1] == "J_I < 0 at 80 regions (excitation too weak for the target)"
-    assert res.reason[2].startswith("S_I* outside (0, 1] at 80 regions")
-    assert res.reason[3].startswith("J_I not finite at 80 regions")
+    assert res.reason[1] == "excitation too weak for the target (J_I < 0 at 80 regions)"
+    assert res.reason[2].startswith("inhibitory fixed point outside (0, 1] (S_I* max")
+    assert res.reason[2].endswith("at 80 regions)")
+    assert res.reason[3] == "degenerate parameters (J_I not finite at 80 regions)"
     assert np.isnan(res.J_I[:, 3]).all() and np.isnan(res.max_eig[1:]).all()
     assert np.all(res.J_I[:, 1] < 0)
     # an unreachable target: the defaults cannot drive E to 1000 Hz even without inhibition

@@ -262,3 +262,15 @@ def test_model_based_samplers_improve_on_a_quadratic(name, cls):
     values = [t.value for t in study.trials]
     assert max(values[12:]) > max(values[:6])
     assert study.best_value > -0.05
+
+
+def test_fail_reasons_are_counted_by_kind():
+    from explorer.search.studies import reason_kind
+
+    assert reason_kind("fic did not converge: fixed point unstable (max Re eig = 0.00122 /ms)") == \
+        "fic did not converge: fixed point unstable"
+    assert reason_kind("fic did not converge: excitation too weak for the target (J_I < 0 at 3 regions)") == \
+        "fic did not converge: excitation too weak for the target"
+    assert reason_kind("refused: J_NMDA = J_NMDA.base + J_NMDA.scale * map spans [-0.05, 0.05]") == "refused: J_NMDA"
+    assert reason_kind("non-finite score: fc_r (constant or flat BOLD)") == "non-finite score: fc_r"
+    assert reason_kind("diverged") == "diverged" and reason_kind("actor died") == "actor died"
