@@ -116,6 +116,7 @@ class SimWorker:
             for task, params in zip(tasks, sets):
                 if isinstance(params, str):
                     rec = self._record(subject_id, task, "FAIL", reason=params)
+                    rec.sim_seconds = 0.0       # never simulated
                     rec.started_at, rec.ended_at = started, time.time()
                     records.append(rec)
                     continue

@@ -233,6 +233,7 @@ def test_fic_and_map_study_refuses_and_fails_with_reasons_and_reports_full_param
     assert by[(0.3, 0.05)].state == TrialState.COMPLETE and math.isfinite(by[(0.3, 0.05)].value)
     bad = by[(4.0, 0.05)]
     assert bad.state == TrialState.FAIL and bad.user_attrs["reason"].startswith("fic did not converge")
+    assert bad.user_attrs["sim_seconds"] == 0.0 and by[(0.3, 0.05)].user_attrs["sim_seconds"] == 40.0
     # the report's parameter set of the best trial: the map and FIC's J_I for this subject's connectome
     from explorer.runner.driver import load_study_cohort
 
