@@ -1,8 +1,10 @@
-"""Deferred SIGINT/SIGTERM: a flag, never an exception inside library code."""
+"""Deferred SIGINT/SIGTERM: a flag, never an exception inside library code.
+
+Signals are raised with `signal.raise_signal` (in this thread, handled before the next bytecode):
+`os.kill` to our own pid may be taken by another thread (Ray, gRPC) and handled later, at random."""
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest
@@ -14,14 +16,14 @@ from explorer.runner.interrupts import Interrupted, Interrupts
 def test_a_signal_sets_the_flag_and_raises_nothing(sig):
     with Interrupts() as stop:
         assert not stop.requested
-        os.kill(os.getpid(), sig)          # delivered at the next bytecode boundary: no exception
+        signal.raise_signal(sig)          # delivered at the next bytecode boundary: no exception
         total = sum(range(1000))           # library code runs on undisturbed
         assert total == 499500
         assert stop.requested and not stop.forced
         assert stop.name == signal.Signals(sig).name
         with pytest.raises(Interrupted):
             stop.check()
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
         sum(range(10))
         assert stop.forced
 
@@ -32,7 +34,7 @@ def test_previous_handlers_come_back():
         assert signal.getsignal(signal.SIGINT) != before
     assert signal.getsignal(signal.SIGINT) == before
     with pytest.raises(KeyboardInterrupt):
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
         sum(range(10))
 
 
@@ -41,7 +43,7 @@ def test_install_takes_the_signal_back_from_a_library():
     with Interrupts() as stop:
         signal.signal(signal.SIGTERM, lambda *a: None)      # e.g. ray.init's own SIGTERM handler
         stop.install()
-        os.kill(os.getpid(), signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)
         sum(range(10))
         assert stop.requested
     assert signal.getsignal(signal.SIGTERM) == before      # the handler from before the first install
