@@ -29,13 +29,17 @@ def test_a_signal_sets_the_flag_and_raises_nothing(sig):
 
 
 def test_previous_handlers_come_back():
-    before = signal.getsignal(signal.SIGINT)
-    with Interrupts():
-        assert signal.getsignal(signal.SIGINT) != before
-    assert signal.getsignal(signal.SIGINT) == before
-    with pytest.raises(KeyboardInterrupt):
-        signal.raise_signal(signal.SIGINT)
-        sum(range(10))
+    # start from Python's own SIGINT handler, whatever earlier tests (Ray) left installed
+    suite = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with Interrupts():
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+            sum(range(10))
+    finally:
+        signal.signal(signal.SIGINT, suite)
 
 
 def test_install_takes_the_signal_back_from_a_library():
