@@ -303,7 +303,7 @@ def _model_or_error(name: str):
 
 
 def _check_params(cfg: StudyConfig) -> None:
-    from explorer.search.space import NOISE, default_bounds, free_param, split_name
+    from explorer.search.space import NOISE, default_bounds, free_param, group_names_of, split_name
 
     model = _model_or_error(cfg.model)
     valid = list(model.param_names)
@@ -314,6 +314,7 @@ def _check_params(cfg: StudyConfig) -> None:
                 raise _FieldError(f"params.{section}.{pname}",
                                   f"unknown parameter {pname!r} of model {cfg.model!r}; valid: {valid}")
     _check_regional(cfg, model)
+    groups = {pname: group_names_of(cfg, pname) for pname in P.groups}   # each group file read once
     plain = set()
     for name in P.free:
         field = f"params.free.{name}"
@@ -345,9 +346,7 @@ def _check_params(cfg: StudyConfig) -> None:
             if regional != "groups":
                 raise _FieldError(field, f"{name} needs groups: add params.groups.{pname} (fc_networks<k> or a "
                                          "label,group file)")
-            from explorer.search.space import group_names_of
-
-            names = group_names_of(cfg, pname)
+            names = groups[pname]
             if names is not None and group not in names:
                 raise _FieldError(field, f"unknown group {group!r} of params.groups.{pname} "
                                          f"({P.groups[pname]}); its groups: {names}")
@@ -356,11 +355,8 @@ def _check_params(cfg: StudyConfig) -> None:
         if missing:
             raise _FieldError(f"params.maps.{pname}", f"a mapped parameter is searched as {pname}.base and "
                                                       f"{pname}.scale; add {missing} to params.free")
-    for pname in P.groups:
-        from explorer.search.space import group_names_of
-
-        names = group_names_of(cfg, pname) or []
-        missing = [f"{pname}[{g}]" for g in names if f"{pname}[{g}]" not in P.free]
+    for pname, names in groups.items():
+        missing = [f"{pname}[{g}]" for g in names or [] if f"{pname}[{g}]" not in P.free]
         if missing:
             raise _FieldError(f"params.groups.{pname}", f"every group needs a free value; add {missing[:8]} "
                                                         "to params.free")
