@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             "trials": args.trials, "store": {"mode": args.store},
             "ray": {"actors": args.actors, "batch_size": args.batch_size},
         })
-        r = run_study(cfg, live=False)
+        r = run_study(cfg)
         wall = r.driver_wall_s
         out = {
             "utilisation": round(r.utilisation, 4) if r.utilisation is not None else None,

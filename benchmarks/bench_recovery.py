@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from explorer.cohort import save_manifest, synthetic
-    from explorer.config import parse_config, save_frozen
+    from explorer.config import parse_config
+    from explorer.study.frozen import save_frozen
     from explorer.report.commands import create_report
     from explorer.runner.driver import run_study
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             "sampler": {"name": "tpe", "seed": 0, "options": {"n_startup_trials": 10, "multivariate": True}},
             "store": {"mode": "none"}, "ray": {"actors": 2, "batch_size": 8}})
         save_frozen(cfg)
-        run_study(cfg, live=False)
+        run_study(cfg)
         report, _, _ = create_report(cfg.study_dir, seeds=args.seeds, mlflow=False)
         ind = report["individuality"]
         print(json.dumps({

@@ -47,7 +47,8 @@ def study_curves(study_dir: Path) -> dict[str, list[float]]:
     """subject -> objective values of its trials in number order (NaN for failed trials)."""
     from optuna.trial import TrialState
 
-    from explorer.config import load_frozen, optuna_storage_url
+    from explorer.study.frozen import load_frozen
+    from explorer.study.layout import optuna_storage_url
     from explorer.search import list_subject_studies, open_storage, open_subject_study
 
     cfg = load_frozen(study_dir)
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             options = base.sampler.options if name == base.sampler.name else {}
             cfg = load_config(args.config, trials=args.trials, name=f"eff_{name}", studies_dir=str(root),
                               **{"sampler.name": name, "sampler.options": options, "store.mode": "none"})
-            run_study(cfg, live=False, actors=args.actors)
+            run_study(cfg, actors=args.actors)
             curves = curves_of[name] = study_curves(cfg.study_dir)
             maximise = cfg.directions[0] == "maximize"
             per = {sid: {"best": max((v for v in vals if v == v), default=None),

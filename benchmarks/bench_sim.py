@@ -5,7 +5,8 @@
 
 Takes weights/lengths from the bundled gw demo cohort (explorer.cohort.demo(): the 14 subcortical
 regions dropped, zero diagonal, weights divided by their max), writes them to a temporary .npz and
-runs ``explorer bench`` on it (dt 0.1 ms, velocity 20 m/s, BOLD TR 2 s), one process per batch size.
+runs ``explorer bench`` on it (dt 0.1 ms, velocity 20 m/s, BOLD TR 2 s, no transient), one process per
+batch size.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def main() -> int:
         np.savez(path, weights=w, lengths=ln)
         for model in args.models:
             for dtype in args.dtype:
-                cfg = dict(model=model, connectome=str(path), duration_s=args.duration_s, dt_ms=0.1, velocity=20.0,
+                cfg = dict(model=model, connectome=str(path), duration_s=args.duration_s, transient_s=0.0,
+                           dt_ms=0.1, velocity=20.0,
                            bold_tr_s=2.0, bold_monitor="balloon", noise_sigma=args.noise_sigma, dtype=dtype,
                            integrator="euler", repeat=args.repeat)
                 for rec in bench(cfg, args.batch):

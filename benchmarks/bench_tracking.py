@@ -48,7 +48,8 @@ def main() -> None:
         n = min(args.trials, 50)
         t0 = time.perf_counter()
         for i in range(n):
-            store.write_trial("S1", i, bold, fc, {"G": 0.5}, i, {"fc_r": 0.4}, tr_s=2.0)
+            store.write_trial(TrialRecord(subject="S1", number=i, params={"G": 0.5}, seed=i, state="COMPLETE",
+                                          scores={"fc_r": 0.4}), bold, fc, tr_s=2.0)
         write_ms = 1000 * (time.perf_counter() - t0) / n
         t0 = time.perf_counter()
         store.pack("S1")

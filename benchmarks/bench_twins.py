@@ -43,11 +43,12 @@ def cpu() -> str:
 
 def run_one(path: Path, sampler: str, trials: int | None, seeds: int, studies: Path, actors: int | None,
             duration_s: float | None) -> dict:
-    from explorer.config import load_config, save_frozen
+    from explorer.config import load_config
+    from explorer.study.frozen import save_frozen
     from explorer.report.commands import create_report
     from explorer.runner.driver import run_study
     from explorer.search import list_subject_studies, open_storage, open_subject_study
-    from explorer.config import optuna_storage_url
+    from explorer.study.layout import optuna_storage_url
 
     overrides = {"studies_dir": str(studies), "sampler.name": sampler, "trials": trials,
                  "simulation.duration_s": duration_s}
@@ -57,7 +58,7 @@ def run_one(path: Path, sampler: str, trials: int | None, seeds: int, studies: P
         cfg.sampler.options = {}
     save_frozen(cfg)
     t0 = time.perf_counter()
-    result = run_study(cfg, actors=actors, live=False)
+    result = run_study(cfg, actors=actors)
     study_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     report, _, _ = create_report(cfg.study_dir, seeds=seeds, actors=actors, mlflow=False)

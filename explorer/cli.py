@@ -19,8 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("explorer.runner.commands", "Run (or resume) the study described by a YAML config."),
     "resume": ("explorer.runner.commands", "Resume a study by name from its frozen config."),
     "extend": ("explorer.runner.commands", "Add trials per subject, or new subjects, to a study."),
-    "status": ("explorer.runner.commands", "Per-subject progress, best scores and parameters of a study."),
-    "verify": ("explorer.verify", "Check that Optuna, MLflow and zarr agree on every trial."),
+    "status": ("explorer.study.commands", "Per-subject progress, best scores and parameters of a study."),
+    "verify": ("explorer.study.commands", "Check that Optuna, MLflow and zarr agree on every trial."),
     "report": ("explorer.report.commands", "Twin report: fit with fresh seeds, individuality, test-retest, "
                "recovery, phenotype."),
     "ui": ("explorer.tracking.ui", "Browse a study in the MLflow UI (and optuna-dashboard with --optuna)."),

@@ -5,81 +5,57 @@ keys, and every error is a :class:`~explorer.errors.ConfigError` that names the 
 
     cfg = load_config("experiments/quickstart.yaml")
     cfg.study_dir            # Path("studies/quickstart")
-    save_frozen(cfg, cfg.study_dir)     # study.yaml: config + package versions + git revision
-    cfg = load_frozen(cfg.study_dir)    # what `explorer resume` reads
 
-Storage locations default to files inside the study folder; the environment variables
-``EXPLORER_OPTUNA_STORAGE``, ``EXPLORER_MLFLOW_URI``, ``EXPLORER_ZARR_URL`` and
-``EXPLORER_RAY_ADDRESS`` override the config (for cluster use without editing it).
+The study folder (frozen config, provenance, store locations) is :mod:`explorer.study`.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
-import os
-import platform
-import subprocess
-import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, WrapValidator, create_model, field_validator,
+                      model_validator)
 
-from explorer.errors import ConfigError, ExplorerError
+from explorer.cohort import maps as M
+from explorer.cohort.types import CohortOptions
+from explorer.errors import ConfigError, ExplorerError, OptionError
+from explorer.features import SCORES, FeatureOptions, parse_objective
+from explorer.sim.settings import RunSettings
 
-#: objective name -> optimisation direction
-OBJECTIVES: dict[str, str] = {"fc_r": "maximize", "fcd_ks": "minimize", "fc_rmse": "minimize",
-                              "fc_r_minus_fcd_ks": "maximize", "fc_r_residual": "maximize"}
-SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc", "grid")
 DEFAULT_TRIALS = 50
-FROZEN_FILE = "study.yaml"
-ENV_OVERRIDES = {
-    "optuna": "EXPLORER_OPTUNA_STORAGE",
-    "mlflow": "EXPLORER_MLFLOW_URI",
-    "zarr": "EXPLORER_ZARR_URL",
-    "ray": "EXPLORER_RAY_ADDRESS",
-}
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class FeaturesConfig(_Strict):
-    """Preprocessing and FC/FCD options, shared by empirical and simulated BOLD (TRs, Hz, s)."""
+def _checked(cls: type, section: str) -> Any:
+    """``cls`` (an option dataclass) as a pydantic field type whose OptionError names ``section.<field>``.
 
-    detrend: bool = True
-    bandpass: tuple[float, float] | None = (0.01, 0.1)
-    zscore: bool = True
-    fisher_z: bool = False
-    fcd_window: int = Field(30, ge=2)
-    fcd_step: int = Field(3, ge=1)
-    discard_s: float = Field(0.0, ge=0)
+    Pydantic checks the dataclass's field types and unknown keys; constructing it runs its own
+    check (``problems()``), whose OptionError becomes a field error here.
+    """
 
-    @field_validator("bandpass")
-    @classmethod
-    def _band(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
-        if v is not None and not (0 <= v[0] < v[1]):
-            raise ValueError(f"bandpass must be [low, high] in Hz with 0 <= low < high, got {list(v)}")
-        return v
+    def wrap(value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except OptionError as exc:
+            raise _FieldError.of(section, exc.problems) from None
+
+    return Annotated[cls, WrapValidator(wrap)]
 
 
-class CohortConfig(_Strict):
-    """Where the subjects come from and how their data is prepared."""
+_Simulation = _checked(RunSettings, "simulation")
+_Features = _checked(FeatureOptions, "cohort.features")
 
+
+class _CohortSource(_Strict):
     source: str
     subjects: list[str] | None = None
-    drop: list[int | str] | None = None
-    normalise: Literal["max", "none", "log1p+max"] = "max"
-    zero_diagonal: bool = True
-    symmetrise: bool = False
-    tr_s: float | None = Field(None, gt=0)
-    skip_bad: bool = False
-    features: FeaturesConfig = FeaturesConfig()
-    #: k >= 2: cut each subject's BOLD into k equal parts, one subject "<id>_ses-<j>" each (test-retest)
-    split: int = Field(1, ge=1)
 
     @field_validator("source")
     @classmethod
@@ -87,6 +63,38 @@ class CohortConfig(_Strict):
         if not v.strip():
             raise ValueError("cohort source is empty: give 'demo', a folder or a manifest .csv/.tsv")
         return v
+
+    @model_validator(mode="after")
+    def _check_options(self) -> "_CohortSource":
+        try:
+            self.options
+        except OptionError as exc:
+            raise _FieldError.of("cohort", exc.problems) from None
+        return self
+
+    @property
+    def options(self) -> CohortOptions:
+        """These options as the loader takes them (a new CohortOptions; ``features`` is shared)."""
+        return CohortOptions(**{f.name: getattr(self, f.name) for f in fields(CohortOptions)})
+
+
+def _option_fields(cls: type, **annotations: Any) -> dict[str, Any]:
+    """pydantic field definitions (type, default) of every field of dataclass ``cls``."""
+    hints = get_type_hints(cls)
+    out = {}
+    for f in fields(cls):
+        default = Field(default_factory=f.default_factory) if f.default is MISSING else f.default
+        out[f.name] = (annotations.get(f.name, hints[f.name]), default)
+    return out
+
+
+#: a study config's ``cohort``: source, subjects, then every CohortOptions field (features: FeatureOptions)
+CohortConfig = create_model(
+    "CohortConfig", __base__=_CohortSource, __module__=__name__,
+    __doc__="Where the subjects come from (source, subjects) and how they are loaded: the fields of "
+            ":class:`~explorer.cohort.CohortOptions` (``.options``); ``features`` is a FeatureOptions.",
+    **_option_fields(CohortOptions, features=_Features),
+)
 
 
 class Bounds(_Strict):
@@ -127,50 +135,16 @@ class ParamsConfig(_Strict):
         return v
 
 
-class SimulationConfig(_Strict):
-    """Run settings for every trial (seconds, ms, m/s)."""
-
-    duration_s: float = Field(300.0, gt=0)
-    dt_ms: float = Field(0.1, gt=0)
-    transient_s: float = Field(20.0, ge=0)
-    velocity: float = Field(20.0, gt=0)
-    noise_sigma: float = Field(0.01, ge=0)
-    bold_tr_s: float | None = Field(None, gt=0)     # None = the cohort's TR
-    integrator: str = "euler"
-    dtype: Literal["float64", "float32"] = "float64"
-    bold_monitor: str = "balloon"
-    repeats: int = Field(1, ge=1)
-
-    def simulate_kwargs(self, tr_s: float | None = None) -> dict[str, Any]:
-        """Keyword arguments for :func:`explorer.sim.simulate` (all but model, connectome, params, seed).
-
-        ``tr_s``: the subject's BOLD TR in s, used when ``bold_tr_s`` is None (the default).
-        """
-        tr = self.bold_tr_s if self.bold_tr_s is not None else tr_s
-        if tr is None:
-            raise ConfigError("field 'simulation.bold_tr_s' is null (use the cohort's TR) but the subject has "
-                              "no TR: give cohort.tr_s or simulation.bold_tr_s")
-        return dict(duration_s=self.duration_s, dt_ms=self.dt_ms, velocity=self.velocity,
-                    noise_sigma=self.noise_sigma, bold_tr_s=float(tr), transient_s=self.transient_s,
-                    integrator=self.integrator, dtype=self.dtype, bold_monitor=self.bold_monitor)
-
-
-def dt_divisors(tr_s: float, dt_ms: float, k: int = 6) -> list[float]:
-    """Up to ``k`` integration steps (ms) near ``dt_ms`` that divide ``tr_s`` exactly (in 1 us units)."""
-    tr_us = round(tr_s * 1e6)
-    cands = [d / 1000.0 for d in range(1, min(tr_us, 10_000) + 1) if tr_us % d == 0]
-    return sorted(sorted(cands, key=lambda d: abs(math.log(d / dt_ms)))[:k])
-
-
 def check_tr(cfg: "StudyConfig", tr_s: float, where: str) -> None:
-    """ConfigError when ``simulation.dt_ms`` does not divide the BOLD TR of ``where`` (names dt values that do)."""
-    dt = cfg.simulation.dt_ms
-    n = tr_s * 1000.0 / dt
-    if abs(n - round(n)) > 1e-6 * max(1.0, n) or round(n) < 1:
-        src = "simulation.bold_tr_s" if cfg.simulation.bold_tr_s is not None else f"the TR of {where}"
-        good = ", ".join(f"{d:g}" for d in dt_divisors(tr_s, dt))
-        raise ConfigError(f"field 'simulation.dt_ms': {dt:g} ms does not divide {src} ({tr_s:g} s); "
-                          f"dt values that do: {good} ms")
+    """ConfigError when the run settings do not fit the BOLD TR of ``where`` (``simulation.bold_tr_s``
+    or the subject's): :meth:`RunSettings.problems <explorer.sim.settings.RunSettings.problems>` with
+    that TR, e.g. dt_ms not dividing it (the message names dt values that do)."""
+    sim = cfg.simulation
+    what = None if sim.bold_tr_s is not None else f"the TR of {where}"
+    found = sim.problems(tr_s, tr_what=what)
+    if found:
+        err = _FieldError.of("simulation", found)
+        raise ConfigError(f"field '{err.field}': {err.message}")
 
 
 class SamplerConfig(_Strict):
@@ -208,7 +182,7 @@ class StudyConfig(_Strict):
     cohort: CohortConfig
     model: str
     params: ParamsConfig = ParamsConfig()
-    simulation: SimulationConfig = SimulationConfig()
+    simulation: _Simulation = RunSettings()     # a RunSettings: the run settings' one definition
     objective: str | list[str] = "fc_r"
     sampler: SamplerConfig = SamplerConfig()
     trials: int | None = Field(None, ge=1)
@@ -226,11 +200,9 @@ class StudyConfig(_Strict):
     @field_validator("objective")
     @classmethod
     def _objective(cls, v: str | list[str]) -> str | list[str]:
-        from explorer.features import parse_objective
-
         names = [v] if isinstance(v, str) else list(v)
         if not names:
-            raise ValueError(f"objective is empty; choose from {sorted(OBJECTIVES)} or a combination "
+            raise ValueError(f"objective is empty; choose from {sorted(SCORES)} or a combination "
                              "such as 'fc_r + fc_r_residual - fcd_ks'")
         for n in names:
             try:
@@ -256,7 +228,7 @@ class StudyConfig(_Strict):
     @property
     def directions(self) -> list[str]:
         """Optuna directions: a score's own, "maximize" for a combination."""
-        return [OBJECTIVES.get(o, "maximize") for o in self.objectives]
+        return ["maximize" if SCORES.get(o, True) else "minimize" for o in self.objectives]
 
     @property
     def study_dir(self) -> Path:
@@ -271,8 +243,8 @@ class StudyConfig(_Strict):
 
     def free_bounds(self) -> dict[str, tuple[float, float, bool]]:
         """Free parameter -> (low, high, log), defaults filled in (:func:`explorer.search.space.default_bounds`)."""
-        from explorer.models import get_model
-        from explorer.search.space import default_bounds, free_param
+        from explorer.models import get_model  # numba models: kept out of `explorer --help`
+        from explorer.search.space import default_bounds, free_param  # cycle: search -> study -> config
 
         model = get_model(self.model)
         out = {}
@@ -294,7 +266,7 @@ def grid_size(cfg: StudyConfig) -> int:
 
 
 def _model_or_error(name: str):
-    from explorer.models import MODELS, get_model
+    from explorer.models import MODELS, get_model  # numba models: kept out of `explorer --help`
 
     try:
         return get_model(name)
@@ -303,7 +275,8 @@ def _model_or_error(name: str):
 
 
 def _check_params(cfg: StudyConfig) -> None:
-    from explorer.search.space import NOISE, default_bounds, free_param, group_names_of, split_name
+    # lazy: explorer.search -> explorer.study -> explorer.config is an import cycle
+    from explorer.search.space import DATA_VALUES, NOISE, default_bounds, free_param, group_names_of, split_name
 
     model = _model_or_error(cfg.model)
     valid = list(model.param_names)
@@ -393,8 +366,6 @@ def _check_params(cfg: StudyConfig) -> None:
     for pname, value in P.fixed.items():
         p = model.param(pname)
         if isinstance(value, str):
-            from explorer.search.space import DATA_VALUES
-
             if value not in DATA_VALUES:
                 raise _FieldError(f"params.fixed.{pname}", f"{value!r} is neither a number nor one of the "
                                                             f"data-derived values {sorted(DATA_VALUES)}")
@@ -413,8 +384,6 @@ def _check_params(cfg: StudyConfig) -> None:
 
 def _check_regional(cfg: StudyConfig, model) -> None:
     """params.maps / params.groups: per-region parameters, known sources, readable files."""
-    from explorer.cohort import maps as M
-
     P = cfg.params
     for pname in sorted(set(P.maps) & set(P.groups)):
         raise _FieldError(f"params.groups.{pname}", f"{pname} has both a map and groups; choose one")
@@ -478,6 +447,13 @@ class _FieldError(ValueError):
         self.field = field
         self.message = message
 
+    @classmethod
+    def of(cls, section: str, problems: list[tuple[str, str]]) -> "_FieldError":
+        """The first of ``(field, message)`` problems under ``section``, the others appended to its message."""
+        (first, msg), rest = problems[0], problems[1:]
+        msg += "".join(f"; field '{section}.{f}': {m}" for f, m in rest)
+        return cls(f"{section}.{first}", msg)
+
 
 def _format_validation(exc: ValidationError, where: str) -> str:
     lines = []
@@ -487,7 +463,7 @@ def _format_validation(exc: ValidationError, where: str) -> str:
         if isinstance(ctx_err, _FieldError):
             loc = ctx_err.field
             msg = ctx_err.message
-        elif err["type"] == "extra_forbidden":
+        elif err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             msg = "unknown key (check spelling; see the config reference in README.md)"
         elif err["type"] == "missing":
             msg = "required field is missing"
@@ -558,114 +534,3 @@ def _resolve_source(source: str, config_dir: Path) -> str:
         if (base / p).exists():
             return str((base / p).resolve())
     return source  # the cohort loader reports it as missing, naming the path
-
-
-# -- runtime locations ------------------------------------------------------------------
-def optuna_storage_url(cfg: StudyConfig, study_dir: Path | None = None) -> str:
-    """Optuna storage: $EXPLORER_OPTUNA_STORAGE, storage.optuna, or ``<study>/optuna.log`` (journal file)."""
-    d = Path(study_dir or cfg.study_dir)
-    return os.environ.get(ENV_OVERRIDES["optuna"]) or cfg.storage.optuna or str(d / "optuna.log")
-
-
-def mlflow_uri(cfg: StudyConfig, study_dir: Path | None = None) -> str:
-    """MLflow tracking URI: $EXPLORER_MLFLOW_URI, storage.mlflow, or ``sqlite:///<study>/mlflow.db``."""
-    d = Path(study_dir or cfg.study_dir).resolve()
-    return os.environ.get(ENV_OVERRIDES["mlflow"]) or cfg.storage.mlflow or f"sqlite:///{d / 'mlflow.db'}"
-
-
-def mlflow_artifacts(cfg: StudyConfig, study_dir: Path | None = None) -> str | None:
-    """Artifact location for the default (embedded) tracking store: ``<study>/mlartifacts``."""
-    if os.environ.get(ENV_OVERRIDES["mlflow"]) or cfg.storage.mlflow:
-        return None
-    return str(Path(study_dir or cfg.study_dir).resolve() / "mlartifacts")
-
-
-def zarr_url(cfg: StudyConfig, study_dir: Path | None = None) -> str:
-    """Signals store: $EXPLORER_ZARR_URL, storage.zarr, or ``<study>/signals.zarr``."""
-    d = Path(study_dir or cfg.study_dir).resolve()
-    return os.environ.get(ENV_OVERRIDES["zarr"]) or cfg.storage.zarr or str(d / "signals.zarr")
-
-
-def ray_address(cfg: StudyConfig) -> str | None:
-    """Ray address: $EXPLORER_RAY_ADDRESS, ray.address, or None (a local Ray)."""
-    return os.environ.get(ENV_OVERRIDES["ray"]) or cfg.ray.address
-
-
-# -- provenance -------------------------------------------------------------------------
-_VERSIONED = ("explorer", "numpy", "scipy", "numba", "xarray", "zarr", "ray", "optuna", "mlflow", "pydantic")
-
-
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def git_revision() -> str | None:
-    """``<sha>`` (with ``-dirty`` if the tree has changes) of the checkout holding explorer, or None."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return sha + ("-dirty" if dirty else "")
-
-
-def save_frozen(cfg: StudyConfig, study_dir: str | Path | None = None) -> Path:
-    """Write ``<study>/study.yaml``: the config, package versions, git revision (atomic replace)."""
-    d = Path(study_dir or cfg.study_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "config": cfg.model_dump(mode="json"),
-        "provenance": {
-            "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "versions": package_versions(),
-            "git_revision": git_revision(),
-            "host": platform.node(),
-            "command": " ".join(sys.argv),
-        },
-    }
-    path = d / FROZEN_FILE
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    os.replace(tmp, path)
-    return path
-
-
-def load_frozen(study_dir: str | Path) -> StudyConfig:
-    """Read the frozen config of a study folder (what resume/extend/status use)."""
-    path = Path(study_dir) / FROZEN_FILE
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: is {study_dir} a study folder? (run `explorer run CONFIG` first)")
-    doc = yaml.safe_load(path.read_text()) or {}
-    return parse_config(doc.get("config"), str(path))
-
-
-def frozen_provenance(study_dir: str | Path) -> dict[str, Any]:
-    path = Path(study_dir) / FROZEN_FILE
-    return (yaml.safe_load(path.read_text()) or {}).get("provenance", {}) if path.is_file() else {}
-
-
-#: fields that define what a trial means; changing them needs a new study name
-IDENTITY_FIELDS = ("model", "params", "simulation", "objective", "sampler")
-
-
-def incompatible_fields(old: StudyConfig, new: StudyConfig) -> list[str]:
-    """Fields of ``new`` that differ from ``old`` in a way that would mix unlike trials in one study.
-
-    Trials, subjects, skip_bad, storage, store and ray may change between runs (resume/extend).
-    """
-    out = [f for f in IDENTITY_FIELDS if getattr(old, f) != getattr(new, f)]
-    oc = old.cohort.model_dump(exclude={"subjects", "skip_bad"})
-    nc = new.cohort.model_dump(exclude={"subjects", "skip_bad"})
-    out += [f"cohort.{k}" for k in oc if oc[k] != nc[k]]
-    return out

@@ -24,6 +24,22 @@ class ConfigError(ExplorerError):
     """A study config field is invalid."""
 
 
+class OptionError(ConfigError):
+    """Invalid fields of one option set (RunSettings, FeatureOptions, CohortOptions).
+
+    ``section``: the option set's name in a study config ("simulation", "features", "cohort");
+    ``problems``: ``[(field, message)]``, so that the study config can name each field's full path.
+    """
+
+    def __init__(self, section: str, problems: list[tuple[str, str]]):
+        self.section = section
+        self.problems = [(str(f), str(m)) for f, m in problems]
+        super().__init__("; ".join(f"{section}.{f}: {m}" for f, m in self.problems))
+
+    def __reduce__(self):  # picklable across processes (Ray) despite the two-argument __init__
+        return (type(self), (self.section, self.problems))
+
+
 class StudyError(ExplorerError):
     """A study cannot be run, resumed or extended as asked."""
 

@@ -29,13 +29,14 @@ Empirical signals are validated by the cohort loader; :func:`empirical_features`
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 import numpy as np
 from scipy import signal
 
-from explorer.errors import CohortError, ConfigError, SimulationError
+from explorer.errors import CohortError, ConfigError, OptionError, SimulationError
 
 __all__ = [
     "FeatureOptions",
@@ -127,7 +128,12 @@ class FeatureOptions:
     fisher_z: FC as Fisher z = arctanh(r) (diagonal set to 0) instead of Pearson r.
     fcd_window, fcd_step: FCD sliding window length and step, in TRs.
     discard_s: leading seconds of *simulated* BOLD dropped before features (initial transient).
+
+    A study config's ``cohort.features`` is a FeatureOptions (validated by pydantic against these
+    field types, then by :meth:`problems`).
     """
+
+    __pydantic_config__ = {"extra": "forbid"}  # unknown keys of a study config's `features` are errors
 
     detrend: bool = True
     bandpass: tuple[float, float] | None = (0.01, 0.1)
@@ -139,22 +145,33 @@ class FeatureOptions:
     filter_order: int = 2
 
     def __post_init__(self) -> None:
+        found = self.problems()
+        if found:
+            raise OptionError("features", found)
         if self.bandpass is not None:
-            bp = tuple(float(x) for x in self.bandpass)
-            if len(bp) != 2 or not (0.0 <= bp[0] < bp[1]):
-                raise ConfigError(
-                    f"features.bandpass must be (low_hz, high_hz) with 0 <= low < high, got {self.bandpass!r}"
-                )
-            object.__setattr__(self, "bandpass", bp)
-        if int(self.fcd_window) < 2 or int(self.fcd_step) < 1:
-            raise ConfigError(
-                f"features.fcd_window must be >= 2 and fcd_step >= 1 (in TRs), got "
-                f"{self.fcd_window} and {self.fcd_step}"
-            )
-        if self.discard_s < 0:
-            raise ConfigError(f"features.discard_s must be >= 0 s, got {self.discard_s}")
-        if int(self.filter_order) < 1:
-            raise ConfigError(f"features.filter_order must be >= 1, got {self.filter_order}")
+            object.__setattr__(self, "bandpass", tuple(float(x) for x in self.bandpass))
+        for name in ("fcd_window", "fcd_step", "filter_order"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every invalid option as ``(field, message)``; construction raises OptionError for them."""
+        out = []
+        bp = self.bandpass
+        if bp is not None:
+            try:
+                low, high = (float(x) for x in bp)
+                ok = 0.0 <= low < high
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                out.append(("bandpass", f"must be [low_hz, high_hz] with 0 <= low < high, or null, got {bp!r}"))
+        for name, least, unit in (("fcd_window", 2, " TRs"), ("fcd_step", 1, " TRs"), ("filter_order", 1, "")):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not (isinstance(v, numbers.Real) and float(v).is_integer() and v >= least):
+                out.append((name, f"must be an integer >= {least}{unit}, got {v!r}"))
+        if not (isinstance(self.discard_s, numbers.Real) and self.discard_s >= 0):
+            out.append(("discard_s", f"must be >= 0 s, got {self.discard_s!r}"))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON/YAML-safe) of every option."""
@@ -372,13 +389,19 @@ def fit_scores(
     emp_fcd: np.ndarray | None,
     opts: FeatureOptions | None = None,
     fc_mean: np.ndarray | None = None,
-) -> dict[str, float]:
+    *,
+    return_fc: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], np.ndarray]:
     """Scores of one simulated ``(T, N)`` BOLD against a subject's empirical FC/FCD.
 
     Drops the first ``opts.discard_s`` seconds, preprocesses like the empirical side, and returns
     every score of :data:`SCORES`: ``fcd_ks`` and ``fc_r_minus_fcd_ks`` are NaN when ``emp_fcd`` is
-    None, ``fc_r_residual`` when ``fc_mean`` (the cohort-mean empirical FC) is None. A diverged
+    None, ``fc_r_residual`` when ``fc_mean`` (the cohort-mean empirical FC) is None, and every
+    score when ``emp_fc`` is None (for callers that want only the simulated FC). A diverged
     (non-finite) or constant-region simulation gives NaN scores rather than raising.
+    With ``return_fc``, returns ``(scores, sim_fc)``: the ``(N, N)`` simulated FC the scores were
+    computed from (NaN where undefined: all NaN for a non-finite simulation, NaN rows for a
+    constant region).
     Raises SimulationError when the kept series is too short for the filter or the FCD window
     (lengthen ``duration_s`` or shorten ``discard_s``/``fcd_window``), and ValueError on a region
     count mismatch.
@@ -387,9 +410,10 @@ def fit_scores(
     x = np.asarray(sim_bold, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"simulated BOLD must be (time, region), got shape {x.shape}")
-    emp_fc = np.asarray(emp_fc, dtype=np.float64)
-    if emp_fc.shape != (x.shape[1], x.shape[1]):
-        raise ValueError(f"simulated BOLD has {x.shape[1]} regions but the empirical FC is {emp_fc.shape}")
+    if emp_fc is not None:
+        emp_fc = np.asarray(emp_fc, dtype=np.float64)
+        if emp_fc.shape != (x.shape[1], x.shape[1]):
+            raise ValueError(f"simulated BOLD has {x.shape[1]} regions but the empirical FC is {emp_fc.shape}")
     skip = int(round(opts.discard_s / float(tr_s))) if opts.discard_s > 0 else 0
     x = x[skip:]
     t = x.shape[0]
@@ -404,12 +428,12 @@ def fit_scores(
         )
     nan = {k: math.nan for k in SCORES}
     if not np.all(np.isfinite(x)):
-        return nan
+        return (nan, np.full((x.shape[1], x.shape[1]), np.nan)) if return_fc else nan
     with np.errstate(invalid="ignore", divide="ignore"):
         p = preprocess(x, tr_s, opts)
-    if not np.all(np.isfinite(p)):
-        return nan  # a constant region: FC undefined
-    sim_fc = fc(p, fisher_z=opts.fisher_z)
+        sim_fc = fc(p, fisher_z=opts.fisher_z)
+    if not np.all(np.isfinite(p)) or emp_fc is None:
+        return (nan, sim_fc) if return_fc else nan  # a constant region: FC undefined
     out = {"fc_r": fc_r(sim_fc, emp_fc), "fc_rmse": fc_rmse(sim_fc, emp_fc), "fcd_ks": math.nan}
     if emp_fcd is not None:
         out["fcd_ks"] = fcd_ks(fcd(p, opts.fcd_window, opts.fcd_step), emp_fcd)
@@ -418,7 +442,7 @@ def fit_scores(
     if fc_mean is not None:
         mean = np.asarray(fc_mean, dtype=np.float64)
         out["fc_r_residual"] = fc_r(sim_fc - mean, emp_fc - mean)
-    return out
+    return (out, sim_fc) if return_fc else out
 
 
 def peak_frequency(

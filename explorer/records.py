@@ -1,9 +1,32 @@
-"""The record of one trial, shared by the runner, the signals store and the tracker."""
+"""What a trial is made of (:class:`Task`) and what it produced (:class:`TrialRecord`).
+
+Shared by the runner, the search, the signals store and the tracker; each of those encodes and
+decodes a TrialRecord for its own backend.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+@dataclass
+class Task:
+    """One trial sent to an actor: its Optuna number, its free values, its noise seed, its attempt.
+
+    ``free``: the sampled values (``P``, ``P.base``, ``P[g]``, ``noise_sigma``), before the subject's
+    :class:`~explorer.search.SubjectSpace` expands them. ``attempt``: 0, or how often the trial was
+    sent again after its actor died. Repeat ``r`` of the trial uses seed ``seed + r``.
+    """
+
+    number: int
+    free: dict[str, float]
+    seed: int
+    attempt: int = 0
+
+    def retried(self) -> "Task":
+        """The same trial, sent once more."""
+        return Task(self.number, dict(self.free), self.seed, self.attempt + 1)
 
 
 @dataclass
@@ -62,3 +85,9 @@ class TrialRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def of(cls, subject: str, task: Task, state: str, **fields: Any) -> "TrialRecord":
+        """The record of ``task`` of ``subject`` (number, free values, seed and attempt from the task)."""
+        return cls(subject=subject, number=int(task.number), params=dict(task.free), seed=int(task.seed),
+                   state=state, attempt=int(task.attempt), **fields)

@@ -8,19 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from explorer.config import (
-    DEFAULT_TRIALS,
-    incompatible_fields,
-    load_config,
-    load_frozen,
-    mlflow_uri,
-    optuna_storage_url,
-    parse_config,
-    ray_address,
-    save_frozen,
-    zarr_url,
-)
-from explorer.errors import ConfigError
+from explorer.config import DEFAULT_TRIALS, load_config, parse_config
+from explorer.study.frozen import incompatible_fields, load_frozen, save_frozen
+from explorer.study.layout import mlflow_uri, optuna_storage_url, ray_address, zarr_url
+from explorer.errors import ConfigError, OptionError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -95,7 +86,15 @@ def test_shipped_experiments_are_valid(path):
     ({"objective": "fc_q"}, "objective", "unknown objective"),
     ({"trials": 0}, "trials", "greater than"),
     ({"store__mode": "some"}, "store.mode", "all"),
-    ({"simulation__duration_s": -1}, "simulation.duration_s", "greater than"),
+    ({"simulation__duration_s": -1}, "simulation.duration_s", "> 0"),
+    ({"simulation__dt_ms": 0.3}, "simulation.dt_ms", "transient_s (20 s) is not a whole multiple of dt = 0.3 ms"),
+    ({"simulation__integrator": "rk4"}, "simulation.integrator", "['euler', 'heun'], got 'rk4'"),
+    ({"simulation__bold_monitor": "nope"}, "simulation.bold_monitor", "['balloon', 'sample'], got 'nope'"),
+    ({"simulation__dtype": "float16"}, "simulation.dtype", "['float64', 'float32'], got 'float16'"),
+    ({"simulation__repeats": 0}, "simulation.repeats", "integer >= 1"),
+    ({"cohort__normalise": "mean"}, "cohort.normalise", "['max', 'none', 'log1p+max']"),
+    ({"cohort__features__filter_order": 0}, "cohort.features.filter_order", "integer >= 1"),
+    ({"cohort__features__windw": 3}, "cohort.features.windw", "unknown key"),
     ({"cohort__features__bandpass": [0.1, 0.01]}, "cohort.features.bandpass", "low < high"),
     ({"name": "a/b"}, "name", "plain folder name"),
     ({"ray__batch_size": 0}, "ray.batch_size", "greater than"),
@@ -181,3 +180,80 @@ def test_incompatible_changes_are_detected():
     assert incompatible_fields(old, same) == []
     other = parse_config(cfg_with(model="hopf", params={"free": {"G": {}}}, cohort__normalise="none"))
     assert set(incompatible_fields(old, other)) == {"model", "params", "cohort.normalise"}
+
+
+def test_bad_run_settings_are_refused_at_parse_time_with_the_run_settings_check():
+    from explorer.sim import RunSettings
+
+    bad = {"dt_ms": 0.3, "integrator": "rk4", "bold_monitor": "nope", "dtype": "float16"}
+    for key, value in bad.items():
+        with pytest.raises(OptionError) as expected:
+            RunSettings(**{key: value})
+        (field, message), = expected.value.problems
+        msg = error_of(cfg_with(**{f"simulation__{key}": value}))
+        assert msg == f"invalid study config test.yaml: field 'simulation.{field}': {message}"
+    msg = error_of(cfg_with(simulation={"integrator": "rk4", "dtype": "float16"}))
+    assert "field 'simulation.integrator'" in msg and "field 'simulation.dtype'" in msg
+
+
+def test_simulation_is_run_settings_with_one_set_of_defaults():
+    from explorer.sim import RunSettings
+
+    cfg = parse_config(copy.deepcopy(BASE))
+    assert type(cfg.simulation) is RunSettings and cfg.simulation == RunSettings()
+    assert cfg.simulation.simulate_kwargs(2.0) == RunSettings().simulate_kwargs(2.0)
+    cfg = parse_config(cfg_with(simulation={"duration_s": 60, "dt_ms": 0.5, "bold_tr_s": 2.0, "repeats": 3}))
+    assert cfg.simulation == RunSettings(duration_s=60.0, dt_ms=0.5, bold_tr_s=2.0, repeats=3)
+    assert yaml.safe_load(cfg.to_yaml())["simulation"] == {**vars(RunSettings()), "duration_s": 60.0,
+                                                           "dt_ms": 0.5, "bold_tr_s": 2.0, "repeats": 3}
+
+
+def test_check_tr_is_the_run_settings_check_with_the_subjects_tr():
+    from explorer.config import check_tr
+
+    cfg = parse_config(cfg_with(simulation={"duration_s": 70, "dt_ms": 0.7, "transient_s": 0.7}))
+    check_tr(cfg, 0.7, "subject A")
+    with pytest.raises(ConfigError) as info:
+        check_tr(cfg, 0.72, "subject B")
+    (field, message), = cfg.simulation.problems(0.72, tr_what="the TR of subject B")
+    assert str(info.value) == f"field 'simulation.{field}': {message}"
+    assert "the TR of subject B (0.72 s) is not a whole multiple of dt = 0.7 ms" in message
+    with pytest.raises(ConfigError, match="field 'simulation.duration_s': the TR of subject C .* longer"):
+        check_tr(cfg, 77.0, "subject C")
+
+
+def test_features_are_feature_options_and_round_trip():
+    from explorer.features import FeatureOptions
+
+    cfg = parse_config(cfg_with(cohort__features={"bandpass": [0.02, 0.08], "filter_order": 4, "fcd_window": 20}))
+    f = cfg.cohort.features
+    assert type(f) is FeatureOptions
+    assert f == FeatureOptions(bandpass=(0.02, 0.08), filter_order=4, fcd_window=20)
+    dumped = cfg.model_dump(mode="json")["cohort"]["features"]
+    assert dumped == f.to_dict() and dumped["bandpass"] == [0.02, 0.08] and dumped["filter_order"] == 4
+    assert FeatureOptions.from_dict(dumped) == f
+    assert parse_config(yaml.safe_load(cfg.to_yaml())).cohort.features == f
+    assert parse_config(copy.deepcopy(BASE)).cohort.features == FeatureOptions()
+
+
+def test_cohort_options_come_from_the_config():
+    from explorer.cohort import CohortOptions
+    from explorer.features import FeatureOptions
+
+    cfg = parse_config(cfg_with(cohort={"source": "demo", "subjects": ["NAP_001"], "drop": [0, "x"],
+                                        "normalise": "none", "tr_s": 0.8, "split": 2, "skip_bad": True,
+                                        "features": {"fcd_window": 20}}))
+    opts = cfg.cohort.options
+    assert type(opts) is CohortOptions
+    assert opts == CohortOptions(drop=[0, "x"], normalise="none", tr_s=0.8, split=2, skip_bad=True,
+                                 features=FeatureOptions(fcd_window=20))
+    assert opts == CohortOptions.from_dict(cfg.cohort.model_dump(mode="python", exclude={"source", "subjects"}))
+    assert opts.features is cfg.cohort.features
+    assert parse_config(copy.deepcopy(BASE)).cohort.options == CohortOptions()
+
+
+def test_a_features_change_is_an_incompatible_cohort_change():
+    old = parse_config(copy.deepcopy(BASE))
+    new = parse_config(cfg_with(cohort__features={"filter_order": 4}))
+    assert incompatible_fields(old, new) == ["cohort.features"]
+    assert incompatible_fields(old, parse_config(yaml.safe_load(old.to_yaml()))) == []

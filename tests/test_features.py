@@ -117,6 +117,24 @@ def test_fit_scores_bad_simulations_give_nan(ts):
         assert all(math.isnan(v) for v in s.values())
 
 
+def test_fit_scores_returns_the_simulated_fc_it_scored(ts):
+    opts = F.FeatureOptions(discard_s=20.0)
+    efc, efcd = F.empirical_features(ts[10:], 2.0, opts)
+    s, sim_fc = F.fit_scores(ts, 2.0, efc, efcd, opts, return_fc=True)
+    assert s == F.fit_scores(ts, 2.0, efc, efcd, opts)
+    np.testing.assert_allclose(sim_fc, F.fc(F.preprocess(ts[10:], 2.0, opts)), atol=1e-12)  # discarded, processed
+    assert s["fc_r"] == pytest.approx(F.fc_r(sim_fc, efc))
+    s, only_fc = F.fit_scores(ts, 2.0, None, None, opts, return_fc=True)   # no empirical FC: the FC alone
+    assert all(math.isnan(v) for v in s.values()) and np.array_equal(only_fc, sim_fc)
+    constant = ts.copy()
+    constant[:, 5] = 7.0
+    s, bad = F.fit_scores(constant, 2.0, efc, efcd, opts, return_fc=True)
+    assert all(math.isnan(v) for v in s.values()) and np.isnan(bad[5]).all() and np.isfinite(bad[0, :5]).all()
+    diverged = ts.copy()
+    diverged[50:, 3] = np.nan
+    assert np.isnan(F.fit_scores(diverged, 2.0, efc, efcd, opts, return_fc=True)[1]).all()
+
+
 def test_fit_scores_too_short_raises(ts):
     efc, efcd = F.empirical_features(ts, 2.0)
     with pytest.raises(SimulationError, match="duration_s"):

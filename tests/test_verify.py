@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from explorer.verify import compare
+from explorer.study.verify import compare
 
 
 def _t(g: float, r: float, state: str = "COMPLETE") -> dict:
@@ -72,14 +72,17 @@ def test_compare_follows_recorded_signals_locations():
 def _make_study(tmp, name: str, store_mode: str = "all", signals=None):
     """A study folder with 2 subjects x 3 COMPLETE + 1 FAIL trials in Optuna, MLflow and zarr.
 
+    Each trial goes where the runner sends it, through the real encoders: its signals to the
+    store (``write_trial``, as the actor does), its record to Optuna (``tell_record`` on an asked
+    trial, as the scheduler does) and then to MLflow (``log_trials``).
     ``signals(sid, n, location, store)``: what the trial records as ``signals`` (default: the location)."""
-    import optuna
-
-    from explorer.config import mlflow_artifacts, mlflow_uri, optuna_storage_url, parse_config, save_frozen, zarr_url
+    from explorer.config import parse_config
     from explorer.records import TrialRecord
-    from explorer.search import open_storage, open_subject_study
+    from explorer.runner.hooks import open_store, open_tracker
+    from explorer.search import ask_params, open_storage, open_subject_study, tell_record
+    from explorer.study.frozen import save_frozen
+    from explorer.study.layout import optuna_storage_url, zarr_url
     from explorer.store import SignalStore
-    from explorer.tracking import Tracker
 
     cfg = parse_config({"name": name, "studies_dir": str(tmp / "studies"), "model": "hopf",
                         "cohort": {"source": "demo", "subjects": ["NAP_001", "NAP_002"]},
@@ -88,9 +91,8 @@ def _make_study(tmp, name: str, store_mode: str = "all", signals=None):
     d = cfg.study_dir
     save_frozen(cfg, d)
     storage = open_storage(optuna_storage_url(cfg, d))
-    tracker = Tracker(mlflow_uri(cfg, d), cfg.name, mlflow_artifacts(cfg, d))
-    store = SignalStore(zarr_url(cfg, d))
-    dist = {"G": optuna.distributions.FloatDistribution(0.1, 2.0)}
+    tracker = open_tracker(cfg, d)
+    store = open_store(cfg, d)[0] or SignalStore(zarr_url(cfg, d))
     rng = np.random.default_rng(0)
     for sid in ("NAP_001", "NAP_002"):
         st = open_subject_study(storage, cfg, sid)
@@ -98,21 +100,20 @@ def _make_study(tmp, name: str, store_mode: str = "all", signals=None):
         for n in range(4):
             g, r = 0.1 + 0.3 * n, 0.1 * n
             complete = n < 3
-            scores = {"fc_r": r, "fc_rmse": 0.2, "fcd_ks": 0.4} if complete else {}
-            loc = ""
+            rec = TrialRecord(subject=sid, number=n, params={"G": g}, seed=10 + n,
+                              state="COMPLETE" if complete else "FAIL", wall_seconds=1.0,
+                              scores={"fc_r": r, "fc_rmse": 0.2, "fcd_ks": 0.4} if complete else {},
+                              reason="" if complete else "diverged")
             if complete:
                 bold = rng.standard_normal((20, 6)).astype(np.float32)
-                loc = store.write_trial(sid, n, bold, np.corrcoef(bold.T), {"G": g}, 10 + n, scores, tr_s=2.0)
+                rec.signals = store.write_trial(rec, bold, np.corrcoef(bold.T), tr_s=2.0)
                 if signals is not None:
-                    loc = signals(sid, n, loc, store)
-            st.add_trial(optuna.trial.create_trial(
-                params={"G": g}, distributions=dist, values=[r] if complete else None,
-                state=optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.FAIL,
-                user_attrs={"seed": 10 + n, "scores": scores, "signals": loc, "wall_seconds": 1.0,
-                            **({} if complete else {"reason": "diverged"})}))
-            recs.append(TrialRecord(subject=sid, number=n, params={"G": g}, seed=10 + n,
-                                    state="COMPLETE" if complete else "FAIL", scores=scores,
-                                    reason="" if complete else "diverged", signals=loc))
+                    rec.signals = signals(sid, n, rec.signals, store)
+            st.enqueue_trial({"G": g})
+            trial, _ = ask_params(st, cfg)
+            assert trial.number == n
+            tell_record(st, trial, rec, cfg.objectives)
+            recs.append(rec)
         tracker.log_trials(sid, recs)
     return cfg, d, tracker, store
 
@@ -125,11 +126,11 @@ def study(tmp_path_factory):
 def _run(capsys, *argv) -> tuple[int, dict]:
     import argparse
 
-    from explorer import verify
+    from explorer.study.commands import add_verify_arguments, verify_command
 
     parser = argparse.ArgumentParser()
-    verify.add_arguments(parser)
-    code = verify.command(parser.parse_args([*argv, "--json"]))
+    add_verify_arguments(parser)
+    code = verify_command(parser.parse_args([*argv, "--json"]))
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -178,7 +179,7 @@ def test_verify_follows_recorded_locations_after_pack_and_best(tmp_path, capsys)
     assert not list((d / "signals.zarr/subjects/NAP_001").glob("staging"))  # the recorded groups are gone
     code, out = _run(capsys, str(d))
     assert code == 0 and out["ok"] and out["checked"] == 6, out
-    from explorer.verify import _open_store, optuna_records, resolve_signals
+    from explorer.study.verify import _open_store, optuna_records, resolve_signals
 
     res = resolve_signals(_open_store(cfg, d), optuna_records(cfg, d))
     assert res["NAP_001"][1]["ok"] and res["NAP_001"][1]["resolved_by"] == "trial number"

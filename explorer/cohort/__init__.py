@@ -22,6 +22,7 @@ from pathlib import Path
 from explorer.errors import CohortError
 from explorer.features import FeatureOptions
 
+from .loaders import load_folder, load_manifest, load_tvb_zip
 from .sessions import session_id, split_sessions
 from .types import Cohort, CohortOptions, NORMALISATIONS, Subject
 from .validation import RawSubject, build_cohort, refuse_if_bad
@@ -54,8 +55,6 @@ DEMO_TR_S = 2.0
 
 
 def _read(source: str | Path) -> tuple[list[RawSubject], str, list[int], float | None]:
-    from .loaders import load_folder, load_manifest, load_tvb_zip
-
     if str(source) == "demo":
         return load_folder(DEMO_DIR), "demo", list(GW_SUBCORTICAL), DEMO_TR_S
     path = Path(source).expanduser()
@@ -119,6 +118,6 @@ def demo(options: CohortOptions | None = None) -> Cohort:
 
 def synthetic(*args, **kwargs) -> Cohort:  # noqa: D401 - thin re-export, see explorer.cohort.twins
     """Synthetic twins: see :func:`explorer.cohort.twins.synthetic`."""
-    from .twins import synthetic as _synthetic
+    from .twins import synthetic as _synthetic  # it needs the numba simulator: kept out of `import explorer.cohort`
 
     return _synthetic(*args, **kwargs)

@@ -11,6 +11,7 @@ import json
 import math
 from typing import Any
 
+from explorer.cohort import CohortOptions, scan_cohort
 from explorer.errors import ConfigError
 
 
@@ -65,8 +66,6 @@ def _num(x: float | None, fmt: str) -> str:
 
 
 def command(args: argparse.Namespace) -> int:
-    from explorer.cohort import CohortOptions, scan_cohort
-
     if getattr(args, "cohort_command", "show") != "show":  # pragma: no cover - argparse enforces it
         raise ConfigError(f"unknown cohort action {args.cohort_command!r}")
     drop = [] if args.keep_all else parse_drop(args.drop)

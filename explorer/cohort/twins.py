@@ -10,11 +10,16 @@ import numpy as np
 
 from explorer.errors import CohortError
 from explorer.features import FeatureOptions
+from explorer.models import get_model
+from explorer.sim import simulate
+from explorer.sim.settings import RunSettings
 
+from . import demo
 from .types import Cohort, CohortOptions
 from .validation import RawSubject, build_cohort, refuse_if_bad
 
 log = logging.getLogger("explorer.cohort")
+_D = RunSettings()  # the one set of run-settings defaults
 
 
 def synthetic(
@@ -24,13 +29,13 @@ def synthetic(
     bounds: Mapping[str, tuple[float, float]] | None = None,
     fixed: Mapping[str, Any] | None = None,
     base: Cohort | None = None,
-    duration_s: float = 300.0,
-    dt_ms: float = 0.1,
-    velocity: float = 20.0,
-    noise_sigma: float = 0.01,
+    duration_s: float = _D.duration_s,
+    dt_ms: float = _D.dt_ms,
+    velocity: float = _D.velocity,
+    noise_sigma: float = _D.noise_sigma,
     seed: int = 0,
     bold_tr_s: float = 2.0,
-    transient_s: float = 10.0,
+    transient_s: float = _D.transient_s,
     features: FeatureOptions | None = None,
     id_prefix: str = "twin",
     **sim_kwargs: Any,
@@ -44,18 +49,15 @@ def synthetic(
     base: the cohort whose connectomes (weights as already normalised, lengths in mm, labels) are
     used, cycled over the subjects; default :func:`explorer.cohort.demo`.
     duration_s, dt_ms, velocity (m/s), noise_sigma, bold_tr_s, transient_s and any other
-    ``sim_kwargs`` go to ``simulate``; subject i is simulated with seed ``seed + i``.
+    ``sim_kwargs`` go to ``simulate``; subject i is simulated with seed ``seed + i``. The run
+    settings default to :class:`~explorer.sim.settings.RunSettings`'s (a study's); the TR to 2 s.
     features: FeatureOptions for the twins' FC/FCD (default: the base cohort's).
 
     Subject ids are ``f"{id_prefix}{i:02d}"``; phenotype holds ``true_<param>`` for every truth
     value, plus ``model``, ``base_subject`` and ``sim_seed``. Raises CohortError when a twin's
     simulation diverges (choose other values).
     """
-    from explorer.sim import simulate
-
     if base is None:
-        from . import demo
-
         base = demo()
     if len(base) == 0:
         raise CohortError("synthetic(): the base cohort has no subject")
@@ -68,8 +70,6 @@ def synthetic(
         if n < 1:
             raise CohortError(f"synthetic(): n_subjects must be >= 1, got {n}")
         if bounds is None:
-            from explorer.models import get_model
-
             g = get_model(model).param("G")
             bounds = {"G": (g.low, g.high)}
         rng = np.random.default_rng(seed)

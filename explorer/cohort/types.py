@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from explorer.errors import CohortError, ConfigError
+from explorer.errors import CohortError, ConfigError, OptionError
 from explorer.features import FeatureOptions
 
 NORMALISATIONS = ("max", "none", "log1p+max")
@@ -101,6 +102,9 @@ class CohortOptions:
         dropped), each its own subject ``f"{id}_ses-{j}"`` (j = 1..k, participant = id, session =
         str(j)) with its own FC/FCD: test-retest from one scan. 1 (default) = no split. Refused for
         FC-only subjects and for a manifest that already has a ``session`` column.
+
+    A study config's ``cohort`` section is these options plus ``source`` and ``subjects``
+    (:class:`explorer.config.CohortConfig`, generated from this class; ``cfg.cohort.options``).
     """
 
     drop: list[int | str] | None = None
@@ -113,24 +117,42 @@ class CohortOptions:
     split: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.split, bool) or not isinstance(self.split, (int, np.integer)) or self.split < 1:
-            raise ConfigError(f"cohort.split must be an integer >= 1 (1 = no split), got {self.split!r}")
-        self.split = int(self.split)
-        if self.normalise not in NORMALISATIONS:
-            raise ConfigError(
-                f"cohort.normalise must be one of {list(NORMALISATIONS)}, got {self.normalise!r}"
-            )
-        if self.tr_s is not None and not (float(self.tr_s) > 0):
-            raise ConfigError(f"cohort.tr_s must be > 0 s, got {self.tr_s}")
-        if self.drop is not None:
-            if isinstance(self.drop, (str, int)):
-                self.drop = [self.drop]
-            bad = [d for d in self.drop if not isinstance(d, (int, np.integer, str)) or isinstance(d, bool)]
-            if bad:
-                raise ConfigError(f"cohort.drop takes region indices (int) or labels (str), got {bad}")
-            self.drop = [int(d) if isinstance(d, np.integer) else d for d in self.drop]
+        if isinstance(self.drop, (str, int, np.integer)) and not isinstance(self.drop, bool):
+            self.drop = [self.drop]
         if isinstance(self.features, Mapping):
-            self.features = FeatureOptions.from_dict(self.features)
+            try:
+                self.features = FeatureOptions.from_dict(self.features)
+            except OptionError as exc:
+                raise OptionError("cohort", [(f"features.{f}", m) for f, m in exc.problems]) from None
+        found = self.problems()
+        if found:
+            raise OptionError("cohort", found)
+        self.split = int(self.split)
+        if self.drop is not None:
+            self.drop = [int(d) if isinstance(d, np.integer) else d for d in self.drop]
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every invalid option as ``(field, message)``; construction raises OptionError for them."""
+        out = []
+        if isinstance(self.split, bool) or not isinstance(self.split, (int, np.integer)) or self.split < 1:
+            out.append(("split", f"must be an integer >= 1 (1 = no split), got {self.split!r}"))
+        if self.normalise not in NORMALISATIONS:
+            out.append(("normalise", f"must be one of {list(NORMALISATIONS)}, got {self.normalise!r}"))
+        if self.tr_s is not None:
+            try:
+                ok = math.isfinite(float(self.tr_s)) and float(self.tr_s) > 0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                out.append(("tr_s", f"must be > 0 s, or null, got {self.tr_s!r}"))
+        if self.drop is not None:
+            items = self.drop if isinstance(self.drop, (list, tuple)) else [self.drop]
+            bad = [d for d in items if not isinstance(d, (int, np.integer, str)) or isinstance(d, bool)]
+            if bad or not isinstance(self.drop, (list, tuple)):
+                out.append(("drop", f"takes a list of region indices (int) or labels (str), got {self.drop!r}"))
+        if not isinstance(self.features, FeatureOptions):
+            out.append(("features", f"must be FeatureOptions or a mapping of them, got {self.features!r}"))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON/YAML-safe) of every option."""
@@ -154,10 +176,7 @@ class CohortOptions:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown cohort option(s) {unknown}; valid: {sorted(known)}")
-        kw = dict(d)
-        if "features" in kw and not isinstance(kw["features"], FeatureOptions):
-            kw["features"] = FeatureOptions.from_dict(kw["features"])
-        return cls(**kw)
+        return cls(**d)  # a features mapping becomes FeatureOptions in __post_init__
 
     def replace(self, **changes: Any) -> "CohortOptions":
         return replace(self, **changes)

@@ -41,7 +41,12 @@ PARAMS = (
     Param("J_I", 1.0, 0.5, 2.0, "nA", "local inhibitory (feedback) coupling", 0.0, per_region=True),
     Param("G", 0.5, 0.0, 2.0, "1", "global coupling scaling of the long-range input", 0.0, per_region=False),
 )
-(A_E, B_E, D_E, TAU_E, GAMMA_E, A_I, B_I, D_I, TAU_I, GAMMA_I, W_E, W_I, I_0, J_N, W_P, J_I, G) = range(17)
+#: rows of the [param, region, batch] array that dfun reads, looked up by name in PARAMS (numba
+#: compiles them in as constants); tests/models/test_model_contract.py pins them to MODEL.index(name)
+_ROW = {p.name: k for k, p in enumerate(PARAMS)}
+(A_E, B_E, D_E, TAU_E, GAMMA_E, A_I, B_I, D_I, TAU_I, GAMMA_I, W_E, W_I, I_0, J_N, W_P, J_I, G) = (
+    _ROW[name] for name in ("a_E", "b_E", "d_E", "tau_E", "gamma_E", "a_I", "b_I", "d_I", "tau_I", "gamma_I",
+                            "W_E", "W_I", "I_0", "J_NMDA", "w_plus", "J_I", "G"))
 
 
 @njit(inline="always", error_model="numpy")

@@ -27,7 +27,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from explorer.errors import ConfigError, StudyError
+from explorer.models import get_model
 from explorer.report import stats
+from explorer.runner.inputs import bold_tr, load_study_cohort, study_inputs
+from explorer.runner.resim import run_simulations
+from explorer.search import (best_summary, complete_trials, list_subject_studies, open_storage, open_subject_study,
+                             trial_seed)
+from explorer.search.space import free_param
+from explorer.store import SignalStore
+from explorer.study.frozen import load_frozen
+from explorer.study.layout import optuna_storage_url, zarr_url
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +51,6 @@ PHENOTYPE_MIN_N = 10
 # -- keys and seeds ------------------------------------------------------------------------
 def resim_seed(base_seed: int, subject: str, k: int) -> int:
     """The k-th fresh noise seed of a subject's re-simulations (disjoint from the search's seeds)."""
-    from explorer.search import trial_seed
-
     return trial_seed(base_seed, f"report|{subject}", k)
 
 
@@ -75,8 +83,6 @@ def plan(cfg, subjects: Sequence[Any], best: dict[str, dict[str, float]], seeds:
     J_I is set by the actor for the connectome it simulates). Each request is ``{"kind", "subject",
     "connectome", "key", "params", "seed"}``; payloads map a connectome name to what an actor keeps.
     """
-    from explorer.runner.driver import bold_tr
-
     trs = {s.id: bold_tr(cfg, s) for s in subjects}
     free_names = list(cfg.params.free)
     median = {p: float(np.median([best[s.id][p] for s in subjects])) for p in free_names}
@@ -238,9 +244,6 @@ def phenotype_link(subjects: list[Any], best: dict[str, dict[str, float]], free:
 
 def _units(model: str, names: list[str]) -> dict[str, str]:
     """Each free parameter's unit, from the model's parameter table (``P.scale`` and ``P[g]`` take P's)."""
-    from explorer.models import get_model
-    from explorer.search.space import free_param
-
     m = get_model(model)
     return {n: free_param(m, n).unit for n in names}
 
@@ -324,16 +327,7 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
     Works on a finished or partial study: subjects without a COMPLETE trial are listed in
     ``not_fitted``. Raises StudyError when no subject has one.
     """
-    from explorer.config import load_frozen, optuna_storage_url, zarr_url
-    from explorer.errors import StudyError
-    from explorer.runner.driver import load_study_cohort
-    from explorer.runner.resim import run_simulations
-    from explorer.search import best_summary, complete_trials, list_subject_studies, open_storage, open_subject_study
-    from explorer.store import SignalStore
-
     if seeds < 1:
-        from explorer.errors import ConfigError
-
         raise ConfigError(f"--seeds must be >= 1 (fresh noise seeds per re-simulation), got {seeds}")
     study_dir = Path(study_dir)
     cfg = load_frozen(study_dir)
@@ -364,8 +358,6 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
     if not subjects:
         raise StudyError(f"study {cfg.name!r}: no subject has a COMPLETE trial yet; run or resume it first "
                          f"(`explorer resume {cfg.name}`)")
-
-    from explorer.runner.driver import study_inputs
 
     spaces, fc_mean = study_inputs(cfg, study_dir, subjects)
     for s in subjects:

@@ -9,9 +9,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from explorer.runner.hooks import open_tracker
+from explorer.study.commands import add_study_name
+from explorer.study.frozen import load_frozen
+from explorer.study.layout import REPORT_DIR, resolve
+
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
 
 
 def create_report(study_dir: str | Path, seeds: int = 5, actors: int | None = None,
@@ -22,6 +26,7 @@ def create_report(study_dir: str | Path, seeds: int = 5, actors: int | None = No
     report is also logged to the study's MLflow experiment as a run tagged ``report``.
     Returns (report dict, report folder, MLflow run id or None).
     """
+    # lazy: build pulls in the numba models and html matplotlib; `explorer --help` imports this module
     from explorer.report.build import build_report
     from explorer.report.html import write_report
 
@@ -40,9 +45,6 @@ def create_report(study_dir: str | Path, seeds: int = 5, actors: int | None = No
 
 
 def _log_to_mlflow(study_dir: Path, out: Path, report: dict[str, Any]) -> str | None:
-    from explorer.config import load_frozen
-    from explorer.runner.hooks import open_tracker
-
     ind = report.get("individuality") or {}
     res = ind.get("residual") or {}
     metrics = {"fc_r_resim_median": report["summary"].get("fc_r_resim_median"),
@@ -64,8 +66,6 @@ def _log_to_mlflow(study_dir: Path, out: Path, report: dict[str, Any]) -> str | 
 
 # -- CLI -------------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from explorer.runner.commands import add_study_name
-
     add_study_name(p)
     p.add_argument("--seeds", type=int, default=5, metavar="K",
                    help="fresh noise seeds per re-simulation of each twin and baseline (default 5)")
@@ -76,9 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    from explorer.runner.commands import resolve_study_dir
-
-    study_dir = resolve_study_dir(args.name, args.studies_dir)
+    study_dir = resolve(args.name, args.studies_dir)
     try:
         report, out, run_id = create_report(study_dir, seeds=args.seeds, actors=args.actors,
                                             mlflow=not args.no_mlflow)

@@ -1,8 +1,18 @@
-"""Ray actors hosting warm simulators, and the driver loop that feeds them Optuna trials.
+"""Ray actors hosting warm simulators, and the driver that feeds them Optuna trials.
 
-Ray and Optuna are imported inside functions; ``explorer.runner.commands`` is cheap to import.
+``run_study`` and ``RunResult`` (:mod:`explorer.runner.driver`) are imported on first use, so that
+importing ``explorer.runner.commands`` (the CLI's parser) does not load numba, Ray or Optuna.
 """
 
-from explorer.runner.driver import RunResult, run_study
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = ["RunResult", "run_study"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("explorer.runner.driver"), name)
+    raise AttributeError(f"module 'explorer.runner' has no attribute {name!r}")

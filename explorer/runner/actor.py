@@ -17,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from explorer.records import TrialRecord
+from explorer.features import FeatureOptions, fit_scores, objective_value
+from explorer.records import Task, TrialRecord
+from explorer.search.space import split_noise, with_fic
+from explorer.sim.simulator import simulate_arrays, warmup
 
 
 @dataclass
@@ -31,6 +34,7 @@ class WorkerSpec:
     objectives: list[str]
     store_url: str | None = None        # None = do not store signals (store mode "none")
     fic_target_hz: float | None = None  # report re-simulations: FIC's target rate (Hz), None = no FIC
+    git_revision: str | None = None     # the code's (explorer.study.frozen.git_revision), stored with the signals
 
 
 def _compact_error(exc: BaseException) -> str:
@@ -42,12 +46,9 @@ class SimWorker:
     """Hosts a warm simulator; evaluates batches of trials of one subject at a time."""
 
     def __init__(self, spec: WorkerSpec, actor_id: str = "", node_id: str = ""):
-        from explorer.features import FeatureOptions
-        from explorer.sim import warmup
 
         self.spec = spec
-        self.features = FeatureOptions(**{**spec.features, "bandpass": tuple(spec.features["bandpass"])
-                                          if spec.features.get("bandpass") is not None else None})
+        self.features = FeatureOptions.from_dict(spec.features)
         self.actor_id = actor_id or f"local-{os.getpid()}"
         self.node_id = node_id or platform.node()
         t0 = time.perf_counter()
@@ -81,12 +82,11 @@ class SimWorker:
             self._store = SignalStore(self.spec.store_url)
         return self._store
 
-    def run_batch(self, subject_id: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
-        """Simulate and score a batch of trials of one subject.
+    def run_batch(self, subject_id: str, tasks: list[Task]) -> dict[str, Any]:
+        """Simulate and score a batch of trials (:class:`~explorer.records.Task`) of one subject.
 
-        ``tasks``: ``[{"number", "params", "seed", "attempt"}]``. Each trial runs ``repeats``
-        noise seeds (``seed``, ``seed + 1``, ...) whose scores are averaged.
-        Returns ``{"records": [TrialRecord dict], "simulate_s", "call_s", "actor", "node"}``;
+        Each trial runs ``repeats`` noise seeds (``seed``, ``seed + 1``, ...) whose scores are averaged.
+        Returns ``{"records": [TrialRecord], "simulate_s", "call_s", "actor", "node"}``;
         ``simulate_s`` is the wall time spent inside ``explorer.sim.simulate``. Each record's
         times are its own (see :class:`~explorer.records.TrialRecord`).
         """
@@ -95,10 +95,10 @@ class SimWorker:
             raise KeyError(f"actor {self.actor_id} holds no subject {subject_id!r}")
         records, sim_s = self._evaluate(subject_id, tasks)
         call_s = time.perf_counter() - t0
-        return {"records": [r.to_dict() for r in records], "simulate_s": sim_s, "call_s": call_s,
+        return {"records": records, "simulate_s": sim_s, "call_s": call_s,
                 "actor": self.actor_id, "node": self.node_id}
 
-    def _evaluate(self, subject_id: str, tasks: list[dict[str, Any]]) -> tuple[list[TrialRecord], float]:
+    def _evaluate(self, subject_id: str, tasks: list[Task]) -> tuple[list[TrialRecord], float]:
         """Simulate the batch in one call, then score (and store) each trial, timing each one.
 
         A trial whose parameter set cannot be made (FIC did not converge) is FAIL with that reason,
@@ -107,7 +107,7 @@ class SimWorker:
         started, t0 = time.time(), time.perf_counter()
         try:
             subj = self.subjects[subject_id]
-            sets = subj["space"].full_batch([t["free"] for t in tasks], subj["weights"])
+            sets = subj["space"].full_batch([t.free for t in tasks], subj["weights"])
             good = [(t, p) for t, p in zip(tasks, sets) if not isinstance(p, str)]
             out, sim_s = self._simulate(subject_id, good) if good else ([], 0.0)
             bolds = iter(out)
@@ -150,44 +150,43 @@ class SimWorker:
         tr = self.subjects[subject_id].get("bold_tr_s")
         return {**self.spec.simulate_kwargs, **({"bold_tr_s": float(tr)} if tr else {})}
 
-    def _simulate(self, subject_id: str, sets: list[tuple[dict[str, Any], dict[str, Any]]]
+    def _run(self, subject_id: str, sets: list[dict[str, Any]], seeds: list[int]
+             ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Simulate full parameter sets (one seed each) on the subject's connectome, at its own TR.
+
+        A set's ``noise_sigma`` (searched per trial) becomes its noise amplitude. Returns (BOLD
+        (set, time, region), diverged (set,), wall seconds of the simulation): arrays, no xarray.
+        """
+        subj = self.subjects[subject_id]
+        kwargs = self._kwargs(subject_id)
+        params, kwargs["noise_sigma"] = split_noise(sets, kwargs["noise_sigma"])
+        t0 = time.perf_counter()
+        r = simulate_arrays(self.spec.model, subj["weights"], subj["lengths"], params, seed=seeds,
+                            labels=subj.get("labels"), **kwargs)
+        return r.bold, np.asarray(r.diverged, dtype=bool), time.perf_counter() - t0
+
+    def _simulate(self, subject_id: str, sets: list[tuple[Task, dict[str, Any]]]
                   ) -> tuple[list[np.ndarray | None], float]:
         """Simulate (task, full parameter set) pairs, ``repeats`` seeds each; BOLD per task or None (diverged)."""
-        from explorer.sim import simulate
-
-        from explorer.search.space import split_noise
-
-        subj = self.subjects[subject_id]
         reps = self.spec.repeats
-        params, seeds = [], []
-        for task, full in sets:
-            for r in range(reps):
-                params.append(full)
-                seeds.append(int(task["seed"]) + r)
-        kwargs = self._kwargs(subject_id)
-        params, kwargs["noise_sigma"] = split_noise(params, kwargs["noise_sigma"])
-        t0 = time.perf_counter()
-        ds = simulate(self.spec.model, subj["weights"], subj["lengths"], params, seed=seeds,
-                      labels=subj.get("labels"), **kwargs)
-        sim_s = time.perf_counter() - t0
-        bold = np.asarray(ds["bold"].values)
-        diverged = np.asarray(ds["diverged"].values, dtype=bool)
+        params = [full for _, full in sets for _ in range(reps)]
+        seeds = [int(task.seed) + r for task, _ in sets for r in range(reps)]
+        bold, diverged, sim_s = self._run(subject_id, params, seeds)
         out: list[np.ndarray | None] = []
         for i in range(len(sets)):
             rows = slice(i * reps, (i + 1) * reps)
             out.append(None if diverged[rows].any() else bold[rows])
         return out, sim_s
 
-    def _score(self, subject_id: str, task: dict[str, Any], bold: np.ndarray | None) -> TrialRecord:
-        from explorer.features import fit_scores, objective_value
+    def _score(self, subject_id: str, task: Task, bold: np.ndarray | None) -> TrialRecord:
 
         if bold is None:
             return self._record(subject_id, task, "FAIL", reason="diverged")
         subj = self.subjects[subject_id]
         tr = float(self._kwargs(subject_id)["bold_tr_s"])
-        per_rep = [fit_scores(b, tr, subj["fc"], subj.get("fcd"), self.features, fc_mean=subj.get("fc_mean"))
-                   for b in bold]
-        scores = {k: float(np.mean([s[k] for s in per_rep])) for k in per_rep[0]}
+        per_rep = [fit_scores(b, tr, subj["fc"], subj.get("fcd"), self.features, fc_mean=subj.get("fc_mean"),
+                              return_fc=True) for b in bold]
+        scores = {k: float(np.mean([s[k] for s, _ in per_rep])) for k in per_rep[0][0]}
         bad = [o for o in self.spec.objectives if not math.isfinite(objective_value(scores, o))]
         if bad:
             clean = {k: v for k, v in scores.items() if math.isfinite(v)}
@@ -197,7 +196,7 @@ class SimWorker:
         if self.store is not None:
             t0 = time.perf_counter()
             try:
-                record.signals = self._write(subject_id, task, bold[0], scores, tr)
+                record.signals = self._write(subject_id, record, bold[0], per_rep[0][1])
             except Exception as exc:  # noqa: BLE001 - the trial cannot be complete without its signals
                 record.state, record.reason = "FAIL", f"error: store: {_compact_error(exc)}"
                 record.signals = ""
@@ -205,20 +204,17 @@ class SimWorker:
             record.store_wall_seconds = time.perf_counter() - t0
         return record
 
-    def _sim_fc(self, bold: np.ndarray, tr: float) -> np.ndarray:
-        """The simulated FC of one BOLD (time, region), processed as the scores process it."""
-        from explorer.features import fc, preprocess
+    def simulation(self, subject_id: str) -> dict[str, Any]:
+        """What simulates ``subject_id``'s trials (:func:`explorer.store.records.simulation_attrs`)."""
+        from explorer.store.records import simulation_attrs
 
-        skip = int(round(self.features.discard_s / tr)) if self.features.discard_s > 0 else 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return fc(preprocess(bold[skip:], tr, self.features), fisher_z=self.features.fisher_z)
+        return simulation_attrs(self.spec.model, self._kwargs(subject_id), self.spec.repeats)
 
-    def _write(self, subject_id: str, task: dict[str, Any], bold: np.ndarray, scores: dict[str, float],
-               tr: float) -> str:
-        sim_fc = self._sim_fc(bold, tr)
-        return self.store.write_trial(subject_id, int(task["number"]), bold.astype(np.float32),
-                                      sim_fc.astype(np.float32), dict(task["free"]), int(task["seed"]),
-                                      scores, tr, attempt=int(task.get("attempt", 0)))
+    def _write(self, subject_id: str, record: TrialRecord, bold: np.ndarray, sim_fc: np.ndarray) -> str:
+        """Store the trial's first repeat: its BOLD, the FC it was scored with, its record and what simulated it."""
+        return self.store.write_trial(record, bold.astype(np.float32), sim_fc.astype(np.float32),
+                                      float(self._kwargs(subject_id)["bold_tr_s"]),
+                                      simulation=self.simulation(subject_id), git_revision=self.spec.git_revision)
 
     def simulate_fc(self, subject_id: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
         """Simulate parameter sets on a connectome the actor holds; return each one's FC and scores.
@@ -229,46 +225,36 @@ class SimWorker:
         the payload's empirical FC/FCD. Returns ``{"results": [{"key", "fc" (float32, N x N) or None
         when diverged, "scores"}], "simulate_s"}``.
         """
-        from explorer.features import fit_scores
-        from explorer.search import with_fic
-        from explorer.sim import simulate
 
         subj = self.subjects[subject_id]
         sets = with_fic([dict(t["params"]) for t in tasks], subj["weights"], self.spec.model,
                         self.spec.fic_target_hz)
         ok = [i for i, p in enumerate(sets) if not isinstance(p, str)]
-        t0 = time.perf_counter()
         bold = np.full((len(tasks),), None, dtype=object)
         diverged = np.ones(len(tasks), dtype=bool)
+        sim_s = 0.0
         if ok:
-            from explorer.search.space import split_noise
-
-            kwargs = self._kwargs(subject_id)
-            params, kwargs["noise_sigma"] = split_noise([sets[i] for i in ok], kwargs["noise_sigma"])
-            ds = simulate(self.spec.model, subj["weights"], subj["lengths"], params,
-                          seed=[int(tasks[i]["seed"]) for i in ok], labels=subj.get("labels"), **kwargs)
+            b, d, sim_s = self._run(subject_id, [sets[i] for i in ok], [int(tasks[i]["seed"]) for i in ok])
             for j, i in enumerate(ok):
-                bold[i] = ds["bold"].values[j]
-                diverged[i] = bool(ds["diverged"].values[j])
-        sim_s = time.perf_counter() - t0
+                bold[i], diverged[i] = b[j], bool(d[j])
         tr = float(self._kwargs(subject_id)["bold_tr_s"])
         results = []
         for i, task in enumerate(tasks):
             if diverged[i]:
                 results.append({"key": task["key"], "fc": None, "scores": {}})
                 continue
-            scores = fit_scores(bold[i], tr, subj["fc"], subj.get("fcd"), self.features,
-                                fc_mean=subj.get("fc_mean")) if subj.get("fc") is not None else {}
-            results.append({"key": task["key"], "fc": self._sim_fc(bold[i], tr).astype(np.float32),
-                            "scores": {k: float(v) for k, v in scores.items()}})
+            emp = subj.get("fc") is not None
+            scores, sim_fc = fit_scores(bold[i], tr, subj.get("fc"), subj.get("fcd") if emp else None, self.features,
+                                        fc_mean=subj.get("fc_mean"), return_fc=True)
+            results.append({"key": task["key"], "fc": sim_fc.astype(np.float32),
+                            "scores": {k: float(v) for k, v in scores.items()} if emp else {}})
         return {"results": results, "simulate_s": sim_s}
 
-    def _record(self, subject_id: str, task: dict[str, Any], state: str, scores: dict | None = None,
+    def _record(self, subject_id: str, task: Task, state: str, scores: dict | None = None,
                 reason: str = "") -> TrialRecord:
-        return TrialRecord(subject=subject_id, number=int(task["number"]), params=dict(task["free"]),
-                           seed=int(task["seed"]), state=state, scores=dict(scores or {}), reason=reason,
-                           sim_seconds=float(self.spec.simulate_kwargs["duration_s"]) * self.spec.repeats,
-                           actor=self.actor_id, node=self.node_id, attempt=int(task.get("attempt", 0)))
+        return TrialRecord.of(subject_id, task, state, scores=dict(scores or {}), reason=reason,
+                              sim_seconds=float(self.spec.simulate_kwargs["duration_s"]) * self.spec.repeats,
+                              actor=self.actor_id, node=self.node_id)
 
 
 def remote_actor_class():

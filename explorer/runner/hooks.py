@@ -10,19 +10,27 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from explorer.config import StudyConfig, mlflow_artifacts, mlflow_uri, zarr_url
+from explorer.config import StudyConfig
+from explorer.store import SignalStore, simulation_attrs
+from explorer.study.frozen import git_revision
+from explorer.study.layout import embedded_mlflow_uri, mlflow_artifacts, mlflow_uri, optuna_storage_url, zarr_url
+from explorer.tracking import Tracker, check_separate_databases
+from explorer.tracking.relocate import repair_artifact_locations
 
 log = logging.getLogger(__name__)
 
 
 def open_store(cfg: StudyConfig, study_dir: Path) -> tuple[Any, str | None]:
-    """(SignalStore or None, its URL or None) for the study's ``store.mode``."""
+    """(SignalStore or None, its URL or None) for the study's ``store.mode``.
+
+    A new store is described (:meth:`~explorer.store.SignalStore.describe`): its root records the
+    model, the run settings and the git revision that simulate its signals."""
     if cfg.store.mode == "none":
         return None, None
-    from explorer.store import SignalStore
-
     url = zarr_url(cfg, study_dir)
-    return SignalStore(url), url
+    store = SignalStore(url)
+    store.describe(simulation_attrs(cfg.model, cfg.simulation, cfg.simulation.repeats), git_revision())
+    return store, url
 
 
 class NullTracker:
@@ -43,56 +51,35 @@ class NullTracker:
 
 def open_tracker(cfg: StudyConfig, study_dir: Path) -> Any:
     """The study's MLflow tracker (refusing an MLflow URI that is the Optuna database)."""
-    from explorer.config import optuna_storage_url
-
-    try:
-        from explorer.tracking import Tracker, check_separate_databases
+    check_separate_databases(optuna_storage_url(cfg, study_dir), mlflow_uri(cfg, study_dir))
+    if mlflow_uri(cfg, study_dir) == embedded_mlflow_uri(study_dir):
+        # the embedded store of a folder that may have been moved: point its artifacts here again,
+        # or new figures would go to (or be read from) the old folder
+        repair_artifact_locations(study_dir)
+    try:  # the Tracker imports mlflow
+        return Tracker(mlflow_uri(cfg, study_dir), experiment=cfg.name,
+                       artifact_location=mlflow_artifacts(cfg, study_dir), settings=cfg.simulation)
     except ImportError as exc:
         log.warning("MLflow tracking unavailable (%s); trials are recorded in Optuna only", exc)
         return NullTracker()
 
-    check_separate_databases(optuna_storage_url(cfg, study_dir), mlflow_uri(cfg, study_dir))
-    if mlflow_uri(cfg, study_dir) == f"sqlite:///{Path(study_dir).resolve() / 'mlflow.db'}":
-        # the embedded store of a folder that may have been moved: point its artifacts here again,
-        # or new figures would go to (or be read from) the old folder
-        from explorer.tracking.relocate import repair_artifact_locations
 
-        repair_artifact_locations(study_dir)
-    return Tracker(mlflow_uri(cfg, study_dir), experiment=cfg.name,
-                   artifact_location=mlflow_artifacts(cfg, study_dir))
+class Guard:
+    """Calls a hook (a store or tracker write), logging instead of raising when it fails.
 
+    The failures are kept (``failures``: one line each) so that the driver writes them to
+    ``runs.jsonl`` and ``explorer status`` shows them: a broken tracker never vanishes silently.
+    """
 
-def guarded(what: str, fn, *args: Any, **kwargs: Any) -> Any:
-    """Call a hook; log (not raise) its failure."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("%s failed: %s: %s (run `explorer verify NAME --repair` afterwards)", what,
-                    type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-        return None
+    def __init__(self) -> None:
+        self.failures: list[str] = []
 
-
-def subject_summary_arrays(store: Any, subject: Any, best_number: int, features: dict[str, Any],
-                           tr_s: float) -> dict[str, Any]:
-    """Arrays for the parent run's figures: empirical vs best simulated FC and FCD values."""
-    import numpy as np
-
-    from explorer.features import FeatureOptions, fcd, preprocess
-
-    out: dict[str, Any] = {"emp_fc": subject.fc}
-    if store is None:
-        return out
-    trial = store.read_trial(subject.id, best_number)
-    out["best_fc"] = trial.get("fc")
-    opts = FeatureOptions(**features)
-    bold = trial.get("bold")
-    if subject.fcd is not None and bold is not None:
-        skip = int(round(opts.discard_s / tr_s)) if opts.discard_s > 0 else 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sim = fcd(preprocess(np.asarray(bold, dtype=np.float64)[skip:], tr_s, opts), opts.fcd_window,
-                      opts.fcd_step)
-        iu = np.triu_indices(subject.fcd.shape[0], k=1)
-        ju = np.triu_indices(sim.shape[0], k=1)
-        out["emp_fcd_values"] = subject.fcd[iu]
-        out["best_fcd_values"] = sim[ju]
-    return out
+    def __call__(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            line = f"{what} failed: {type(exc).__name__}: {exc}"
+            self.failures.append(line if len(line) <= 300 else line[:297] + "...")
+            log.warning("%s (run `explorer verify NAME --repair` afterwards)", line,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+            return None

@@ -3,16 +3,51 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from explorer.config import StudyConfig
+from explorer.records import Task
 from explorer.runner.actor import WorkerSpec, remote_actor_class
+from explorer.runner.interrupts import Interrupted
+from explorer.study.layout import ray_address
 
 log = logging.getLogger(__name__)
 
 ACTOR_PREFIX = "explorer-sim"
+
+
+def default_actors(cfg: StudyConfig, override: int | None = None) -> int:
+    """How many actors: ``override``, ``ray.actors``, else one per CPU (of this machine or the cluster)."""
+    if override:
+        return int(override)
+    if cfg.ray.actors:
+        return int(cfg.ray.actors)
+    if ray_address(cfg) is None:
+        return max(1, os.cpu_count() or 1)
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def init_ray(cfg: StudyConfig, actors: int | None = None) -> bool:
+    """Start or join Ray unless the caller already did; returns whether we must shut it down."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = ray_address(cfg)
+    kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=True,
+                              logging_level=logging.WARNING)
+    if address is None:
+        kw["num_cpus"] = default_actors(cfg, actors)
+    else:
+        kw["address"] = address
+    ray.init(**kw)
+    return True
 
 
 @dataclass
@@ -55,8 +90,6 @@ class ActorPool:
         """
         from ray.exceptions import RayActorError
 
-        from explorer.runner.interrupts import Interrupted
-
         pending = {s.handle.ready.remote(): s for s in self.slots}
         info: list[dict[str, Any]] = []
         restarts = 0
@@ -86,11 +119,11 @@ class ActorPool:
         if subject_id not in self.subject_refs:
             self.subject_refs[subject_id] = self._ray.put(payload)
 
-    def submit(self, slot: Slot, subject_id: str, tasks: list[dict[str, Any]]) -> Any:
+    def submit(self, slot: Slot, subject_id: str, tasks: list[Task]) -> Any:
         """Queue a batch of search trials (``run_batch``) on ``slot``."""
         return self.submit_method(slot, "run_batch", subject_id, tasks)
 
-    def submit_method(self, slot: Slot, method: str, subject_id: str, tasks: list[dict[str, Any]]) -> Any:
+    def submit_method(self, slot: Slot, method: str, subject_id: str, tasks: list[Any]) -> Any:
         """Queue ``method(subject_id, tasks)`` on ``slot``, sending the subject's ObjectRef first if the
         actor lacks it (``run_batch`` for the search, ``simulate_fc`` for the report)."""
         if subject_id not in slot.subjects:

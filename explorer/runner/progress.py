@@ -1,4 +1,4 @@
-"""Live progress of a study run (rich): per subject done/failed/best, totals, trials per minute.
+"""Live progress of a study run (rich), shown by `explorer run`: per subject done/failed/best, totals, trials/min.
 
 Without a terminal (CI, logs, pipes) nothing is redrawn; one line is printed per finished subject.
 """
@@ -89,3 +89,27 @@ class Progress:
             self._live.update(self.table())
             self._live.__exit__(None, None, None)
             self._live = None
+
+
+class NullProgress:
+    """Shows nothing: the progress of a study run from the library (tests, benchmarks, the report)."""
+
+    started = 0.0
+
+    def set_subject(self, subject: str, target: int, complete: int, failed: int, best: float | None) -> None:
+        pass
+
+    def trial(self, subject: str, state: str, score: float | None) -> None:
+        pass
+
+    def finished(self, subject: str, note: str = "") -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def __enter__(self) -> "NullProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass

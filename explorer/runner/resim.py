@@ -10,9 +10,11 @@ import logging
 from collections import deque
 from typing import Any, Callable
 
-from explorer.config import StudyConfig, ray_address
-from explorer.runner.driver import IN_FLIGHT_PER_ACTOR, _default_actors, _init_ray, worker_spec
+from explorer.config import StudyConfig
+from explorer.runner.inputs import worker_spec
 from explorer.runner.interrupts import Interrupted, Interrupts
+from explorer.runner.pool import ActorPool, default_actors, init_ray
+from explorer.runner.scheduler import IN_FLIGHT_PER_ACTOR
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +45,10 @@ def run_simulations(cfg: StudyConfig, payloads: dict[str, dict[str, Any]], reque
     spec = worker_spec(cfg, next(iter(payloads.values()))["bold_tr_s"], None, repeats=1)
     simulate_s = 0.0
     with Interrupts() as stop:
-        own_ray = _init_ray(cfg, actors)
+        own_ray = init_ray(cfg, actors)
         stop.install()
-        from explorer.runner.pool import ActorPool
 
-        n = min(_default_actors(cfg, actors, local=ray_address(cfg) is None), len(queue))
+        n = min(default_actors(cfg, actors), len(queue))
         pool = ActorPool(spec, n, f"{cfg.name}-report")
         try:
             for name in by_connectome:

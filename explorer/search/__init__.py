@@ -17,8 +17,9 @@ from explorer.search.space import (
     with_fic,
 )
 from explorer.search.samplers import make_sampler, subject_seed, trial_seed
-from explorer.search.storage import open_storage, recover_journal, redact, storage_kind
+from explorer.search.storage import open_storage, recover_journal, storage_kind
 from explorer.search.studies import (
+    ABORTED,
     FAIL_REASON_ATTR,
     FINISHED_ATTR,
     INTERRUPTED,
@@ -33,13 +34,16 @@ from explorer.search.studies import (
     set_trial_user_attrs,
     study_name,
     subject_counts,
+    tell_record,
 )
+from explorer.search.records import from_trial, to_user_attrs
 
 __all__ = [
-    "DATA_VALUES", "FAIL_REASON_ATTR", "FINISHED_ATTR", "INTERRUPTED", "SubjectCounts", "SubjectSpace",
+    "ABORTED", "DATA_VALUES", "FAIL_REASON_ATTR", "FINISHED_ATTR", "INTERRUPTED", "SubjectCounts", "SubjectSpace",
     "ask_params", "best_summary", "cohort_reference", "complete_trials", "distributions", "finished_trials",
     "fixed_params", "list_subject_studies", "make_sampler", "open_storage", "open_subject_study",
-    "reap_interrupted", "recover_journal", "redact", "set_trial_user_attrs", "split_name", "storage_kind",
-    "study_name", "subject_counts", "subject_params", "subject_seed", "subject_spaces", "trial_seed",
+    "reap_interrupted", "recover_journal", "set_trial_user_attrs", "split_name", "storage_kind",
+    "study_name", "subject_counts", "tell_record", "from_trial", "to_user_attrs", "subject_params",
+    "subject_seed", "subject_spaces", "trial_seed",
     "with_fic",
 ]

@@ -13,7 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-REFERENCE_FILE = "cohort_reference.npz"
+from explorer.errors import StudyError
+from explorer.search.space import cohort_fc_mean
+from explorer.study.layout import REFERENCE_FILE
 
 
 def cohort_reference(study_dir: str | Path, subjects: Sequence[Any]) -> np.ndarray | None:
@@ -22,9 +24,6 @@ def cohort_reference(study_dir: str | Path, subjects: Sequence[Any]) -> np.ndarr
     None when fewer than 2 subjects have an FC (nothing is saved then). Raises StudyError when the
     saved reference has another region count than ``subjects``.
     """
-    from explorer.errors import StudyError
-    from explorer.search.space import cohort_fc_mean
-
     path = Path(study_dir) / REFERENCE_FILE
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:

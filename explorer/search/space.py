@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from explorer.cohort import maps as M
+from explorer.errors import ConfigError, StudyError
+from explorer.features import peak_frequency
+
 if TYPE_CHECKING:  # pragma: no cover
     from optuna.distributions import BaseDistribution
 
@@ -61,7 +65,7 @@ def free_param(model: Any, name: str) -> Any:
     ``noise_sigma`` searches the simulation's noise amplitude per trial (units: ``model.noise_doc``);
     it has no default bounds. Raises ModelError for an unknown name.
     """
-    from explorer.models.base import Param
+    from explorer.models.base import Param  # numba models: kept out of `explorer --help`
 
     pname = split_name(name)[0]
     if pname == NOISE:
@@ -113,9 +117,6 @@ def subject_params(cfg: "StudyConfig", subject: Any) -> dict[str, Any]:
 
     Raises StudyError naming the subject when its data cannot give the value (no BOLD time series).
     """
-    from explorer.errors import StudyError
-    from explorer.features import peak_frequency
-
     out: dict[str, Any] = {}
     for name, value in cfg.params.fixed.items():
         if value == "bold_peak":
@@ -190,8 +191,6 @@ class SubjectSpace:
 
     def full(self, free: Mapping[str, float], weights: np.ndarray) -> dict[str, Any]:
         """One full parameter set (:meth:`full_batch`); StudyError naming the subject when it has none."""
-        from explorer.errors import StudyError
-
         got = self.full_batch([free], weights)[0]
         if isinstance(got, str):
             raise StudyError(f"subject {self.subject}: {got}")
@@ -207,6 +206,7 @@ def with_fic(params: Sequence[dict[str, Any] | str], weights: np.ndarray, model:
     """
     if target_hz is None:
         return list(params)
+    # numba models and simulator: kept out of `explorer --help`
     from explorer.models import get_model
     from explorer.models.fic import fic_inhibition
     from explorer.sim.simulator import param_array
@@ -241,9 +241,7 @@ def subject_spaces(cfg: "StudyConfig", subjects: Sequence[Any], fc_mean: np.ndar
     which ``fc_networks<k>`` groups are clustered, so that all subjects share group names and regions.
     Raises ConfigError naming the map/group file or source at fault.
     """
-    from explorer.cohort import maps as M
-    from explorer.errors import ConfigError
-    from explorer.models import get_model
+    from explorer.models import get_model  # numba models: kept out of `explorer --help`
 
     model = get_model(cfg.model)
     fixed = fixed_params(cfg)
@@ -298,8 +296,6 @@ def _group_index(names_per_region: Sequence[str]) -> tuple[tuple[str, ...], np.n
 
 def group_names_of(cfg: "StudyConfig", param: str) -> list[str] | None:
     """The group names a ``params.groups`` source gives (``net1..netk``, or a file's), or None if unreadable."""
-    from explorer.cohort import maps as M
-
     src = cfg.params.groups[param]
     k = M.parse_group_source(src)
     if k is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from explorer.errors import StudyError
+from explorer.secrets import redact_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from optuna.storages import BaseStorage
@@ -46,11 +47,6 @@ def journal_path(url: str) -> Path:
     return Path(path)
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs and provenance)."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
-
-
 def open_storage(url: str) -> "BaseStorage":
     """Open (creating if needed) the Optuna storage at ``url``."""
     from optuna.storages import JournalStorage, RDBStorage
@@ -70,7 +66,7 @@ def open_storage(url: str) -> "BaseStorage":
             Path(url.split("sqlite:///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
         return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=None)
     except Exception as exc:  # noqa: BLE001 - sqlalchemy/driver errors vary by backend
-        raise StudyError(f"cannot open the Optuna storage {redact(url)}: {exc}. Check the "
+        raise StudyError(f"cannot open the Optuna storage {redact_url(url)}: {exc}. Check the "
                          "storage.optuna field or $EXPLORER_OPTUNA_STORAGE") from None
 
 

@@ -6,6 +6,7 @@ Trial bookkeeping used by the runner and ``explorer status``:
   ``"interrupted"``, ``"error: ..."``);
 * ``interrupted`` trials do not count against the per-subject budget: their parameter sets are
   re-enqueued (a WAITING trial with user attr ``requeued_from``) and evaluated again;
+* ``aborted: ...`` trials (the first batches of a study whose config is broken) do not count either;
 * every other finished trial (COMPLETE, or FAIL for another reason) counts as done.
 
 Study attributes: the metric names are the config's objectives (``study.metric_names``, which
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from explorer.search.records import FAIL_REASON_ATTR, to_user_attrs, trial_times
 from explorer.search.samplers import make_sampler, subject_seed
 from explorer.search.space import distributions
 
@@ -35,12 +37,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from optuna.trial import FrozenTrial
 
     from explorer.config import StudyConfig
+    from explorer.records import TrialRecord
 
 log = logging.getLogger(__name__)
 
-FAIL_REASON_ATTR = "reason"
 REQUEUED_ATTR = "requeued_from"
 INTERRUPTED = "interrupted"
+#: reason prefix of a trial of a broken study's first batches: failed, but not counted against the budget
+ABORTED = "aborted"
 SEP = "/"
 FINISHED_ATTR = "finished_trials"
 OLD_FINISHED_ATTR = "finished_at"   # its name before: it held a trial count, never a time
@@ -88,7 +92,7 @@ def open_subject_study(storage: "BaseStorage", cfg: "StudyConfig", subject: str,
         study.set_user_attr("objectives", cfg.objectives)
     if create and study.metric_names is None:
         set_metric_names(study, cfg.objectives)
-    offset = len(storage.get_all_trials(study._study_id, deepcopy=False))
+    offset = len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(cfg, subject_seed(cfg.sampler.seed, subject, offset))
     return study
 
@@ -120,8 +124,9 @@ class SubjectCounts:
     """Trial counts of one subject study."""
 
     complete: int = 0
-    failed: int = 0          # FAIL for any reason but "interrupted" (counts against the budget)
+    failed: int = 0          # FAIL for any reason but "interrupted" or "aborted" (counts against the budget)
     interrupted: int = 0     # FAIL "interrupted" (re-enqueued, does not count)
+    aborted: int = 0         # FAIL "aborted: ..." (a broken config's first batches, does not count)
     running: int = 0
     waiting: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
@@ -158,6 +163,8 @@ def subject_counts(study_or_trials: Any) -> SubjectCounts:
             reason = str(t.user_attrs.get(FAIL_REASON_ATTR, "error: unknown"))
             if reason == INTERRUPTED:
                 c.interrupted += 1
+            elif reason.startswith(ABORTED):
+                c.aborted += 1
             else:
                 c.failed += 1
                 reasons[reason_kind(reason)] += 1
@@ -172,7 +179,7 @@ def subject_counts(study_or_trials: Any) -> SubjectCounts:
 def _trials(study_or_trials: Any) -> list["FrozenTrial"]:
     if isinstance(study_or_trials, list):
         return study_or_trials
-    return study_or_trials._storage.get_all_trials(study_or_trials._study_id, deepcopy=False)
+    return study_or_trials.get_trials(deepcopy=False)
 
 
 def reap_interrupted(study: "optuna.Study", numbers: set[int] | None = None,
@@ -187,8 +194,10 @@ def reap_interrupted(study: "optuna.Study", numbers: set[int] | None = None,
     """
     from optuna.trial import TrialState
 
+    # Optuna has no public call that annotates and fails a RUNNING trial of another (dead) process
+    # without `tell`, which logs each one as a failed trial: the storage does it, by trial id
     storage = study._storage
-    trials = storage.get_all_trials(study._study_id, deepcopy=False)
+    trials = study.get_trials(deepcopy=False)
     requeued = {t.user_attrs.get(REQUEUED_ATTR) for t in trials if REQUEUED_ATTR in t.user_attrs}
     reaped = []
     for t in trials:
@@ -205,6 +214,25 @@ def reap_interrupted(study: "optuna.Study", numbers: set[int] | None = None,
         log.info("study %s: %d interrupted trial(s) marked FAIL and re-enqueued: %s",
                  study.study_name, len(reaped), reaped)
     return reaped
+
+
+def tell_record(study: "optuna.Study", trial: "optuna.Trial", rec: "TrialRecord", objectives: list[str]) -> None:
+    """Tell Optuna ``rec``: its user attributes (:func:`~explorer.search.records.to_user_attrs`) in one
+    write, then COMPLETE with the objective values or FAIL.
+
+    Sets ``rec.asked_at``/``rec.told_at`` from the trial's own start and completion times, so that
+    the MLflow child run spans the Optuna trial exactly.
+    """
+    from optuna.trial import TrialState
+
+    from explorer.features import objective_value
+
+    set_trial_user_attrs(study, trial, to_user_attrs(rec))
+    if rec.state == "COMPLETE":
+        frozen = study.tell(trial, [objective_value(rec.scores, o) for o in objectives])
+    else:
+        frozen = study.tell(trial, state=TrialState.FAIL)
+    rec.asked_at, rec.told_at = trial_times(frozen)
 
 
 def set_trial_user_attrs(study: "optuna.Study", trial: "optuna.Trial", attrs: dict[str, Any]) -> None:

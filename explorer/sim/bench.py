@@ -1,12 +1,17 @@
 """`explorer bench`: simulator speed on a connectome, one JSON object per batch size.
 
-    explorer bench --model rww_ei --connectome FILE.npz --duration-s 60 --dt-ms 0.1 \\
-        --velocity 20 --bold-tr-s 2 --batch 1 8 32 --json
+    explorer bench --model rww_ei --connectome FILE.npz --duration-s 60 --transient-s 0 --dt-ms 0.1 \\
+        --velocity 20 --bold-tr-s 2 --noise-sigma 0 --batch 1 8 32 --json
 
 FILE.npz holds ``weights`` and ``lengths`` (mm). Each batch size runs in its own process (one
 thread), so ``peak_rss_mb`` is that run's honest peak resident memory (Python, numba and xarray
 included) and ``compile_s`` is that process's JIT time. ``wall_s`` excludes compilation.
-``sim_s_per_wall_s = batch * duration_s / wall_s``.
+``sim_s_per_wall_s = batch * (transient_s + duration_s) / wall_s``: every simulated second.
+Run settings left out take :class:`~explorer.sim.settings.RunSettings`'s defaults (a study's);
+the BOLD TR defaults to 2 s.
+
+Cheap to import (the CLI builds its parser from it): numpy, the numba models and the simulator
+are imported only when a benchmark runs.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import subprocess
 import sys
 from typing import Any
 
-from explorer.errors import SimulationError
+from explorer.errors import OptionError, SimulationError
+from explorer.sim.settings import BOLD_MONITORS, DTYPES, INTEGRATORS, RunSettings
 
 _THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -27,16 +33,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="rww_ei", help="registered model name (default rww_ei)")
     parser.add_argument("--connectome", required=True, metavar="FILE.npz",
                         help="npz with arrays 'weights' (N, N) and 'lengths' (N, N, mm)")
-    parser.add_argument("--duration-s", type=float, default=60.0, help="simulated seconds (default 60)")
-    parser.add_argument("--dt-ms", type=float, default=0.1, help="integration step in ms (default 0.1)")
-    parser.add_argument("--velocity", type=float, default=20.0, help="conduction velocity m/s (default 20)")
+    d = RunSettings()
+    parser.add_argument("--duration-s", type=float, default=d.duration_s,
+                        help="recorded simulated seconds (default %(default)s)")
+    parser.add_argument("--transient-s", type=float, default=d.transient_s,
+                        help="simulated seconds before recording (default %(default)s)")
+    parser.add_argument("--dt-ms", type=float, default=d.dt_ms, help="integration step in ms (default %(default)s)")
+    parser.add_argument("--velocity", type=float, default=d.velocity,
+                        help="conduction velocity m/s (default %(default)s)")
     parser.add_argument("--bold-tr-s", type=float, default=2.0, help="BOLD TR in s; 0 turns BOLD off (default 2)")
-    parser.add_argument("--bold-monitor", default="balloon", choices=["balloon", "sample"])
+    parser.add_argument("--bold-monitor", default=d.bold_monitor, choices=list(BOLD_MONITORS))
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32], help="batch sizes (default 1 8 32)")
-    parser.add_argument("--noise-sigma", type=float, default=0.0, help="noise amplitude (default 0)")
-    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"],
-                        help="delay-buffer precision (default float64)")
-    parser.add_argument("--integrator", default="euler", choices=["euler", "heun"])
+    parser.add_argument("--noise-sigma", type=float, default=d.noise_sigma,
+                        help="noise amplitude (default %(default)s)")
+    parser.add_argument("--dtype", default=d.dtype, choices=list(DTYPES),
+                        help="delay-buffer precision (default %(default)s)")
+    parser.add_argument("--integrator", default=d.integrator, choices=list(INTEGRATORS))
     parser.add_argument("--repeat", type=int, default=1, help="runs per batch size; wall_s is the fastest")
     parser.add_argument("--json", action="store_true", help="print JSON lines only (no table)")
 
@@ -58,15 +70,17 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
     for _ in range(max(1, int(cfg["repeat"]))):
         ds = simulate(cfg["model"], w, ln, [{}] * B, duration_s=cfg["duration_s"], dt_ms=cfg["dt_ms"],
                       velocity=cfg["velocity"], noise_sigma=cfg["noise_sigma"], seed=0, tavg_ms=None,
-                      bold_tr_s=tr, dtype=cfg["dtype"], integrator=cfg["integrator"],
-                      bold_monitor=cfg["bold_monitor"])
+                      bold_tr_s=tr, transient_s=cfg["transient_s"], dtype=cfg["dtype"],
+                      integrator=cfg["integrator"], bold_monitor=cfg["bold_monitor"])
         walls.append(float(ds.attrs["wall_s"]))
     wall = min(walls)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     return {
         "model": cfg["model"], "n_regions": int(w.shape[0]), "batch": B, "duration_s": cfg["duration_s"],
-        "dt_ms": cfg["dt_ms"], "wall_s": round(wall, 4), "compile_s": round(compile_s, 3),
-        "sim_s_per_wall_s": round(B * cfg["duration_s"] / wall, 3), "peak_rss_mb": round(rss, 1),
+        "transient_s": cfg["transient_s"], "dt_ms": cfg["dt_ms"], "wall_s": round(wall, 4),
+        "compile_s": round(compile_s, 3),
+        "sim_s_per_wall_s": round(B * (cfg["transient_s"] + cfg["duration_s"]) / wall, 3),
+        "peak_rss_mb": round(rss, 1),
         "dtype": cfg["dtype"], "noise_sigma": cfg["noise_sigma"], "diverged": int(ds["diverged"].sum()),
         "wall_s_all": [round(x, 4) for x in walls],
     }
@@ -107,9 +121,15 @@ def command(args: argparse.Namespace) -> int:
     from explorer.models import get_model
 
     get_model(args.model)
-    cfg = dict(model=args.model, connectome=os.path.abspath(args.connectome), duration_s=args.duration_s,
-               dt_ms=args.dt_ms, velocity=args.velocity, bold_tr_s=args.bold_tr_s, bold_monitor=args.bold_monitor,
-               noise_sigma=args.noise_sigma, dtype=args.dtype, integrator=args.integrator, repeat=args.repeat)
+    run = dict(duration_s=args.duration_s, transient_s=args.transient_s, dt_ms=args.dt_ms, velocity=args.velocity,
+               noise_sigma=args.noise_sigma, dtype=args.dtype, integrator=args.integrator,
+               bold_monitor=args.bold_monitor)
+    try:
+        RunSettings(**run, bold_tr_s=args.bold_tr_s or None)
+    except OptionError as exc:
+        raise SimulationError("; ".join(f"--{f.replace('_', '-')}: {m}" for f, m in exc.problems)) from None
+    cfg = dict(model=args.model, connectome=os.path.abspath(args.connectome), bold_tr_s=args.bold_tr_s,
+               repeat=args.repeat, **run)
     records = []
     for B in args.batch:
         rec = bench(cfg, [B])[0]

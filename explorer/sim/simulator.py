@@ -1,8 +1,13 @@
-"""simulate(): validate a batch of parameter sets, run the model's kernel, return an xarray Dataset."""
+"""simulate(): validate a batch of parameter sets, run the model's kernel, return an xarray Dataset.
+
+:func:`simulate_arrays` is the same without xarray (the actors' hot path); :func:`to_dataset` wraps it.
+"""
 
 from __future__ import annotations
 
+import inspect
 import math
+from dataclasses import dataclass
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,16 +15,19 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from explorer.errors import ModelError, SimulationError
+from explorer.errors import ModelError, OptionError, SimulationError
 from explorer.models import Model, get_model
 from explorer.models.vecmath import seed_key
 from explorer.sim.bold import init_state
 from explorer.sim.connectome import Connectome, build_connectome
 from explorer.sim.kernel import BOLD_BALLOON, BOLD_OFF, BOLD_SAMPLE, get_kernel
+from explorer.sim.settings import DTYPES, RunSettings
 
 #: target length of a Balloon-Windkessel sub-step (ms); the largest divisor of the TR below it is used
 BOLD_SUBSTEP_MS = 1.0
-_DTYPES = {"float64": np.float64, "float32": np.float32}
+_DTYPES = {name: np.dtype(name).type for name in DTYPES}
+#: simulate()'s keyword defaults: the one set, RunSettings'
+_D = RunSettings()
 _COMPILED: set[tuple[str, str]] = set()
 
 
@@ -74,6 +82,39 @@ def param_array(model: Model, params: Sequence[Mapping[str, Any]], n: int) -> np
                     f"trial {b}: parameter {name!r} = {vals[bad][0]:g} of model {model.name!r} is outside its "
                     f"hard limits [{par.hard_low:g}, {par.hard_high:g}] {par.unit}")
     return p
+
+
+def _is_default(name: str, value: Any) -> bool:
+    """Whether a simulate() run-setting keyword was left at (or set to) RunSettings' default."""
+    default = getattr(_D, name)
+    return isinstance(value, (int, float, str, np.integer, np.floating)) and value == default
+
+
+def _noise_array(noise_sigma: Any, B: int) -> np.ndarray | None:
+    """noise_sigma as a float array (scalar or one per trial), or None when it is not numeric."""
+    if isinstance(noise_sigma, (str, bytes)):
+        return None
+    try:
+        sigma = np.asarray(noise_sigma, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if sigma.ndim > 1 or (sigma.ndim == 1 and sigma.shape[0] != B):
+        raise SimulationError(f"noise_sigma has shape {sigma.shape} but there are {B} parameter sets; "
+                              "give one per trial or a single number")
+    return sigma
+
+
+def _check_run(run: Mapping[str, Any], bold_tr_s: Any, sigma: np.ndarray | None) -> None:
+    """SimulationError naming each bad argument: the run settings' one check, :meth:`RunSettings.problems`."""
+    noise: Any = run["noise_sigma"]
+    if sigma is not None:  # per-trial values: check the first bad one (or any, when all are fine)
+        flat = sigma.reshape(-1)
+        bad = ~np.isfinite(flat) | (flat < 0)
+        noise = float(flat[int(np.argmax(bad))]) if flat.size else 0.0
+    try:
+        RunSettings(**{**run, "noise_sigma": noise, "bold_tr_s": bold_tr_s})
+    except OptionError as exc:
+        raise SimulationError("; ".join(f"{f}: {m}" for f, m in exc.problems)) from None
 
 
 def _seeds(seed: int | Sequence[int], B: int) -> list[int]:
@@ -167,7 +208,7 @@ def warmup(model: str | Model, dtype: str = "float64") -> float:
     """JIT-compile the model's kernel for ``dtype`` (all code paths); returns the compile seconds."""
     m = get_model(model)
     if dtype not in _DTYPES:
-        raise SimulationError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        raise SimulationError(f"dtype: must be one of {list(DTYPES)}, got {dtype!r}")
     t0 = time.perf_counter()
     conn = build_connectome(np.array([[0.0, 1.0], [1.0, 0.0]]), np.ones((2, 2)), 1.0, 1.0)
     p = param_array(m, [{}], 2)
@@ -178,14 +219,34 @@ def warmup(model: str | Model, dtype: str = "float64") -> float:
     return time.perf_counter() - t0
 
 
+@dataclass
+class SimResult:
+    """A simulated batch as plain arrays (:func:`simulate_arrays`); :func:`to_dataset` wraps it in xarray.
+
+    bold: (trial, time, region) or None (BOLD off); tavg: (trial, tavg_time, region, state) or None;
+    diverged: (trial,) bool (its rows of bold/tavg are NaN); diverged_step: (trial,) int, -1 = fine;
+    noise_sigma, seeds: (trial,); labels: region labels; states: the model's state names;
+    attrs: the run settings and timings (as :func:`simulate`'s Dataset attrs).
+    """
+
+    bold: np.ndarray | None
+    tavg: np.ndarray | None
+    diverged: np.ndarray
+    diverged_step: np.ndarray
+    noise_sigma: np.ndarray
+    seeds: np.ndarray
+    labels: list[str]
+    states: list[str]
+    attrs: dict[str, Any]
+
+
 def simulate(model: str | Model, weights, lengths,
-             params: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
-             duration_s: float = 60.0, dt_ms: float = 0.1, velocity: float = 20.0,
-             noise_sigma: float | Sequence[float] = 0.0, seed: int | Sequence[int] = 0,
-             tavg_ms: float | None = None, bold_tr_s: float | None = 2.0, transient_s: float = 0.0,
-             integrator: str = "euler", dtype: str = "float64", bold_monitor: str = "balloon",
-             labels: Sequence[str] | None = None) -> xr.Dataset:
+             params: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None, **kwargs: Any) -> xr.Dataset:
     """Simulate a batch of parameter sets of one model on one connectome.
+
+    The run settings (duration_s, dt_ms, velocity, noise_sigma, transient_s, integrator, dtype,
+    bold_monitor) default to :class:`~explorer.sim.settings.RunSettings`'s and are checked by
+    :meth:`RunSettings.problems <explorer.sim.settings.RunSettings.problems>`, as a study config's are.
 
     Args:
         model: registered model name ("rww_ei", "rww", "hopf", "wilson_cowan") or a Model.
@@ -200,7 +261,8 @@ def simulate(model: str | Model, weights, lengths,
             time unit (see ``Model.noise_doc``); 0 = deterministic; one value, or one per trial.
         seed: int (trial b uses seed + b) or one seed per trial. Batch == singles, bit for bit.
         tavg_ms: temporal-average period in ms (None = off).
-        bold_tr_s: BOLD sampling period in s (None = off); a multiple of dt.
+        bold_tr_s: BOLD sampling period in s (None = off); a multiple of dt. Default 2 s (RunSettings'
+            default, None, means "the cohort's TR", which simulate() does not know).
         transient_s: simulated seconds discarded before the monitors record.
         integrator: "euler" (Euler-Maruyama) or "heun" (stochastic Heun).
         dtype: "float64" or "float32": the precision of the delay buffer, coupling weights and coupling
@@ -209,6 +271,9 @@ def simulate(model: str | Model, weights, lengths,
         bold_monitor: "balloon" (Balloon-Windkessel on the model's BOLD state) or "sample"
             (the BOLD state itself sampled every TR, as Deco 2017 does with the Hopf model).
         labels: region labels (default "0".."N-1").
+        settings: a RunSettings instead of the run-setting keywords above (giving both, with a keyword
+            off its default, is an error); its ``bold_tr_s``, unless None, replaces ``bold_tr_s``.
+            Its ``repeats`` is not used here.
 
     Returns:
         xarray Dataset: ``bold`` (trial, time, region), ``tavg`` (trial, tavg_time, region, state),
@@ -216,6 +281,36 @@ def simulate(model: str | Model, weights, lengths,
         end of the transient, at the end of each sampling period. Diverged trials are all-NaN.
         attrs: model, dt_ms, velocity, noise_sigma, seeds, duration_s, transient_s, wall_s, compile_s, ...
     """
+    return to_dataset(simulate_arrays(model, weights, lengths, params, **kwargs))
+
+
+def to_dataset(r: SimResult) -> xr.Dataset:
+    """A :class:`SimResult` as the xarray Dataset :func:`simulate` returns."""
+    B = r.diverged.shape[0]
+    data_vars: dict[str, Any] = {
+        "diverged": (("trial",), r.diverged),
+        "diverged_step": (("trial",), r.diverged_step),
+    }
+    coords: dict[str, Any] = {"trial": np.arange(B), "region": r.labels, "seed": (("trial",), r.seeds)}
+    if r.bold is not None:
+        data_vars["bold"] = (("trial", "time", "region"), r.bold)
+        coords["time"] = (np.arange(r.bold.shape[1]) + 1) * r.attrs["bold_tr_s"]
+    if r.tavg is not None:
+        data_vars["tavg"] = (("trial", "tavg_time", "region", "state"), r.tavg)
+        coords["tavg_time"] = (np.arange(r.tavg.shape[1]) + 1) * r.attrs["tavg_ms"] / 1000.0
+        coords["state"] = r.states
+    data_vars["noise_sigma"] = (("trial",), r.noise_sigma)
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(r.attrs))
+
+
+def simulate_arrays(model: str | Model, weights, lengths,
+                    params: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+                    duration_s: float = _D.duration_s, dt_ms: float = _D.dt_ms, velocity: float = _D.velocity,
+                    noise_sigma: float | Sequence[float] = _D.noise_sigma, seed: int | Sequence[int] = 0,
+                    tavg_ms: float | None = None, bold_tr_s: float | None = 2.0, transient_s: float = _D.transient_s,
+                    integrator: str = _D.integrator, dtype: str = _D.dtype, bold_monitor: str = _D.bold_monitor,
+                    labels: Sequence[str] | None = None, settings: RunSettings | None = None) -> SimResult:
+    """:func:`simulate`'s arrays, without xarray: the actors' hot path (same arguments, same checks)."""
     m = get_model(model)
     if params is None:
         params = [{}]
@@ -225,30 +320,21 @@ def simulate(model: str | Model, weights, lengths,
         params = list(params)
     if len(params) == 0:
         raise SimulationError("params is empty; give at least one parameter set (a mapping)")
-    if not (isinstance(dt_ms, (int, float, np.integer, np.floating)) and math.isfinite(dt_ms) and dt_ms > 0):
-        raise SimulationError(f"dt_ms must be a positive number of ms, got {dt_ms!r}")
-    if not (isinstance(duration_s, (int, float, np.integer, np.floating)) and duration_s > 0):
-        raise SimulationError(f"duration_s must be > 0 s, got {duration_s!r}")
-    if not (transient_s >= 0):
-        raise SimulationError(f"transient_s must be >= 0 s, got {transient_s!r}")
-    sigma = np.asarray(noise_sigma, dtype=np.float64) if not isinstance(noise_sigma, (str, bytes)) else None
-    if sigma is None or sigma.ndim > 1 or not (np.all(np.isfinite(sigma)) and np.all(sigma >= 0)):
-        raise SimulationError(f"noise_sigma must be a finite number >= 0 (or one per trial), got {noise_sigma!r}")
-    if sigma.ndim == 1 and sigma.shape[0] != len(params):
-        raise SimulationError(f"noise_sigma has {sigma.shape[0]} values but there are {len(params)} parameter sets; "
-                              "give one per trial or a single number")
-    if integrator not in ("euler", "heun"):
-        raise SimulationError(f"integrator must be 'euler' or 'heun', got {integrator!r}")
-    if dtype not in _DTYPES:
-        raise SimulationError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    if bold_monitor not in ("balloon", "sample"):
-        raise SimulationError(f"bold_monitor must be 'balloon' or 'sample', got {bold_monitor!r}")
-    if not (isinstance(velocity, (int, float, np.integer, np.floating)) and velocity > 0):
-        raise SimulationError(f"velocity must be > 0 m/s, got {velocity!r}")
+    run = dict(duration_s=duration_s, dt_ms=dt_ms, velocity=velocity, noise_sigma=noise_sigma,
+               transient_s=transient_s, integrator=integrator, dtype=dtype, bold_monitor=bold_monitor)
+    if settings is not None:
+        clash = sorted(k for k, v in run.items() if not _is_default(k, v))
+        if clash:
+            raise SimulationError(f"run settings given both as settings= and as keywords {clash}; give one")
+        run = {k: getattr(settings, k) for k in run}
+        if settings.bold_tr_s is not None:
+            bold_tr_s = settings.bold_tr_s
+    sigma = _noise_array(run["noise_sigma"], len(params))
+    _check_run(run, bold_tr_s, sigma)
+    duration_s, dt_ms, velocity, transient_s = run["duration_s"], run["dt_ms"], run["velocity"], run["transient_s"]
+    integrator, dtype, bold_monitor = run["integrator"], run["dtype"], run["bold_monitor"]
     n_rec = _steps(duration_s * 1000.0, dt_ms, "duration_s")
     n_skip = _steps(transient_s * 1000.0, dt_ms, "transient_s")
-    if n_rec < 1:
-        raise SimulationError(f"duration_s = {duration_s} is shorter than one step of dt_ms = {dt_ms}")
     tavg_n = 0
     if tavg_ms is not None:
         if not (tavg_ms > 0):
@@ -258,12 +344,7 @@ def simulate(model: str | Model, weights, lengths,
             raise SimulationError(f"tavg_ms = {tavg_ms} is longer than duration_s = {duration_s}")
     bold_mode, tr_n, sub_n = BOLD_OFF, 0, 1
     if bold_tr_s is not None:
-        if not (bold_tr_s > 0):
-            raise SimulationError(f"bold_tr_s must be > 0 s or None, got {bold_tr_s!r}")
         tr_n = _steps(bold_tr_s * 1000.0, dt_ms, "bold_tr_s")
-        if tr_n > n_rec:
-            raise SimulationError(f"bold_tr_s = {bold_tr_s} is longer than duration_s = {duration_s}; "
-                                  f"no BOLD sample would be recorded")
         bold_mode = BOLD_BALLOON if bold_monitor == "balloon" else BOLD_SAMPLE
         if bold_mode == BOLD_BALLOON:
             sub_n = _bold_substep(tr_n, n_skip, dt_ms)
@@ -288,24 +369,13 @@ def simulate(model: str | Model, weights, lengths,
                     bold_tr_n=tr_n, bold_sub_n=sub_n, heun=integrator == "heun", dtype=_DTYPES[dtype])
 
     diverged = ~out["active"]
-    trial = np.arange(B)
-    data_vars: dict[str, Any] = {
-        "diverged": (("trial",), diverged),
-        "diverged_step": (("trial",), out["diverged_step"]),
-    }
-    coords: dict[str, Any] = {"trial": trial, "region": labels, "seed": (("trial",), np.array(seeds, dtype=np.int64))}
+    bold = tavg = None
     if bold_mode != BOLD_OFF:
         bold = np.ascontiguousarray(out["bold"].transpose(2, 0, 1))
         bold[diverged] = np.nan
-        data_vars["bold"] = (("trial", "time", "region"), bold)
-        coords["time"] = (np.arange(bold.shape[1]) + 1) * float(bold_tr_s)
     if tavg_n > 0:
         tavg = np.ascontiguousarray(out["tavg"].transpose(3, 0, 2, 1))
         tavg[diverged] = np.nan
-        data_vars["tavg"] = (("trial", "tavg_time", "region", "state"), tavg)
-        coords["tavg_time"] = (np.arange(tavg.shape[1]) + 1) * tavg_n * float(dt_ms) / 1000.0
-        coords["state"] = list(m.states)
-    data_vars["noise_sigma"] = (("trial",), np.broadcast_to(sigma, (B,)).astype(np.float64))
     attrs = dict(model=m.name, dt_ms=float(dt_ms), velocity=float(velocity),
                  seeds=np.array(seeds, dtype=np.int64), duration_s=float(duration_s),
                  transient_s=float(transient_s), integrator=integrator, dtype=dtype, bold_monitor=bold_monitor,
@@ -313,4 +383,10 @@ def simulate(model: str | Model, weights, lengths,
                  tavg_ms=float(tavg_ms) if tavg_ms is not None else float("nan"),
                  bold_substep_ms=float(sub_n * dt_ms), max_delay_steps=conn.max_delay,
                  wall_s=float(out["wall_s"]), compile_s=float(compile_s))
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    return SimResult(bold=bold, tavg=tavg, diverged=diverged, diverged_step=out["diverged_step"],
+                     noise_sigma=np.broadcast_to(sigma, (B,)).astype(np.float64),
+                     seeds=np.array(seeds, dtype=np.int64), labels=labels, states=list(m.states), attrs=attrs)
+
+
+#: simulate() takes exactly simulate_arrays()'s arguments (and shows them to help() and IDEs)
+simulate.__signature__ = inspect.signature(simulate_arrays).replace(return_annotation=xr.Dataset)

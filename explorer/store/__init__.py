@@ -8,10 +8,11 @@
 """
 
 from explorer.store.reader import open_signals, resolve_signals_url
+from explorer.store.records import from_attrs, simulation_attrs, to_attrs
 from explorer.store.signals import (SHARD_TRIALS, SignalStore, best_trials, parse_location, region_chunk,
                                     resolve_location, trial_location)
 from explorer.store.urls import SIGNALS_NAME, is_remote, join, open_store
 
 __all__ = ["SignalStore", "open_signals", "resolve_signals_url", "best_trials", "region_chunk",
            "SHARD_TRIALS", "SIGNALS_NAME", "is_remote", "join", "open_store", "parse_location", "resolve_location",
-           "trial_location"]
+           "trial_location", "from_attrs", "simulation_attrs", "to_attrs"]

@@ -121,6 +121,8 @@ def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = No
     (subject, trial): ``trial_number`` (the Optuna trial number, -1 = padding), ``seed`` (-1 = padding),
     ``location`` (the trial's stable signals location, as recorded in Optuna and MLflow; "" = padding),
     every parameter and every score (NaN = padding). ``time`` and ``emp_time`` are in s.
+    Attributes: ``signals_url``, ``tr_s`` and, where the driver described the store
+    (:meth:`SignalStore.describe`), the model, the run settings and the ``git_revision``.
     ``trial`` is a position (0..max trials-1); subjects with fewer trials are NaN-padded.
     """
     import dask.array as da
@@ -223,7 +225,10 @@ def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = No
     coords["region"] = labels
     coords["region_to"] = labels
     coords["tr_s"] = ("subject", np.array([np.nan if t is None else t for t in tr], dtype=float))
-    ds = xr.Dataset(data_vars, coords=coords, attrs={"signals_url": url, "tr_s": tr_s})
+    described = sig.description()
+    about = {**(described["simulation"] or {}), "git_revision": described["git_revision"]}
+    ds = xr.Dataset(data_vars, coords=coords, attrs={**{k: v for k, v in about.items() if v is not None},
+                                                      "signals_url": url, "tr_s": tr_s})
     return ds
 
 

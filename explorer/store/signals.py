@@ -2,13 +2,15 @@
 
 Layout (``<url>`` is a local folder or any fsspec URL)::
 
-    <url>/                                     root group, attrs {"explorer_signals": 1}
+    <url>/                                     root group, attrs {"explorer_signals": 1, "simulation": {model,
+                                               dt_ms, duration_s, ...}, "git_revision"} (driver, :meth:`describe`)
       subjects/<subject>/
         empirical/        bold [time, region], fc [region, region]; attrs tr_s, labels (driver)
         staging/<number:06d>-<attempt uuid>/   one group per write attempt (actors)
             bold [time, region]  fc [region, region]  (neural [time, region], optional)
-            zarr.json attrs: committed=false while writing; the commit marker (params, seed,
-                      scores, ...) with committed=true is written last, in one atomic put
+            zarr.json attrs: committed=false while writing; the commit marker (the record:
+                      explorer.store.records.to_attrs; simulation, git_revision, tr_s, shapes, location)
+                      with committed=true is written last, in one atomic put
         packed/           attrs {current: <uuid>, trials: [marker per trial, ordered by number]}
       report/<connectome>/<key>/              the report's re-simulations (never Optuna trials), driver
             fc [region, region]; attrs: the commit marker (params, seed, scores), written last
@@ -46,6 +48,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from explorer.errors import StoreError
+from explorer.records import TrialRecord
+from explorer.store.records import from_attrs, to_attrs
 from explorer.store.urls import check_id, is_remote, local_path, open_store
 
 log = logging.getLogger(__name__)
@@ -227,6 +231,29 @@ class SignalStore:
 
         return np.asarray(zarr.open_array(self._store, path=path, mode="r")[index])
 
+    # ---- what simulated the signals (driver writes, anyone reads) ---------------------------
+    def describe(self, simulation: Mapping[str, Any], git_revision: str | None = None) -> bool:
+        """Record on the root group what simulates this store's signals (driver only; once).
+
+        ``simulation``: :func:`~explorer.store.records.simulation_attrs` of the study;
+        ``git_revision``: the code's. The first description stays (the study's config is frozen;
+        every trial group records its own as well). Returns whether it was written now.
+        """
+        import zarr
+
+        root = zarr.open_group(self._store, path="", mode="a")
+        if root.attrs.get("simulation") is not None:
+            return False
+        root.update_attributes({"simulation": dict(simulation), "git_revision": git_revision,
+                                "described_at": time.time()})
+        return True
+
+    def description(self) -> dict[str, Any]:
+        """``{"simulation", "git_revision"}`` of the root group (None where the store was never described)."""
+        g = self._group("")
+        attrs = g.attrs.asdict() if g is not None else {}
+        return {"simulation": attrs.get("simulation"), "git_revision": attrs.get("git_revision")}
+
     # ---- subjects and empirical data (driver) ----------------------------------------------
     def subjects(self) -> list[str]:
         """Ids of the subjects with anything stored, sorted."""
@@ -301,24 +328,27 @@ class SignalStore:
                 "params": dict(attrs.get("params", {}))}
 
     # ---- trials (actors write, anyone reads) ------------------------------------------------
-    def write_trial(self, subject_id: str, number: int, bold: np.ndarray, fc: np.ndarray,
-                    params: Mapping[str, float], seed: int, scores: Mapping[str, float], tr_s: float,
-                    *, neural: np.ndarray | None = None, neural_dt_ms: float | None = None,
-                    attempt: int = 0) -> str:
-        """Write one trial's BOLD (time, region), FC (region, region) and record; return its location.
+    def write_trial(self, rec: TrialRecord, bold: np.ndarray, fc: np.ndarray, tr_s: float, *,
+                    neural: np.ndarray | None = None, neural_dt_ms: float | None = None,
+                    simulation: Mapping[str, Any] | None = None, git_revision: str | None = None) -> str:
+        """Write one COMPLETE trial's BOLD (time, region), FC (region, region) and record; return its location.
 
-        The location is the stable ``<url>#subject=<subject>&trial=<number>`` (:func:`trial_location`):
-        it names the trial, not this attempt's group, so it resolves (:meth:`resolve`) before and
-        after packing. The trial becomes visible to readers only when completely written (commit marker last).
-        Each call writes under a fresh attempt uuid, so a retry never touches a killed attempt's
-        objects. Safe to call from many processes and nodes at once for different or equal trials.
+        ``rec``: the trial's :class:`~explorer.records.TrialRecord` (what the marker keeps of it:
+        :func:`explorer.store.records.to_attrs`). ``simulation`` (:func:`~explorer.store.records.simulation_attrs`)
+        and ``git_revision``: what simulated it, recorded with it. The location is the stable
+        ``<url>#subject=<subject>&trial=<number>`` (:func:`trial_location`): it names the trial, not
+        this attempt's group, so it resolves (:meth:`resolve`) before and after packing. The trial
+        becomes visible to readers only when completely written (commit marker last). Each call
+        writes under a fresh attempt uuid, so a retry never touches a killed attempt's objects.
+        Safe to call from many processes and nodes at once for different or equal trials.
         """
         import zarr
 
-        sid = check_id("subject id", subject_id)
-        number = int(number)
+        sid = check_id("subject id", rec.subject)
+        number = int(rec.number)
         if number < 0:
             raise StoreError(f"subject {sid}: trial number must be >= 0, got {number}")
+        record = to_attrs(rec)
         arrays = {"bold": np.asarray(bold, dtype=np.float32), "fc": np.asarray(fc, dtype=np.float32)}
         if neural is not None:
             arrays["neural"] = np.asarray(neural, dtype=np.float32)
@@ -329,15 +359,16 @@ class SignalStore:
         attempt_id = uuid.uuid4().hex[:16]
         path = f"subjects/{sid}/staging/{number:06d}-{attempt_id}"
         marker = {"explorer_trial": FORMAT_VERSION, "committed": False, "subject": sid, "number": number,
-                  "attempt_id": attempt_id, "attempt": int(attempt), "started": time.time()}
+                  "attempt_id": attempt_id, "attempt": record["attempt"], "started": time.time()}
         group = zarr.create_group(self._store, path=path, attributes=marker)
         for name, data in arrays.items():
             self._write_array(f"{path}/{name}", data)
         location = trial_location(self.url, sid, number)
-        marker.update({"committed": True, "committed_at": time.time(), "params": _floats(params),
-                       "seed": int(seed), "scores": _floats(scores), "tr_s": float(tr_s),
+        marker.update({**record, "committed": True, "committed_at": time.time(), "tr_s": float(tr_s),
                        "neural_dt_ms": None if neural_dt_ms is None else float(neural_dt_ms),
-                       "shapes": {k: list(v.shape) for k, v in arrays.items()}, "location": location})
+                       "shapes": {k: list(v.shape) for k, v in arrays.items()}, "location": location,
+                       "simulation": dict(simulation) if simulation is not None else None,
+                       "git_revision": git_revision})
         self._commit(group, marker)
         return location
 
@@ -397,14 +428,20 @@ class SignalStore:
 
     @staticmethod
     def _record(m: Mapping[str, Any]) -> dict[str, Any]:
-        return {"params": dict(m.get("params", {})), "seed": m.get("seed"), "scores": dict(m.get("scores", {})),
-                "location": m.get("location", ""), "tr_s": m.get("tr_s"),
-                "packed": m["_source"][0] == "packed", "attempt": m.get("attempt", 0)}
+        rec = from_attrs(m)
+        return {"params": rec.params, "seed": rec.seed, "scores": rec.scores, "location": m.get("location", ""),
+                "tr_s": m.get("tr_s"), "packed": m["_source"][0] == "packed", "attempt": rec.attempt,
+                "simulation": m.get("simulation"), "git_revision": m.get("git_revision"), "record": rec}
 
     def trials(self, subject_id: str) -> dict[int, dict]:
-        """Committed trials of a subject: number -> {params, seed, scores, location, tr_s, packed, attempt}.
+        """Committed trials of a subject: number -> {params, seed, scores, location, tr_s, packed, attempt,
+        simulation, git_revision, record}.
 
-        ``location`` is the trial's stable location (what ``write_trial`` returned)."""
+        ``record`` is the trial's :class:`~explorer.records.TrialRecord` as the store keeps it
+        (:func:`explorer.store.records.from_attrs`); ``params``, ``seed``, ``scores`` (finite) and
+        ``attempt`` are its own. ``location`` is the trial's stable location (what ``write_trial``
+        returned). ``simulation`` and ``git_revision``: what simulated it (None for trials written
+        before they were recorded)."""
         sid = check_id("subject id", subject_id)
         return {n: self._record(m) for n, m in self._entries(sid).items()}
 

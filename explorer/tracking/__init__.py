@@ -3,13 +3,7 @@
 Only this package imports mlflow (lazily, inside :class:`Tracker`).
 """
 
-from explorer.tracking.secrets import has_secret, redact_text, redact_url
-from explorer.tracking.tracker import (
-    Tracker,
-    check_separate_databases,
-    default_artifact_location,
-    default_tracking_uri,
-)
+from explorer.secrets import redact_text, redact_url
+from explorer.tracking.tracker import Tracker, check_separate_databases
 
-__all__ = ["Tracker", "check_separate_databases", "default_tracking_uri", "default_artifact_location",
-           "redact_url", "redact_text", "has_secret"]
+__all__ = ["Tracker", "check_separate_databases", "redact_url", "redact_text"]

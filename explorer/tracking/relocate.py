@@ -17,11 +17,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from explorer.errors import TrackingError
+from explorer.study.layout import ARTIFACTS_DIR, MLFLOW_DB
 
 log = logging.getLogger(__name__)
 
-ARTIFACTS_DIR = "mlartifacts"
-DB_FILE = "mlflow.db"
 
 #: (table, column, extra condition): every place the SQLite store keeps an artifact location
 _COLUMNS = (("experiments", "artifact_location", ""),
@@ -85,7 +84,7 @@ def repair_artifact_locations(study_dir: str | Path) -> list[Relocation]:
     when the folder has no ``mlartifacts`` (then a warning says so). Returns what was rewritten.
     """
     study_dir = Path(study_dir).resolve()
-    db, target = study_dir / DB_FILE, study_dir / ARTIFACTS_DIR
+    db, target = study_dir / MLFLOW_DB, study_dir / ARTIFACTS_DIR
     if not db.is_file():
         return []
     try:

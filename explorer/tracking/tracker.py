@@ -34,6 +34,8 @@ Child run times: start and end are the Optuna trial's own ``datetime_start`` (as
 so optuna-dashboard and MLflow show one duration; the actor's window ``started_at``/``ended_at``
 is kept as tags, the same numbers as Optuna's user attributes. Child metrics besides the scores: ``sim_seconds`` (simulated
 time), ``wall_seconds``, ``simulate_wall_seconds``, ``score_wall_seconds``, ``store_wall_seconds``.
+Child params besides the free values: the study's ``dt_ms`` and ``duration_s``. A child run is a
+record encoded by :func:`explorer.tracking.records.to_run` and decoded by ``from_run``.
 """
 
 from __future__ import annotations
@@ -49,45 +51,27 @@ from typing import Any
 
 from explorer.errors import TrackingError
 from explorer.records import TrialRecord
-from explorer.tracking.secrets import redact_text, redact_url
+from explorer.secrets import redact_text, redact_url
+from explorer.tracking.records import (  # noqa: F401 - param_name: public here too
+    MAX_TAG_VALUE,
+    PARENT,
+    ROLE,
+    TRIAL_METRICS,
+    _ms,
+    fmt_param as _fmt_param,
+    from_run,
+    metric_key,
+    param_key,
+    param_name,
+    settings_params,
+    to_run,
+)
 
 log = logging.getLogger(__name__)
 
 # MLflow's documented per-request limits of log_batch
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
-MAX_PARAM_VALUE = 6000
-MAX_TAG_VALUE = 8000
-
-ROLE = "explorer.role"          # "subject" (parent run) or "trial" (child run)
-PARENT = "mlflow.parentRunId"
-TRIAL_METRICS = ("sim_seconds", "wall_seconds", "simulate_wall_seconds", "score_wall_seconds", "store_wall_seconds")
 BEST_SO_FAR = "best_so_far_"    # parent metric prefix: best_so_far_<objective>, step = trial number
-
-
-def param_key(name: str) -> str:
-    """MLflow key of a free parameter: ``J_NMDA[net3]`` -> ``J_NMDA/net3`` (MLflow allows no brackets)."""
-    return name.replace("[", "/").rstrip("]") if name.endswith("]") else name
-
-
-def param_name(key: str) -> str:
-    """Inverse of :func:`param_key`."""
-    head, sep, tail = key.partition("/")
-    return f"{head}[{tail}]" if sep else key
-
-
-def metric_key(name: str) -> str:
-    """MLflow key of a score or objective: ``fc_r + fc_r_residual - fcd_ks`` -> ``fc_r_plus_fc_r_residual_minus_fcd_ks``."""
-    return (name.replace(" ", "").replace("+", "_plus_").replace("-", "_minus_").replace("*", "_x_")
-            .strip("_"))
-
-
-def default_tracking_uri(study_dir: str | Path) -> str:
-    """``sqlite:///<study>/mlflow.db``: the embedded default."""
-    return f"sqlite:///{Path(study_dir).resolve() / 'mlflow.db'}"
-
-
-def default_artifact_location(study_dir: str | Path) -> str:
-    return str(Path(study_dir).resolve() / "mlartifacts")
 
 
 def _db_identity(url: str) -> tuple[str, ...] | None:
@@ -133,11 +117,6 @@ def _quiet_mlflow() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _fmt_param(value: Any) -> str:
-    s = repr(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-    return redact_text(s)[:MAX_PARAM_VALUE]
-
-
 def _chunks(items: list, size: int) -> Iterable[list]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
@@ -162,25 +141,25 @@ def _num(value: Any) -> Any:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
-def _ms(epoch_s: float | None, default: int) -> int:
-    return int(round(epoch_s * 1000)) if epoch_s else default
-
-
 class Tracker:
     """MLflow logging for one study (experiment ``experiment``) at ``tracking_uri``.
 
     ``tracking_uri``: ``sqlite:///<study>/mlflow.db`` (default store), ``http(s)://server``, or any
     MLflow URI. ``artifact_location``: where a *new* experiment keeps its artifacts (a local path or
-    URI; the server decides when None).
+    URI; the server decides when None). ``settings``: the study's run settings (its ``simulation``
+    section, or a mapping); every child run records those of
+    :data:`~explorer.tracking.records.SETTINGS_PARAMS` (``dt_ms``, ``duration_s``) as params.
     """
 
-    def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None) -> None:
+    def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None,
+                 settings: Any = None) -> None:
         _quiet_mlflow()
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
         self.tracking_uri = str(tracking_uri)
         self.experiment = experiment
+        self.settings = settings_params(settings)
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -251,8 +230,10 @@ class Tracker:
     def log_trials(self, subject_id: str, records: Sequence[TrialRecord], *, replace: bool = False) -> int:
         """One child run per trial record (COMPLETE -> FINISHED, FAIL -> FAILED); returns runs created.
 
-        Per trial: create_run, log_batch (params, metrics, tags within MLflow's limits),
-        set_terminated. A trial number that already has a child run is skipped unless ``replace``.
+        What a run holds of a record is :func:`explorer.tracking.records.to_run`'s (plus the tracker's
+        ``settings`` as params). Per trial: create_run, log_batch (params, metrics, tags within
+        MLflow's limits), set_terminated. A trial number that already has a child run is skipped
+        unless ``replace``.
         """
         from mlflow.entities import Metric, Param, RunTag
 
@@ -267,33 +248,20 @@ class Tracker:
                 continue
             if rec.number in done:
                 self.delete_trial_runs(subject_id, [rec.number])
-            now = int(time.time() * 1000)
-            # the Optuna trial's own ask/tell times when known (so both show one duration), else the actor's
-            end = _ms(rec.told_at or rec.ended_at, now)
-            start = _ms(rec.asked_at or rec.started_at, end - int(rec.wall_seconds * 1000))
-            tags = {PARENT: parent, ROLE: "trial", "subject": subject_id, "trial": str(rec.number),
-                    "seed": str(rec.seed), "state": rec.state, "attempt": str(rec.attempt)}
-            for k in ("reason", "signals", "actor", "node"):
-                if getattr(rec, k):
-                    tags[k] = redact_text(str(getattr(rec, k)))[:MAX_TAG_VALUE]
-            for k in ("started_at", "ended_at"):     # the actor's window, as in Optuna's user attributes
-                if getattr(rec, k):
-                    tags[k] = repr(float(getattr(rec, k)))
-            run = self.client.create_run(self.experiment_id, start_time=start,
+            enc = to_run(rec, self.settings)
+            run = self.client.create_run(self.experiment_id, start_time=enc.start_time,
                                          run_name=f"{subject_id}-t{rec.number:05d}", tags={PARENT: parent})
             rid = run.info.run_id
-            metrics = [Metric(metric_key(k), float(v), end, 0) for k, v in rec.scores.items()
-                       if v is not None and math.isfinite(float(v))]
-            metrics += [Metric(k, float(getattr(rec, k)), end, 0) for k in TRIAL_METRICS]
-            params = [Param(param_key(k), _fmt_param(v)) for k, v in rec.params.items()]
-            tag_list = [RunTag(k, v) for k, v in tags.items() if k != PARENT]
+            metrics = [Metric(k, v, enc.end_time, 0) for k, v in enc.metrics.items()]
+            params = [Param(k, v) for k, v in enc.params.items()]
+            tag_list = [RunTag(k, v) for k, v in enc.tags.items()]
             m_chunks, p_chunks, t_chunks = (list(_chunks(metrics, MAX_METRICS)), list(_chunks(params, MAX_PARAMS)),
                                             list(_chunks(tag_list, MAX_TAGS)))
             for i in range(max(len(m_chunks), len(p_chunks), len(t_chunks), 1)):
                 self.client.log_batch(rid, metrics=m_chunks[i] if i < len(m_chunks) else [],
                                       params=p_chunks[i] if i < len(p_chunks) else [],
                                       tags=t_chunks[i] if i < len(t_chunks) else [])
-            self.client.set_terminated(rid, "FINISHED" if rec.state == "COMPLETE" else "FAILED", end_time=end)
+            self.client.set_terminated(rid, enc.status, end_time=enc.end_time)
             done.add(rec.number)
             created += 1
         self.log_seconds += time.perf_counter() - t0
@@ -301,29 +269,31 @@ class Tracker:
         return created
 
     def trial_runs(self, subject_id: str) -> dict[int, dict]:
-        """Child runs of a subject: number -> {run_id, status, state, params (float), scores, tags, ...}.
+        """Child runs of a subject: number -> {run_id, status, state, params (float), scores, tags, record, ...}.
 
-        ``scores`` are the metrics other than the times (:data:`TRIAL_METRICS`); ``start_time`` and
-        ``end_time`` are the run's (epoch milliseconds). With several runs for one number
-        (should not happen), the newest wins and the others are listed under ``duplicates``.
+        ``record`` is the run's :class:`~explorer.records.TrialRecord`
+        (:func:`explorer.tracking.records.from_run`); ``state``, ``params`` and ``scores`` (finite,
+        the metrics other than the times :data:`TRIAL_METRICS`) are its own. ``start_time`` and
+        ``end_time`` are the run's (epoch milliseconds), ``settings`` the run settings it records.
+        With several runs for one number (should not happen), the newest wins and the others are
+        listed under ``duplicates``.
         """
+        from explorer.tracking.records import run_settings
+
         runs = self._search(f"tags.`{ROLE}` = 'trial' and tags.subject = '{_escape(subject_id)}'")
         out: dict[int, dict] = {}
         for run in sorted(runs, key=lambda r: r.info.start_time):
             try:
-                number = int(run.data.tags["trial"])
+                rec = from_run(run)
             except (KeyError, ValueError):
                 continue
-            params = {}
-            for k, v in run.data.params.items():
-                try:
-                    params[param_name(k)] = float(v)
-                except ValueError:
-                    params[param_name(k)] = v
-            entry = {"run_id": run.info.run_id, "status": run.info.status, "state": run.data.tags.get("state", ""),
-                     "start_time": run.info.start_time, "end_time": run.info.end_time, "params": params,
-                     "scores": {k: v for k, v in run.data.metrics.items() if k not in TRIAL_METRICS},
-                     "metrics": dict(run.data.metrics), "tags": dict(run.data.tags),
+            if rec.number < 0:
+                continue
+            number = rec.number
+            entry = {"run_id": run.info.run_id, "status": run.info.status, "state": rec.state,
+                     "start_time": run.info.start_time, "end_time": run.info.end_time, "params": rec.params,
+                     "scores": rec.scores, "metrics": dict(run.data.metrics), "tags": dict(run.data.tags),
+                     "settings": run_settings(run), "record": rec,
                      "duplicates": out.get(number, {}).get("duplicates", []) +
                      ([out[number]["run_id"]] if number in out else [])}
             out[number] = entry

@@ -36,6 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.errors import StudyError, TrackingError
+from explorer.search.storage import journal_path, storage_kind
+from explorer.secrets import has_secret, redact_url
+from explorer.study.commands import add_study_name
+from explorer.study.frozen import load_frozen
+from explorer.study.layout import mlflow_artifacts, mlflow_uri, optuna_storage_url, resolve
+from explorer.tracking.relocate import repair_artifact_locations
+from explorer.tracking.tracker import metric_key
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +91,6 @@ def _request(base: str, path: str, payload: dict | None = None, timeout_s: float
 
 def experiment_id(base: str, name: str) -> str:
     """Id of experiment ``name`` on the MLflow server at ``base``."""
-    from explorer.tracking.secrets import redact_url
-
     try:
         q = urllib.parse.urlencode({"experiment_name": name})
         return str(_request(base, f"/api/2.0/mlflow/experiments/get-by-name?{q}")["experiment"]["experiment_id"])
@@ -140,8 +145,6 @@ def _kv(run: dict, kind: str) -> dict[str, str]:
 def _objective_key(runs: list[dict], objective: str) -> str:
     """The parent metric holding a subject's best ``objective``: its own MLflow name (the children's
     column), or ``best_<objective>`` in studies logged before the parent shared the children's names."""
-    from explorer.tracking.tracker import metric_key
-
     key = metric_key(objective)
     return key if any(key in _kv(r, "metrics") for r in runs) or not runs else f"best_{key}"
 
@@ -276,8 +279,6 @@ def _wait_http(child: _Child, url: str, timeout_s: float) -> None:
 
 
 def _mlflow_cmd(uri: str, artifact_root: str | None, port: int) -> tuple[list[str], dict[str, str]]:
-    from explorer.tracking.secrets import has_secret
-
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", HOST, "--port", str(port), "--workers", "1",
            "--uvicorn-opts", "--timeout-graceful-shutdown 5"]
     env = dict(LIGHT_ENV)
@@ -291,9 +292,6 @@ def _mlflow_cmd(uri: str, artifact_root: str | None, port: int) -> tuple[list[st
 
 
 def _optuna_cmd(storage: str, port: int, logdir: Path) -> list[str]:
-    from explorer.search.storage import journal_path, storage_kind
-    from explorer.tracking.secrets import has_secret
-
     exe = Path(sysconfig.get_path("scripts")) / "optuna-dashboard"
     exe = str(exe) if exe.is_file() else shutil.which("optuna-dashboard")
     if not exe:
@@ -376,9 +374,6 @@ def start_ui(study_dir: str | Path, port: int = MLFLOW_PORT, optuna: bool = Fals
     URLs point at that server. ``timeout_s``: how long each server may take to answer (s). Raises
     TrackingError (port taken, server failed; ServerExited with its output) or StudyError.
     """
-    from explorer.config import load_frozen, mlflow_artifacts, mlflow_uri, optuna_storage_url
-    from explorer.tracking.relocate import repair_artifact_locations
-
     study_dir = Path(study_dir).resolve()
     cfg = load_frozen(study_dir)
     uri = mlflow_uri(cfg, study_dir)
@@ -431,8 +426,6 @@ def start_ui(study_dir: str | Path, port: int = MLFLOW_PORT, optuna: bool = Fals
 
 # ---- command line ---------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from explorer.runner.commands import add_study_name
-
     add_study_name(p)
     p.add_argument("--port", type=int, default=MLFLOW_PORT, help=f"MLflow UI port on {HOST} (default {MLFLOW_PORT})")
     p.add_argument("--optuna", action="store_true", help="also start optuna-dashboard on the study's Optuna storage")
@@ -467,9 +460,7 @@ def _on_sigterm(signum, frame):
 
 
 def command(args: argparse.Namespace) -> int:
-    from explorer.runner.commands import resolve_study_dir
-
-    study_dir = resolve_study_dir(args.name, args.studies_dir)
+    study_dir = resolve(args.name, args.studies_dir)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     servers = None
     try:

@@ -109,8 +109,8 @@ def test_split_value_is_validated():
         parse_config(copy.deepcopy(base))
     base["cohort"]["split"] = 2
     cfg = parse_config(base)
-    opts = CohortOptions.from_dict(cfg.cohort.model_dump(mode="python", exclude={"source", "subjects"}))
-    assert opts.split == 2
+    opts = cfg.cohort.options
+    assert isinstance(opts, CohortOptions) and opts.split == 2
 
 
 # --------------------------------------------------------------------------- manifest sessions
@@ -156,7 +156,7 @@ def test_manifest_without_session_keeps_refusing_duplicates(tmp_path):
 # --------------------------------------------------------------------------- save_manifest
 def test_save_manifest_round_trip_synthetic(tmp_path, gw):
     twins = synthetic(model="hopf", truth=[{"G": 0.5}, {"G": 1.0}], base=gw, duration_s=120, dt_ms=100,
-                      bold_monitor="sample", noise_sigma=0.02)
+                      transient_s=10.0, bold_monitor="sample", noise_sigma=0.02)
     path = save_manifest(twins, tmp_path / "twins")
     assert path == tmp_path / "twins" / "manifest.csv"
     back = load_cohort(path, twins.options.replace(drop=[], normalise="none"))

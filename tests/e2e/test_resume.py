@@ -14,7 +14,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from explorer.config import load_frozen, optuna_storage_url
+from explorer.study.frozen import load_frozen
+from explorer.study.layout import optuna_storage_url
 from explorer.search import list_subject_studies, open_storage, open_subject_study
 from study_configs import FAST
 

@@ -53,7 +53,7 @@ def test_fic_puts_every_region_at_the_target_rate_in_a_noise_free_simulation(sub
         res_all.append(res)
     p = np.concatenate(p_all, axis=2)
     ds = simulate("rww_ei", w, subject.lengths, sims, duration_s=duration_s, dt_ms=dt_ms, noise_sigma=0.0,
-                  tavg_ms=10.0, bold_tr_s=None, seed=3)
+                  tavg_ms=10.0, bold_tr_s=None, seed=3, transient_s=0.0)
     assert not ds["diverged"].values.any()
     rates = _final_rates(ds, p, w)
     targets = np.repeat([3.0, 2.5], len(params))
@@ -76,7 +76,7 @@ def test_fic_with_per_region_parameters(subject):
     assert res.converged.all(), res.reason
     assert np.ptp(res.S_E) > 0.01  # S_E* depends on the per-region tau_E
     ds = simulate("rww_ei", w, subject.lengths, sims, duration_s=20.0, dt_ms=1.0, noise_sigma=0.0,
-                  tavg_ms=10.0, bold_tr_s=None)
+                  tavg_ms=10.0, bold_tr_s=None, transient_s=0.0)
     rates = _final_rates(ds, p, w)
     assert np.all(np.abs(rates - 3.0) < 0.1), np.abs(rates - 3.0).max()
     np.testing.assert_allclose(ds["tavg"].values[:, -1, :, 0].T, res.S_E, atol=1e-3)
@@ -87,7 +87,7 @@ def test_without_fic_the_rates_are_far_from_the_target(subject):
     params = [{"G": 2.0}]  # default J_I = 1 everywhere
     p = param_array(M, params, N)
     ds = simulate("rww_ei", w, subject.lengths, params, duration_s=10.0, dt_ms=1.0, noise_sigma=0.0,
-                  tavg_ms=10.0, bold_tr_s=None)
+                  tavg_ms=10.0, bold_tr_s=None, transient_s=0.0)
     err = np.abs(_final_rates(ds, p, w) - 3.0)
     assert err.max() > 1.0
     assert np.sum(err > 0.1) >= 10
@@ -104,7 +104,7 @@ def test_unstable_fixed_point_is_reported_and_is_not_reached(subject):
         assert res.reason[b].startswith("fixed point unstable (max Re eig = ") and res.max_eig[b] > 0
         assert np.all(np.isfinite(res.J_I[:, b])) and np.all(res.J_I[:, b] > 0)  # feasible, just unstable
     ds = simulate("rww_ei", w, subject.lengths, sims[::2], duration_s=20.0, dt_ms=1.0, noise_sigma=0.0,
-                  tavg_ms=10.0, bold_tr_s=None)
+                  tavg_ms=10.0, bold_tr_s=None, transient_s=0.0)
     err = np.abs(_final_rates(ds, p[:, :, ::2], w) - 3.0).max(axis=0)
     assert err[0] < 0.1 and err[1] > 0.5, err
 

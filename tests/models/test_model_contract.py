@@ -53,7 +53,7 @@ def test_unknown_parameter_lists_valid_names(model):
 def test_shapes_and_finite_at_defaults(model):
     w, ln = _net()
     ds = simulate(model.name, w, ln, [{}, {}], duration_s=0.4, dt_ms=0.1, noise_sigma=_noise(model),
-                  tavg_ms=1.0, bold_tr_s=0.1, seed=3)
+                  tavg_ms=1.0, bold_tr_s=0.1, seed=3, transient_s=0.0)
     assert ds["bold"].dims == ("trial", "time", "region")
     assert ds["bold"].shape == (2, 4, N)
     assert ds["tavg"].dims == ("trial", "tavg_time", "region", "state")
@@ -66,7 +66,7 @@ def test_shapes_and_finite_at_defaults(model):
 
 def test_same_seed_same_output_and_seed_matters(model):
     w, ln = _net()
-    kw = dict(duration_s=0.2, dt_ms=0.1, noise_sigma=_noise(model), tavg_ms=1.0, bold_tr_s=0.1)
+    kw = dict(duration_s=0.2, dt_ms=0.1, noise_sigma=_noise(model), tavg_ms=1.0, bold_tr_s=0.1, transient_s=0.0)
     a = simulate(model.name, w, ln, {}, seed=11, **kw)
     b = simulate(model.name, w, ln, {}, seed=11, **kw)
     c = simulate(model.name, w, ln, {}, seed=12, **kw)
@@ -81,7 +81,7 @@ def test_batch_equals_singles_bit_for_bit(model):
     g = MODELS[model.name].param("G")
     gs = np.linspace(g.low, g.high, 19)
     seeds = list(range(100, 119))
-    kw = dict(duration_s=0.2, dt_ms=0.1, noise_sigma=_noise(model), tavg_ms=1.0, bold_tr_s=0.1)
+    kw = dict(duration_s=0.2, dt_ms=0.1, noise_sigma=_noise(model), tavg_ms=1.0, bold_tr_s=0.1, transient_s=0.0)
     batch = simulate(model.name, w, ln, [{"G": float(x)} for x in gs], seed=seeds, **kw)
     for b in (0, 9, 17, 18):
         single = simulate(model.name, w, ln, {"G": float(gs[b])}, seed=seeds[b], **kw)
@@ -95,7 +95,33 @@ def test_per_region_parameters(model):
     assert per, "every model exposes at least one per-region parameter"
     p = per[0]
     vals = np.linspace(p.low, p.high, N)
-    ds = simulate(model.name, w, ln, {p.name: vals}, duration_s=0.1, tavg_ms=1.0, bold_tr_s=None)
+    ds = simulate(model.name, w, ln, {p.name: vals}, duration_s=0.1, transient_s=0.0, noise_sigma=0.0, tavg_ms=1.0,
+                  bold_tr_s=None)
     assert np.all(np.isfinite(ds["tavg"].values))
     with pytest.raises(ModelError, match="one per region"):
-        simulate(model.name, w, ln, {p.name: vals[:2]}, duration_s=0.1, bold_tr_s=None)
+        simulate(model.name, w, ln, {p.name: vals[:2]}, duration_s=0.1, transient_s=0.0, bold_tr_s=None)
+
+
+#: model -> {row constant of its module, as its dfun indexes the parameter array: parameter name}
+ROW_CONSTANTS = {
+    "rww_ei": {"A_E": "a_E", "B_E": "b_E", "D_E": "d_E", "TAU_E": "tau_E", "GAMMA_E": "gamma_E", "A_I": "a_I",
+               "B_I": "b_I", "D_I": "d_I", "TAU_I": "tau_I", "GAMMA_I": "gamma_I", "W_E": "W_E", "W_I": "W_I",
+               "I_0": "I_0", "J_N": "J_NMDA", "W_P": "w_plus", "J_I": "J_I", "G": "G"},
+    "rww": {"A": "a", "B_": "b", "D": "d", "GAMMA": "gamma", "TAU": "tau_S", "W": "w", "J_N": "J_N", "I_0": "I_0",
+            "G": "G"},
+    "hopf": {"A": "a", "F": "f", "G": "G"},
+    "wilson_cowan": {"TAU_E": "tau_E", "TAU_I": "tau_I", "C_EE": "c_EE", "C_IE": "c_IE", "C_EI": "c_EI",
+                     "C_II": "c_II", "A_E": "a_E", "A_I": "a_I", "MU_E": "mu_E", "MU_I": "mu_I", "P_E": "P_E",
+                     "P_I": "P_I", "G": "G"},
+}
+
+
+def test_parameter_row_constants_are_the_parameter_table_rows(model):
+    # dfun reads p[CONST, i, b]: a constant off its parameter's row silently computes with another parameter
+    import importlib
+
+    module = importlib.import_module(model.dfun.py_func.__module__)
+    rows = ROW_CONSTANTS[model.name]
+    assert sorted(rows.values()) == sorted(model.param_names)
+    for const, pname in rows.items():
+        assert getattr(module, const) == model.index(pname), (model.name, const, pname)

@@ -56,7 +56,7 @@ def test_noise_free_network_settles_on_the_scipy_fixed_point():
     ln = rng.uniform(10, 80, (n, n))
     G = 0.3
     ds = simulate("rww_ei", w, ln, {"G": G}, duration_s=10.0, dt_ms=0.1, velocity=5.0, noise_sigma=0.0,
-                  tavg_ms=1.0, bold_tr_s=None)
+                  tavg_ms=1.0, bold_tr_s=None, transient_s=0.0)
     sim = ds["tavg"].values[0, -1]  # (region, state)
 
     def f(s):

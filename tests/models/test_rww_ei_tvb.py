@@ -142,7 +142,7 @@ def settled(net):
     0.1 ms), 10 s from the seed-7 start, noise off."""
     w, ln = net
     ds = simulate("rww_ei", w, ln, [{"G": g} for g in GS], duration_s=10.0, dt_ms=0.1, velocity=VELOCITY,
-                  noise_sigma=0.0, seed=7, tavg_ms=100.0, bold_tr_s=None)
+                  noise_sigma=0.0, seed=7, tavg_ms=100.0, bold_tr_s=None, transient_s=0.0)
     tavg = ds["tavg"].values  # (trial, time, region, state)
     assert np.max(np.abs(tavg[:, -1] - tavg[:, -2])) < 1e-11  # settled (last 100 ms)
     return {g: tavg[k, -1].T for k, g in enumerate(GS)}

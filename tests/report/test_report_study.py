@@ -15,12 +15,14 @@ import pytest
 from optuna.trial import TrialState
 
 from browser import load_in_browser, require_chromium, screenshot
-from explorer.config import optuna_storage_url, save_frozen, zarr_url
+from explorer.study.frozen import save_frozen
+from explorer.study.layout import optuna_storage_url, zarr_url
 from explorer.report import stats
 from explorer.report.build import plan
 from explorer.report.commands import create_report
 from explorer.runner.commands import extend_config
-from explorer.runner.driver import load_study_cohort, run_study
+from explorer.runner.driver import run_study
+from explorer.runner.inputs import load_study_cohort
 from explorer.search import list_subject_studies, open_storage, open_subject_study
 from explorer.store import SignalStore
 from explorer.tracking import Tracker
@@ -40,7 +42,7 @@ def _trials(cfg, study_dir):
 
 
 def _keys(cfg, report):
-    from explorer.runner.driver import study_inputs
+    from explorer.runner.inputs import study_inputs
 
     subjects = load_study_cohort(cfg).subset(report["subjects"]).subjects
     best = {sid: report["fit"][sid]["best_params"] for sid in report["subjects"]}
@@ -52,7 +54,7 @@ def test_report_of_a_split_study_is_cached_logged_and_refreshed_after_extend(tmp
     cfg = fast_config(tmp_path, name="twins", trials=3,
                       cohort={"source": "demo", "subjects": UNITS, "split": 2, "features": {"fcd_window": 10}})
     save_frozen(cfg)
-    run_study(cfg, live=False)
+    run_study(cfg)
     study_dir = cfg.study_dir
     before = {sid: len(ts) for sid, ts in _trials(cfg, study_dir).items()}
 
@@ -71,7 +73,7 @@ def test_report_of_a_split_study_is_cached_logged_and_refreshed_after_extend(tmp
     search_seeds = {t.user_attrs["seed"] for ts in _trials(cfg, study_dir).values() for t in ts}
     cohort = load_study_cohort(cfg)
     best = {u: report["fit"][u]["best_params"] for u in UNITS}
-    from explorer.runner.driver import study_inputs
+    from explorer.runner.inputs import study_inputs
 
     units = cohort.subset(UNITS).subjects
     _, requests = plan(cfg, units, best, SEEDS, *study_inputs(cfg, study_dir, units))
@@ -112,7 +114,7 @@ def test_report_of_a_split_study_is_cached_logged_and_refreshed_after_extend(tmp
     assert (attrs["participant"], attrs["session"]) == ("NAP_007", "2")
 
     # logged to MLflow as a run tagged "report", with the files as artifacts
-    from explorer.config import mlflow_uri
+    from explorer.study.layout import mlflow_uri
 
     tracker = Tracker(mlflow_uri(cfg, study_dir), experiment=cfg.name)
     assert tracker.report_runs() == [run_id]
@@ -133,7 +135,7 @@ def test_report_of_a_split_study_is_cached_logged_and_refreshed_after_extend(tmp
     old_keys = _keys(cfg, report)
     bigger = extend_config(cfg, trials=3)
     save_frozen(bigger)
-    run_study(bigger, live=False)
+    run_study(bigger)
     third, _, _ = create_report(study_dir, seeds=SEEDS, mlflow=False)
     new_keys = _keys(bigger, third)
     assert third["simulations"]["run"] == len(new_keys - old_keys)
@@ -168,7 +170,7 @@ def test_synthetic_twins_are_recovered(tmp_path, ray_session):
                       sampler={"name": "tpe", "seed": 0, "options": {"n_startup_trials": 10, "multivariate": True}},
                       store={"mode": "none"}, ray={"actors": 2, "batch_size": 8})
     save_frozen(cfg)
-    run_study(cfg, live=False)
+    run_study(cfg)
     report, _, _ = create_report(cfg.study_dir, seeds=1, mlflow=False)
     rec = report["recovery"]
     assert set(rec) == {"G", "a"}
@@ -199,7 +201,7 @@ def test_report_of_a_fic_groups_study_with_two_objectives(tmp_path, ray_session)
                               "groups": {"w_plus": "fc_networks3"}, "fic": True},
                       objective=["fc_r", "fc_r_residual"])
     save_frozen(cfg)
-    run_study(cfg, live=False)
+    run_study(cfg)
     report, out, _ = create_report(cfg.study_dir, seeds=1, mlflow=False)
     cohort = load_study_cohort(cfg)
     fc_mean = cohort_reference(cfg.study_dir, cohort.subjects)
@@ -222,8 +224,8 @@ def test_report_of_a_fic_groups_study_with_two_objectives(tmp_path, ray_session)
     html = (out / "index.html").read_text()
     assert 'id="regional-table"' in html and "Pareto compromise" in html and "J_I" in html
     # MLflow holds the group parameters (as w_plus/net1: MLflow allows no brackets) and agrees with Optuna
-    from explorer.config import mlflow_uri
-    from explorer.verify import verify_study
+    from explorer.study.layout import mlflow_uri
+    from explorer.study.verify import verify_study
 
     runs = Tracker(mlflow_uri(cfg, cfg.study_dir), experiment=cfg.name).trial_runs("NAP_001")
     n = report["fit"]["NAP_001"]["best_number"]

@@ -10,11 +10,13 @@ import time
 import pytest
 from optuna.trial import TrialState
 
-from explorer.config import optuna_storage_url, save_frozen
+from explorer.study.frozen import save_frozen
+from explorer.study.layout import optuna_storage_url
 from explorer.errors import StudyError
-from explorer.runner.commands import extend_config, study_status
+from explorer.runner.commands import extend_config
+from explorer.study.status import study_status
 from explorer.runner.driver import run_study
-from explorer.runner.lock import StudyLock
+from explorer.study.lock import StudyLock
 from explorer.search import list_subject_studies, open_storage, open_subject_study
 
 from study_configs import fast_config
@@ -36,7 +38,7 @@ def _states(study):
 def test_run_then_extend_by_trials_and_by_subjects(tmp_path, ray_session):
     cfg = fast_config(tmp_path)
     save_frozen(cfg)
-    result = run_study(cfg, live=False)
+    result = run_study(cfg)
     assert not result.interrupted and result.trials_run == 8 and result.actors == 2
     assert 0 < result.utilisation <= 1
     studies = _studies(cfg, cfg.study_dir)
@@ -70,13 +72,13 @@ def test_run_then_extend_by_trials_and_by_subjects(tmp_path, ray_session):
             assert stored[t.number]["scores"]["fc_r"] == pytest.approx(t.value)
     _check_mlflow(cfg, studies)
     # rerunning the finished study does nothing
-    again = run_study(cfg, live=False)
+    again = run_study(cfg)
     assert again.trials_run == 0
 
     # extend by trials: 3 more per subject, nothing repeated
     more = extend_config(cfg, trials=3)
     save_frozen(more)
-    r2 = run_study(more, live=False)
+    r2 = run_study(more)
     assert r2.trials_run == 6
     for study in _studies(cfg, cfg.study_dir).values():
         assert _states(study) == {TrialState.COMPLETE: 7}
@@ -85,7 +87,7 @@ def test_run_then_extend_by_trials_and_by_subjects(tmp_path, ray_session):
     wider = extend_config(more, subjects=["NAP_007"])
     assert wider.cohort.subjects == ["NAP_001", "NAP_002", "NAP_007"]
     save_frozen(wider)
-    r3 = run_study(wider, only_subjects=["NAP_007"], live=False)
+    r3 = run_study(wider, only_subjects=["NAP_007"])
     assert r3.trials_run == 7
     studies = _studies(cfg, cfg.study_dir)
     assert {sid: _states(s) for sid, s in studies.items()} == {
@@ -99,7 +101,7 @@ def test_run_then_extend_by_trials_and_by_subjects(tmp_path, ray_session):
 
 def _check_mlflow(cfg, studies):
     """Child runs start and end at the trial's recorded times; the parent names its best trial's run."""
-    from explorer.config import mlflow_artifacts, mlflow_uri
+    from explorer.study.layout import mlflow_artifacts, mlflow_uri
     from explorer.tracking import Tracker
 
     tracker = Tracker(mlflow_uri(cfg, cfg.study_dir), cfg.name, mlflow_artifacts(cfg, cfg.study_dir))
@@ -132,7 +134,7 @@ def test_grid_visits_exactly_the_grid_and_diverging_params_fail(tmp_path, ray_se
     cfg = fast_config(tmp_path, name="grid", cohort={"subjects": ["NAP_001"]},
                       params={"free": {"G": {"low": 0.1, "high": 1000.0}, "a": {"low": -0.1, "high": 0.05}}},
                       sampler={"name": "grid", "grid": grid}, trials=None)
-    result = run_study(cfg, live=False)
+    result = run_study(cfg)
     assert result.trials_run == 4 and result.failed_subjects == []
     study = _studies(cfg, cfg.study_dir)["NAP_001"]
     trials = study.get_trials(deepcopy=False)
@@ -150,7 +152,7 @@ def test_grid_visits_exactly_the_grid_and_diverging_params_fail(tmp_path, ray_se
 def test_subject_whose_trials_all_fail_is_reported(tmp_path, ray_session):
     cfg = fast_config(tmp_path, name="alldiverge", cohort={"subjects": ["NAP_001"]}, trials=2,
                       params={"free": {"G": {"low": 900.0, "high": 1000.0}}})
-    result = run_study(cfg, live=False)
+    result = run_study(cfg)
     assert result.failed_subjects == ["NAP_001"]
     assert result.subjects["NAP_001"]["reasons"] == {"diverged": 2}
 
@@ -178,7 +180,7 @@ def test_actor_killed_mid_batch_is_replaced_and_its_trials_retried(tmp_path, ray
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
-    result = run_study(cfg, live=False)
+    result = run_study(cfg)
     t.join(5)
     assert killed, "the test did not manage to kill an actor"
     assert result.actors_replaced >= 1
@@ -198,14 +200,14 @@ def _namespace(ray, name):
 def test_too_short_simulation_is_refused_before_any_actor_starts(tmp_path):
     cfg = fast_config(tmp_path, name="short", simulation={"duration_s": 10})
     with pytest.raises(StudyError, match="simulation.duration_s"):
-        run_study(cfg, live=False)
+        run_study(cfg)
 
 
 def test_second_driver_is_refused(tmp_path):
     cfg = fast_config(tmp_path, name="locked")
     with StudyLock(cfg.study_dir, cfg.name):
         with pytest.raises(StudyError, match="already being run by another driver"):
-            run_study(cfg, live=False)
+            run_study(cfg)
 
 
 def test_fic_and_map_study_refuses_and_fails_with_reasons_and_reports_full_params(tmp_path, ray_session):
@@ -222,7 +224,7 @@ def test_fic_and_map_study_refuses_and_fails_with_reasons_and_reports_full_param
                                        "J_NMDA.scale": {"low": -0.2, "high": 0.2}},
                               "maps": {"J_NMDA": "sc_strength"}, "fic": True},
                       sampler={"name": "grid", "grid": grid}, trials=None)
-    result = run_study(cfg, live=False)
+    result = run_study(cfg)
     assert result.trials_run == 4
     study = _studies(cfg, cfg.study_dir)["NAP_001"]
     by = {(t.params["G"], t.params["J_NMDA.scale"]): t for t in study.get_trials(deepcopy=False)}
@@ -235,7 +237,7 @@ def test_fic_and_map_study_refuses_and_fails_with_reasons_and_reports_full_param
     assert bad.state == TrialState.FAIL and bad.user_attrs["reason"].startswith("fic did not converge")
     assert bad.user_attrs["sim_seconds"] == 0.0 and by[(0.3, 0.05)].user_attrs["sim_seconds"] == 40.0
     # the report's parameter set of the best trial: the map and FIC's J_I for this subject's connectome
-    from explorer.runner.driver import load_study_cohort
+    from explorer.runner.inputs import load_study_cohort
 
     s = load_study_cohort(cfg).subjects[0]
     full = subject_spaces(cfg, [s])[s.id].full(by[(0.3, 0.05)].params, s.weights)
@@ -248,14 +250,14 @@ def test_fic_and_map_study_refuses_and_fails_with_reasons_and_reports_full_param
 def test_combined_objective_with_store_best_keeps_the_twins_signals(tmp_path, ray_session):
     """objective 'fc_r - fcd_ks' (no stored score has that name): pruning to the best signals ranks by
     the combination, so the best trial keeps its signals and `explorer verify` agrees."""
-    from explorer.config import zarr_url
+    from explorer.study.layout import zarr_url
     from explorer.features import objective_value
     from explorer.store import SignalStore
-    from explorer.verify import verify_study
+    from explorer.study.verify import verify_study
 
     cfg = fast_config(tmp_path, name="combo", cohort={"subjects": ["NAP_001"]}, trials=6,
                       objective="fc_r - fcd_ks", store={"mode": "best", "best_k": 2})
-    result = run_study(cfg, live=False)
+    result = run_study(cfg)
     study = _studies(cfg, cfg.study_dir)["NAP_001"]
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     for t in done:

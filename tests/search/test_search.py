@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from explorer.config import parse_config
 from explorer.errors import ConfigError, StudyError
+from explorer.secrets import redact_url
 from explorer.search import (
     INTERRUPTED,
     ask_params,
@@ -20,7 +21,6 @@ from explorer.search import (
     open_storage,
     open_subject_study,
     reap_interrupted,
-    redact,
     storage_kind,
     study_name,
     subject_counts,
@@ -81,8 +81,8 @@ def test_storage_kind(url, kind):
 
 
 def test_redact_hides_passwords():
-    assert redact("postgresql://me:s3cret@db:5432/optuna") == "postgresql://me:***@db:5432/optuna"
-    assert redact("sqlite:///a/b.db") == "sqlite:///a/b.db"
+    assert redact_url("postgresql://me:s3cret@db:5432/optuna") == "postgresql://me:***@db:5432/optuna"
+    assert redact_url("sqlite:///a/b.db") == "sqlite:///a/b.db"
 
 
 def test_unreachable_storage_is_a_study_error():

@@ -225,8 +225,9 @@ def test_fc_r_residual_scores_the_individual_part():
 
 
 def test_bold_tr_defaults_to_the_cohorts_and_dt_must_divide_it(cohort):
-    from explorer.config import check_tr, dt_divisors
-    from explorer.runner.driver import bold_tr
+    from explorer.config import check_tr
+    from explorer.sim.settings import dt_divisors
+    from explorer.runner.inputs import bold_tr
 
     c = cfg(free={"G": {}})
     assert c.simulation.bold_tr_s is None
@@ -240,6 +241,9 @@ def test_bold_tr_defaults_to_the_cohorts_and_dt_must_divide_it(cohort):
     c = parse_config(data)
     check_tr(c, 0.72, "subject X")              # 720 ms / 0.5 ms: fine
     data["simulation"]["dt_ms"] = 0.7
+    with pytest.raises(ConfigError, match="duration_s .40 s. is not a whole multiple of dt = 0.7 ms"):
+        parse_config(data)                      # refused before any subject's TR is known
+    data["simulation"]["duration_s"] = 70       # 100000 steps of 0.7 ms
     c = parse_config(data)
     with pytest.raises(ConfigError) as info:
         check_tr(c, 0.72, "subject X")
@@ -247,7 +251,10 @@ def test_bold_tr_defaults_to_the_cohorts_and_dt_must_divide_it(cohort):
     assert "simulation.dt_ms" in msg and "the TR of subject X (0.72 s)" in msg
     good = dt_divisors(0.72, 0.7)
     assert all(round(720 / d) * d == pytest.approx(720) for d in good) and 0.72 in good and 0.6 in good
-    assert ", ".join(f"{d:g}" for d in good) in msg
+    both = dt_divisors([70.0, 0.72], 0.7)      # dt must divide the duration (70 s) as well as the TR
+    assert all(round(720 / d) * d == pytest.approx(720) and round(70000 / d) * d == pytest.approx(70000)
+               for d in both) and 0.6 not in both and 0.5 in both
+    assert ", ".join(f"{d:g}" for d in both) in msg
 
 
 def test_noise_sigma_can_be_searched_per_trial(cohort):

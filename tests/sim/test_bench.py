@@ -13,7 +13,7 @@ def test_bench_cli_prints_json_per_batch(tmp_path, capsys):
     w = np.ones((3, 3)) - np.eye(3)
     path = tmp_path / "c.npz"
     np.savez(path, weights=w, lengths=w * 20.0)
-    rc = main(["bench", "--model", "hopf", "--connectome", str(path), "--duration-s", "0.2", "--dt-ms", "0.1",
+    rc = main(["bench", "--model", "hopf", "--connectome", str(path), "--duration-s", "0.2", "--transient-s", "0", "--dt-ms", "0.1",
                "--velocity", "20", "--bold-tr-s", "0.1", "--batch", "1", "2", "--json"])
     assert rc == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
@@ -24,6 +24,28 @@ def test_bench_cli_prints_json_per_batch(tmp_path, capsys):
             assert key in r
         assert r["model"] == "hopf" and r["n_regions"] == 3
         assert r["sim_s_per_wall_s"] > 0 and r["peak_rss_mb"] > 0
+        assert r["duration_s"] == 0.2 and r["transient_s"] == 0.0
+
+
+def test_bench_cli_defaults_are_the_run_settings_and_bad_ones_are_refused(tmp_path, capsys):
+    import argparse
+
+    from explorer.sim import RunSettings
+    from explorer.sim.bench import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--connectome", "x.npz"])
+    d = RunSettings()
+    assert (args.duration_s, args.transient_s, args.dt_ms, args.velocity, args.noise_sigma, args.dtype,
+            args.integrator, args.bold_monitor) == (d.duration_s, d.transient_s, d.dt_ms, d.velocity,
+                                                    d.noise_sigma, d.dtype, d.integrator, d.bold_monitor)
+    w = np.ones((3, 3)) - np.eye(3)
+    path = tmp_path / "c.npz"
+    np.savez(path, weights=w, lengths=w * 20.0)
+    assert main(["bench", "--model", "hopf", "--connectome", str(path), "--dt-ms", "0.3", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "--dt-ms: transient_s (20 s) and bold_tr_s (2 s) are not whole multiples of dt = 0.3 ms" in err
 
 
 def test_bench_cli_reports_missing_file(tmp_path, capsys):

@@ -21,7 +21,7 @@ def test_substep_of_1ms_matches_integration_at_dt(monkeypatch):
     n = 4
     w = rng.random((n, n))
     np.fill_diagonal(w, 0)
-    kw = dict(duration_s=6.0, dt_ms=0.1, noise_sigma=0.01, seed=2, bold_tr_s=0.5, tavg_ms=None)
+    kw = dict(duration_s=6.0, dt_ms=0.1, noise_sigma=0.01, seed=2, bold_tr_s=0.5, tavg_ms=None, transient_s=0.0)
     coarse = simulate("rww_ei", w, np.full((n, n), 20.0), {"G": 0.5}, **kw)
     assert coarse.attrs["bold_substep_ms"] == 1.0
     simmod = importlib.import_module("explorer.sim.simulator")
@@ -35,7 +35,8 @@ def test_substep_of_1ms_matches_integration_at_dt(monkeypatch):
 def test_bold_memory_does_not_grow_with_duration():
     # monitors keep only the samples: the returned arrays scale with duration / TR, nothing else
     w = np.ones((3, 3)) - np.eye(3)
-    short = simulate("rww", w, w * 10, {}, duration_s=2.0, bold_tr_s=1.0, tavg_ms=None)
-    long = simulate("rww", w, w * 10, {}, duration_s=8.0, bold_tr_s=1.0, tavg_ms=None)
+    kw = dict(bold_tr_s=1.0, tavg_ms=None, transient_s=0.0, noise_sigma=0.0)
+    short = simulate("rww", w, w * 10, {}, duration_s=2.0, **kw)
+    long = simulate("rww", w, w * 10, {}, duration_s=8.0, **kw)
     assert short["bold"].shape == (1, 2, 3) and long["bold"].shape == (1, 8, 3)
     assert short.attrs["max_delay_steps"] == long.attrs["max_delay_steps"] == 5

@@ -12,7 +12,8 @@ def test_diverging_trial_is_flagged_and_neighbours_untouched():
     n = 4
     w = rng.random((n, n))
     np.fill_diagonal(w, 0)
-    kw = dict(duration_s=20.0, dt_ms=100.0, noise_sigma=0.02, bold_tr_s=2.0, bold_monitor="sample", tavg_ms=1000.0)
+    kw = dict(duration_s=20.0, dt_ms=100.0, noise_sigma=0.02, bold_tr_s=2.0, bold_monitor="sample", tavg_ms=1000.0,
+              transient_s=0.0)
     params = [{"G": 0.2}, {"G": 500.0}, {"G": 0.3}]
     ds = simulate("hopf", w, np.zeros((n, n)), params, seed=[1, 2, 3], **kw)
     assert ds["diverged"].values.tolist() == [False, True, False]

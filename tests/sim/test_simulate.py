@@ -10,7 +10,7 @@ from explorer.sim import simulate
 
 W = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.2], [0.5, 0.2, 0.0]])
 L = np.array([[0.0, 30.0, 50.0], [30.0, 0.0, 20.0], [50.0, 20.0, 0.0]])
-QUICK = dict(duration_s=0.1, bold_tr_s=None)
+QUICK = dict(duration_s=0.1, transient_s=0.0, bold_tr_s=None)
 
 
 @pytest.mark.parametrize("kwargs,exc,msg", [
@@ -51,7 +51,7 @@ def test_invalid_inputs_raise_clear_errors(kwargs, exc, msg):
 
 def test_dataset_layout_and_attrs():
     ds = simulate("rww_ei", W, L, [{"G": 0.1}, {"G": 0.2}], duration_s=1.0, dt_ms=0.5, tavg_ms=10.0,
-                  bold_tr_s=0.5, seed=7, labels=["a", "b", "c"], noise_sigma=0.01)
+                  bold_tr_s=0.5, seed=7, labels=["a", "b", "c"], noise_sigma=0.01, transient_s=0.0)
     assert ds["bold"].shape == (2, 2, 3) and ds["tavg"].shape == (2, 100, 3, 2)
     assert list(ds["region"].values) == ["a", "b", "c"]
     assert list(ds["seed"].values) == [7, 8]
@@ -61,13 +61,13 @@ def test_dataset_layout_and_attrs():
     assert list(ds["noise_sigma"].values) == [0.01, 0.01]
     assert ds.attrs["model"] == "rww_ei" and list(ds.attrs["seeds"]) == [7, 8]
     assert ds.attrs["max_delay_steps"] == 5  # 50 mm / 20 m/s / 0.5 ms
-    off = simulate("rww_ei", W, L, {"G": 0.1}, duration_s=0.1, bold_tr_s=None, tavg_ms=None)
+    off = simulate("rww_ei", W, L, {"G": 0.1}, duration_s=0.1, transient_s=0.0, bold_tr_s=None, tavg_ms=None)
     assert "bold" not in off and "tavg" not in off and "diverged" in off
 
 
 def test_transient_is_simulated_then_discarded():
     kw = dict(dt_ms=0.5, noise_sigma=0.01, seed=3, tavg_ms=5.0, bold_tr_s=None)
-    full = simulate("wilson_cowan", W, L, {}, duration_s=0.3, **kw)
+    full = simulate("wilson_cowan", W, L, {}, duration_s=0.3, transient_s=0.0, **kw)
     cut = simulate("wilson_cowan", W, L, {}, duration_s=0.2, transient_s=0.1, **kw)
     np.testing.assert_array_equal(cut["tavg"].values[0], full["tavg"].values[0, 20:])
 
@@ -78,14 +78,14 @@ def test_float32_buffer_is_close_to_float64():
     w = rng.random((n, n))
     np.fill_diagonal(w, 0)
     ln = rng.uniform(10, 100, (n, n))
-    kw = dict(duration_s=4.0, dt_ms=0.1, noise_sigma=0.01, seed=1, bold_tr_s=0.5)
+    kw = dict(duration_s=4.0, dt_ms=0.1, noise_sigma=0.01, seed=1, bold_tr_s=0.5, transient_s=0.0)
     a = simulate("rww_ei", w, ln, {"G": 0.5}, dtype="float64", **kw)["bold"].values
     b = simulate("rww_ei", w, ln, {"G": 0.5}, dtype="float32", **kw)["bold"].values
     assert np.abs(a - b).max() < 1e-4 * np.ptp(a)
 
 
 def test_noise_free_runs_ignore_the_noise_stream_and_noise_changes_output():
-    kw = dict(duration_s=0.2, dt_ms=0.1, tavg_ms=1.0, bold_tr_s=None, seed=5)
+    kw = dict(duration_s=0.2, dt_ms=0.1, tavg_ms=1.0, bold_tr_s=None, seed=5, transient_s=0.0)
     a = simulate("rww", W, L, {}, noise_sigma=0.0, **kw)["tavg"].values
     b = simulate("rww", W, L, {}, noise_sigma=0.0, **kw)["tavg"].values
     c = simulate("rww", W, L, {}, noise_sigma=0.01, **kw)["tavg"].values
@@ -93,7 +93,8 @@ def test_noise_free_runs_ignore_the_noise_stream_and_noise_changes_output():
 
 
 def test_stochastic_heun_batch_equals_singles():
-    kw = dict(duration_s=0.1, dt_ms=0.1, noise_sigma=0.01, tavg_ms=1.0, bold_tr_s=None, integrator="heun")
+    kw = dict(duration_s=0.1, dt_ms=0.1, noise_sigma=0.01, tavg_ms=1.0, bold_tr_s=None, integrator="heun",
+              transient_s=0.0)
     params = [{"G": 0.1}, {"G": 0.5}, {"G": 0.9}]
     batch = simulate("rww_ei", W, L, params, seed=[4, 5, 6], **kw)["tavg"].values
     for b, seed in enumerate([4, 5, 6]):
@@ -104,12 +105,12 @@ def test_stochastic_heun_batch_equals_singles():
 
 
 def test_noise_per_trial_equals_the_single_runs():
-    kw = dict(duration_s=0.5, dt_ms=0.5, tavg_ms=5.0, bold_tr_s=None, seed=[3, 4])
+    kw = dict(duration_s=0.5, dt_ms=0.5, tavg_ms=5.0, bold_tr_s=None, seed=[3, 4], transient_s=0.0)
     both = simulate("rww_ei", W, L, [{"G": 0.1}, {"G": 0.1}], noise_sigma=[0.0, 0.02], **kw)
     quiet = simulate("rww_ei", W, L, {"G": 0.1}, noise_sigma=0.0, duration_s=0.5, dt_ms=0.5, tavg_ms=5.0,
-                     bold_tr_s=None, seed=3)
+                     bold_tr_s=None, seed=3, transient_s=0.0)
     loud = simulate("rww_ei", W, L, {"G": 0.1}, noise_sigma=0.02, duration_s=0.5, dt_ms=0.5, tavg_ms=5.0,
-                    bold_tr_s=None, seed=4)
+                    bold_tr_s=None, seed=4, transient_s=0.0)
     np.testing.assert_array_equal(both["tavg"].values[0], quiet["tavg"].values[0])
     np.testing.assert_array_equal(both["tavg"].values[1], loud["tavg"].values[0])
     assert list(both["noise_sigma"].values) == [0.0, 0.02]

@@ -22,13 +22,22 @@ def trial_data(subject: str, number: int) -> dict:
             "scores": {"fc_r": float(rng.uniform()), "fcd_ks": float(rng.uniform())}}
 
 
+def trial_record(subject: str, number: int, d: dict | None = None):
+    """The COMPLETE TrialRecord of :func:`trial_data`'s trial."""
+    from explorer.records import TrialRecord
+
+    d = d or trial_data(subject, number)
+    return TrialRecord(subject=subject, number=number, params=d["params"], seed=d["seed"], state="COMPLETE",
+                       scores=d["scores"])
+
+
 def write_trials(url: str, jobs: list[tuple[str, int]]) -> None:
     from explorer.store import SignalStore
 
     store = SignalStore(url)
     for subject, number in jobs:
         d = trial_data(subject, number)
-        store.write_trial(subject, number, d["bold"], d["fc"], d["params"], d["seed"], d["scores"], tr_s=2.0)
+        store.write_trial(trial_record(subject, number, d), d["bold"], d["fc"], tr_s=2.0)
 
 
 def write_then_die(url: str, subject: str, number: int) -> None:

@@ -7,7 +7,7 @@ import pickle
 
 import numpy as np
 import pytest
-from store_workers import N_REGIONS, N_TIME, checksum, trial_data, write_then_die, write_trials
+from store_workers import N_REGIONS, N_TIME, checksum, trial_data, trial_record, write_then_die, write_trials
 
 from explorer.errors import StoreError
 from explorer.store import SignalStore, open_signals, parse_location, resolve_location, trial_location
@@ -71,7 +71,7 @@ def test_roundtrip_dims_values_and_coords(tmp_path):
 def test_store_records_and_read_trial(tmp_path):
     store = SignalStore(str(tmp_path / "s.zarr"))
     d = trial_data("S1", 4)
-    loc = store.write_trial("S1", 4, d["bold"], d["fc"], d["params"], d["seed"], d["scores"], tr_s=2.0,
+    loc = store.write_trial(trial_record("S1", 4, d), d["bold"], d["fc"], tr_s=2.0,
                             neural=d["bold"][::2], neural_dt_ms=10.0)
     assert loc.startswith(store.url) and "S1" in loc
     rec = store.trials("S1")[4]
@@ -85,9 +85,9 @@ def test_store_records_and_read_trial(tmp_path):
     again = pickle.loads(pickle.dumps(store))
     assert again.trials("S1").keys() == {4}
     with pytest.raises(StoreError, match="subject id"):
-        store.write_trial("../evil", 0, d["bold"], d["fc"], {}, 0, {}, tr_s=2.0)
+        store.write_trial(trial_record("../evil", 0, d), d["bold"], d["fc"], tr_s=2.0)
     with pytest.raises(StoreError, match="region"):
-        store.write_trial("S1", 1, d["bold"], d["fc"][:3], {}, 0, {}, tr_s=2.0)
+        store.write_trial(trial_record("S1", 1, d), d["bold"], d["fc"][:3], tr_s=2.0)
     with pytest.raises(StoreError, match="no signals store"):
         open_signals(tmp_path / "nothing")
 
@@ -186,7 +186,7 @@ def test_fsspec_url_uses_same_code(tmp_path):
 
 def _write(store: SignalStore, sid: str, n: int) -> str:
     d = trial_data(sid, n)
-    return store.write_trial(sid, n, d["bold"], d["fc"], d["params"], d["seed"], d["scores"], tr_s=2.0)
+    return store.write_trial(trial_record(sid, n, d), d["bold"], d["fc"], tr_s=2.0)
 
 
 def test_recorded_locations_resolve_staged_packed_best_and_old_style(tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from browser import PNG_MAGIC, chromium
-from explorer.config import save_frozen
+from explorer.study.frozen import save_frozen
 from explorer.errors import TrackingError
 from explorer.tracking import ui
 from explorer.tracking.relocate import repair_artifact_locations
@@ -220,7 +220,7 @@ def moved_study(tmp_path_factory, ray_session):
     tmp = tmp_path_factory.mktemp("ui")
     cfg = fast_config(tmp / "orig", name="uitour", trials=3)
     save_frozen(cfg)
-    run_study(cfg, live=False)
+    run_study(cfg)
     moved = tmp / "elsewhere" / "uitour"
     shutil.copytree(cfg.study_dir, moved)
     shutil.rmtree(cfg.study_dir)

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 from explorer.errors import StudyError
-
-LOCK_FILE = ".driver.lock"
+from explorer.study.layout import LOCK_FILE
 
 
 class StudyLock:

@@ -1,4 +1,4 @@
-"""Keep credentials out of MLflow: URL passwords, secret query parameters, secret config keys."""
+"""Keep credentials out of logs, provenance and MLflow: URL passwords, secret query parameters, secret config keys."""
 
 from __future__ import annotations
 

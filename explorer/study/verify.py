@@ -1,4 +1,4 @@
-"""`explorer verify NAME [--json] [--repair]`: Optuna, MLflow and zarr agree on every trial.
+"""Optuna, MLflow and zarr agree on every trial (``explorer verify NAME [--json] [--repair]``).
 
 For every COMPLETE Optuna trial of every subject: its MLflow child run exists (FINISHED, state
 COMPLETE) and, unless ``store: none``, its zarr record exists, both with the same parameters and
@@ -24,15 +24,17 @@ no optuna, mlflow or zarr itself, and nothing heavy at import.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from explorer.features import SCORES
+from explorer.study.frozen import load_frozen
+from explorer.study.layout import mlflow_artifacts, mlflow_uri, optuna_storage_url, zarr_url
+from explorer.study.lock import StudyLock
+from explorer.study.status import REPAIRED, append_run
 
 Trials = Mapping[str, Mapping[int, Mapping[str, Any]]]   # subject -> number -> {params, scores, ...}
 
@@ -197,48 +199,33 @@ def compare(optuna_trials: Trials, mlflow_runs: Trials, zarr_trials: Trials | No
 
 
 # ---- gathering the three records of a study (public APIs of search, store, tracking) -------------
-# the trial times Optuna keeps as user attrs, so a re-created MLflow run starts and ends when the trial did
-TIME_ATTRS = ("simulate_wall_seconds", "score_wall_seconds", "store_wall_seconds", "started_at", "ended_at")
+def plain(rec) -> dict[str, Any]:
+    """What :func:`compare` reads of a decoded :class:`~explorer.records.TrialRecord`:
+    {state, params, scores, record (every field, as a dict)}."""
+    return {"state": rec.state, "params": dict(rec.params), "scores": dict(rec.scores), "record": rec.to_dict()}
 
 
 def optuna_records(cfg, study_dir: Path) -> dict[str, dict[int, dict[str, Any]]]:
-    """subject -> number -> {state, params, scores, record (TrialRecord fields)} from the Optuna storage."""
-    from explorer.config import optuna_storage_url
-    from explorer.search import list_subject_studies, open_storage, open_subject_study
+    """subject -> number -> :func:`plain` of each trial's record, decoded from the Optuna storage
+    (:func:`explorer.search.from_trial`)."""
+    from explorer.search import from_trial, list_subject_studies, open_storage, open_subject_study
 
     storage = open_storage(optuna_storage_url(cfg, study_dir))
     out: dict[str, dict[int, dict[str, Any]]] = {}
     for sid in list_subject_studies(storage, cfg.name):
         study = open_subject_study(storage, cfg, sid, create=False)
-        trials = {}
-        for t in study.get_trials(deepcopy=False):
-            ua = t.user_attrs
-            scores = dict(ua.get("scores", {}))
-            if t.values:   # a combined objective is derived from the scores: only named scores are recorded
-                scores.update({o: float(v) for o, v in zip(cfg.objectives, t.values) if o in SCORES})
-            trials[t.number] = {"state": t.state.name, "params": dict(t.params), "scores": scores,
-                                "record": {"seed": int(ua.get("seed", -1)), "reason": str(ua.get("reason", "")),
-                                           "sim_seconds": float(ua.get("sim_seconds", 0.0)),
-                                           "wall_seconds": float(ua.get("wall_seconds", 0.0)),
-                                           "actor": str(ua.get("actor", "")), "node": str(ua.get("node", "")),
-                                           "signals": str(ua.get("signals", "")), "attempt": int(ua.get("attempt", 0)),
-                                           **{k: float(ua.get(k, 0.0)) for k in TIME_ATTRS},
-                                           "asked_at": t.datetime_start.timestamp() if t.datetime_start else 0.0,
-                                           "told_at": (t.datetime_complete.timestamp() if t.datetime_complete
-                                                       else 0.0)}}
-        out[sid] = trials
+        out[sid] = {t.number: plain(from_trial(t, cfg.objectives, sid)) for t in study.get_trials(deepcopy=False)}
     return out
 
 
 def _open_tracker(cfg, study_dir: Path):
-    from explorer.config import mlflow_artifacts, mlflow_uri
     from explorer.tracking import Tracker
 
-    return Tracker(mlflow_uri(cfg, study_dir), experiment=cfg.name, artifact_location=mlflow_artifacts(cfg, study_dir))
+    return Tracker(mlflow_uri(cfg, study_dir), experiment=cfg.name, artifact_location=mlflow_artifacts(cfg, study_dir),
+                   settings=cfg.simulation)
 
 
 def _open_store(cfg, study_dir: Path):
-    from explorer.config import zarr_url
     from explorer.errors import StoreError
     from explorer.store import SignalStore
 
@@ -253,7 +240,6 @@ def _zarr_expected(cfg, study_dir: Path, opt: Mapping[str, Mapping[int, Mapping[
     """``store: best``: only the best k COMPLETE trials of each subject, and its twin, must have signals."""
     if cfg.store.mode != "best":
         return None
-    from explorer.config import optuna_storage_url
     from explorer.search import best_summary, open_storage, open_subject_study
     from explorer.store import best_trials
 
@@ -293,15 +279,15 @@ def resolve_signals(store, opt: Mapping[str, Mapping[int, Mapping[str, Any]]]) -
 
 def verify_study(study_dir: str | Path, repair: bool = False) -> Report:
     """Verify (and with ``repair``, fix what can be fixed in) the study in ``study_dir``."""
-    from explorer.config import load_frozen
 
     study_dir = Path(study_dir)
     cfg = load_frozen(study_dir)
     if repair:
-        from explorer.runner.lock import StudyLock
-
         with StudyLock(study_dir, cfg.name):
-            return _verify(cfg, study_dir, repair=True)
+            report = _verify(cfg, study_dir, repair=True)
+            if report.ok:   # earlier hook failures are mended: `explorer status` stops pointing at them
+                append_run(study_dir, {"ended": time.strftime("%Y-%m-%dT%H:%M:%S"), REPAIRED: len(report.repaired)})
+            return report
     return _verify(cfg, study_dir, repair=False)
 
 
@@ -324,10 +310,7 @@ def _verify(cfg, study_dir: Path, repair: bool) -> Report:
     for p in report.problems:
         where = f"{p.subject} trial {p.number}"
         if p.kind in ("missing_mlflow", "mismatch_mlflow", "duplicate_mlflow"):
-            t = opt[p.subject][p.number]
-            rec = TrialRecord(subject=p.subject, number=p.number, params=t["params"], state="COMPLETE",
-                              scores=t["scores"], **t["record"])
-            rec.reason = ""
+            rec = TrialRecord(**opt[p.subject][p.number]["record"])   # the Optuna trial's, decoded
             tracker.log_trials(p.subject, [rec], replace=p.kind != "missing_mlflow")
             report.repaired.append(f"{where}: MLflow run re-created from Optuna")
         elif p.kind == "orphan_mlflow":
@@ -354,44 +337,3 @@ def _verify(cfg, study_dir: Path, repair: bool) -> Report:
     after = _verify(cfg, study_dir, repair=False)
     after.repaired, after.unrepairable = report.repaired, report.unrepairable
     return after
-
-
-# ---- CLI -----------------------------------------------------------------------------------------
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from explorer.runner.commands import add_study_name
-
-    add_study_name(p)
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--repair", action="store_true",
-                   help="re-create MLflow runs from Optuna, delete orphans, report what cannot be re-created")
-
-
-def command(args: argparse.Namespace) -> int:
-    from explorer.runner.commands import resolve_study_dir
-
-    study_dir = resolve_study_dir(args.name, args.studies_dir)
-    report = verify_study(study_dir, repair=args.repair)
-    if args.json:
-        print(json.dumps({"study_dir": str(study_dir), **report.to_dict()}, indent=2))
-        return 0 if report.ok else 1
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    for line in report.repaired:
-        console.print(f"[green]repaired[/] {line}")
-    for line in report.unrepairable:
-        console.print(f"[red]cannot repair[/] {line}")
-    if report.ok:
-        console.print(f"[green]ok[/]: {report.checked} COMPLETE trials of {report.subjects} subject(s) agree "
-                      "in Optuna, MLflow and zarr, and their recorded signals locations resolve")
-        return 0
-    t = Table(title=f"{len(report.problems)} problem(s) in {study_dir}")
-    for col in ("subject", "trial", "problem", "detail"):
-        t.add_column(col)
-    for p in report.problems:
-        t.add_row(p.subject, str(p.number), KINDS[p.kind], p.detail)
-    console.print(t)
-    if not args.repair:
-        console.print(f"run `explorer verify {args.name} --repair` to re-create MLflow runs and remove orphans")
-    return 1

@@ -1,0 +1,73 @@
+"""What happens once a subject has its trials: signals pruned and packed, the MLflow parent summarised.
+
+:class:`SubjectFinisher` runs once per subject per driver session (and again for a subject whose
+earlier session died before finishing). Every store and tracker call goes through the driver's
+:class:`~explorer.runner.hooks.Guard`: a failure is logged and recorded, never raised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from explorer.config import StudyConfig
+from explorer.features import FeatureOptions, fcd, preprocess
+from explorer.runner.hooks import Guard
+from explorer.runner.inputs import bold_tr
+from explorer.search import FINISHED_ATTR, best_summary, complete_trials, subject_counts
+
+
+def summary_arrays(store: Any, subject: Any, best_number: int, opts: FeatureOptions, tr_s: float
+                   ) -> dict[str, Any]:
+    """Arrays for the parent run's figures: empirical vs the twin's simulated FC, and FCD values."""
+    out: dict[str, Any] = {"emp_fc": subject.fc}
+    if store is None:
+        return out
+    trial = store.read_trial(subject.id, best_number)
+    out["best_fc"] = trial.get("fc")
+    bold = trial.get("bold")
+    if subject.fcd is not None and bold is not None:
+        skip = int(round(opts.discard_s / tr_s)) if opts.discard_s > 0 else 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sim = fcd(preprocess(np.asarray(bold, dtype=np.float64)[skip:], tr_s, opts), opts.fcd_window,
+                      opts.fcd_step)
+        out["emp_fcd_values"] = subject.fcd[np.triu_indices(subject.fcd.shape[0], k=1)]
+        out["best_fcd_values"] = sim[np.triu_indices(sim.shape[0], k=1)]
+    return out
+
+
+class SubjectFinisher:
+    """Finishes subjects of one study: ``store: best`` pruning, packing, MLflow parent summary, FINISHED_ATTR."""
+
+    def __init__(self, cfg: StudyConfig, cohort: Any, store: Any, tracker: Any, guard: Guard, frozen_text: str):
+        self.cfg = cfg
+        self.cohort = cohort
+        self.store = store
+        self.tracker = tracker
+        self.guard = guard
+        self.frozen_text = frozen_text
+        self.features = cfg.cohort.features
+
+    def finish(self, sid: str, study: Any) -> bool:
+        """Finish subject ``sid`` (its Optuna ``study``); returns whether any of its trials completed."""
+        cfg, guard = self.cfg, self.guard
+        best = best_summary(study, cfg.objectives)
+        counts = subject_counts(study)
+        maximise = cfg.directions[0] == "maximize"
+        if self.store is not None:
+            if cfg.store.mode == "best" and best:
+                guard(f"keeping the best {cfg.store.best_k} signals of {sid}", self.store.keep_best, sid,
+                      cfg.store.best_k, cfg.objectives[0], maximise, (best["number"],))
+            guard(f"packing the signals of {sid}", self.store.pack, sid)
+        if best:
+            subject = self.cohort[sid]
+            arrays = guard(f"figure data of {sid}", summary_arrays, self.store, subject, best["number"],
+                           self.features, bold_tr(cfg, subject)) or {}
+            guard(f"MLflow summary of {sid}", self.tracker.finish_subject, sid, best["params"], best["scores"],
+                  {}, self.frozen_text, objective=cfg.objectives[0], maximise=maximise,
+                  best_trial=best["number"], model=cfg.model, fixed_params=dict(cfg.params.fixed),
+                  objectives=list(cfg.objectives), directions=list(cfg.directions),
+                  history=complete_trials(study), **arrays)
+        study.set_user_attr(FINISHED_ATTR, counts.done)
+        return counts.complete > 0

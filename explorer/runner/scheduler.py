@@ -1,0 +1,299 @@
+"""The scheduler: ask Optuna for trials across subjects, keep every actor busy, tell results.
+
+It keeps ``IN_FLIGHT_PER_ACTOR`` batches queued on every actor, collects with ``ray.wait``, tells
+Optuna COMPLETE/FAIL (reason in the user attribute ``reason``), logs each result batch to MLflow,
+and hands a subject to the :class:`~explorer.runner.finisher.SubjectFinisher` when it is done.
+
+Signals are deferred (:mod:`explorer.runner.interrupts`): the loop looks at the flag between
+steps, records the results already back, then marks the in-flight trials FAIL "interrupted" and
+re-enqueues them.
+
+Fail fast: the first batch of each subject is held back until the study shows it can run. When the
+first batches of every subject (of the first :data:`PROBE_SUBJECTS` started) all fail with the same
+``error:`` reason (the same :func:`~explorer.search.studies.reason_kind`: "Unable to allocate 400. TiB"
+and "... 284. TiB" are one error), the config is broken: those trials are told FAIL
+``"aborted: ..."`` (not counted against the budget) and :class:`BrokenStudy` is raised; the driver then
+aborts the trials still in flight too (:meth:`Scheduler.abort_inflight`). Any other outcome (a COMPLETE trial, a
+diverged or refused one, a different error) releases the held records as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from explorer.errors import StudyError
+from explorer.features import objective_value
+from explorer.records import Task, TrialRecord
+from explorer.search import ABORTED, ask_params, reap_interrupted, tell_record, trial_seed
+from explorer.search.studies import reason_kind
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT_PER_ACTOR = 2
+ACTOR_DIED = "actor died"
+#: how many subjects' first batches decide whether a study is broken (a large cohort need not wait for all)
+PROBE_SUBJECTS = 8
+
+
+class BrokenStudy(StudyError):
+    """The first batch of every subject failed with the same error: the config, not the search, is at fault."""
+
+
+@dataclass
+class Batch:
+    """A batch of one subject's trials queued on one actor slot."""
+
+    slot: Any
+    subject: str
+    tasks: list[Task]
+    submitted: float = 0.0      # epoch seconds
+
+
+class Scheduler:
+    """Runs the trials of ``todo`` subjects of an opened study (:class:`~explorer.runner.driver.StudySession`)
+    on ``pool`` until each has its target, or ``stop`` is requested."""
+
+    def __init__(self, session: Any, pool: Any, todo: list[str], progress: Any, stop: Any, result: Any):
+        self.session = session
+        self.cfg = session.cfg
+        self.pool = pool
+        self.todo = list(todo)
+        self.progress = progress
+        self.stop = stop
+        self.result = result
+        self.target = self.cfg.n_trials
+        self.done = {sid: c.done for sid, c in session.counts.items()}
+        self.inflight_n = {sid: 0 for sid in session.studies}
+        self.inflight: dict[Any, Batch] = {}
+        self.retry: deque[tuple[str, list[Task]]] = deque()
+        self.trials: dict[tuple[str, int], Any] = {}
+        self.rr = 0
+        self.probing = set(self.todo[:PROBE_SUBJECTS])   # subjects whose first batch is still awaited
+        self.held: list[tuple[str, list[TrialRecord]]] = []
+        self.verdict: str | None = None if self.probing else "ok"
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        """Fill, wait, collect until nothing is left in flight (or a signal); raises Interrupted/BrokenStudy."""
+        import ray
+
+        self.fill()
+        while self.inflight and not self.stop.requested:
+            ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=0.5)
+            if ready:
+                ready, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=0)
+                for ref in ready:   # results already back are recorded even after a signal
+                    if self.stop.forced:
+                        break
+                    self.collect(ref)
+                self.fill()
+            self.progress.refresh()
+        self.stop.check()
+
+    def _remaining(self, sid: str) -> int:
+        return self.target - self.done[sid] - self.inflight_n[sid]
+
+    def _next_subject(self) -> str | None:
+        for i in range(len(self.todo)):
+            sid = self.todo[(self.rr + i) % len(self.todo)]
+            if self._remaining(sid) > 0:
+                self.rr = (self.rr + i + 1) % len(self.todo)
+                return sid
+        return None
+
+    def _ask(self, sid: str) -> list[Task] | None:
+        """A new batch of ``sid``; trials outside the hard limits are told FAIL at once (never simulated)."""
+        cfg, session = self.cfg, self.session
+        tasks, refused = [], []
+        for _ in range(min(cfg.ray.batch_size, self._remaining(sid))):
+            trial, free = ask_params(session.studies[sid], cfg)
+            self.trials[(sid, trial.number)] = trial
+            task = Task(trial.number, free, trial_seed(cfg.sampler.seed, sid, trial.number))
+            why = session.spaces[sid].refusal(free)
+            if why:
+                refused.append(TrialRecord.of(sid, task, "FAIL", reason=why, started_at=time.time(),
+                                              ended_at=time.time()))
+            else:
+                tasks.append(task)
+        self.inflight_n[sid] += len(tasks) + len(refused)
+        if refused:
+            # an outcome like any other: while probing it settles the verdict (a refusal is no "error:"),
+            # else a subject whose every trial is refused would stay "probing" and hold the others' records
+            self._results(sid, refused)
+        return tasks
+
+    def fill(self) -> None:
+        """Queue batches until every live actor has IN_FLIGHT_PER_ACTOR of them (or nothing is left)."""
+        for _ in range(IN_FLIGHT_PER_ACTOR):
+            for slot in sorted(self.pool.slots, key=lambda s: s.inflight):
+                if self.stop.requested:
+                    return
+                if slot.inflight >= IN_FLIGHT_PER_ACTOR:
+                    continue
+                if self.retry:
+                    sid, tasks = self.retry.popleft()
+                else:
+                    sid = self._next_subject()
+                    if sid is None:
+                        return
+                    tasks = self._ask(sid)
+                    if not tasks:
+                        continue
+                ref = self.pool.submit(slot, sid, tasks)
+                self.inflight[ref] = Batch(slot, sid, tasks, time.time())
+
+    def collect(self, ref: Any) -> None:
+        """Record the batch behind ``ref`` (ready): results, a retry after a dead actor, or failures."""
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        batch = self.inflight.pop(ref)
+        batch.slot.inflight -= 1
+        sid = batch.subject
+        try:
+            out = ray.get(ref)  # ready: does not block
+        except (RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError,
+                ray.exceptions.ActorUnavailableError) as exc:
+            self.pool.replace(batch.slot)
+            again = [t.retried() for t in batch.tasks]
+            if again[0].attempt <= self.cfg.ray.max_retries:
+                log.warning("retrying %d trial(s) of %s after %s (attempt %d)", len(again), sid,
+                            type(exc).__name__, again[0].attempt)
+                self.retry.append((sid, again))
+                return
+            self._results(sid, [self._failed(sid, t, ACTOR_DIED, batch.submitted) for t in batch.tasks])
+            return
+        except RayTaskError as exc:
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            reason = f"error: {type(cause).__name__}: {cause}"[:500]
+            self._results(sid, [self._failed(sid, t, reason, batch.submitted) for t in batch.tasks])
+            return
+        self.result.simulate_s += float(out["simulate_s"])
+        self.result.actor_call_s += float(out["call_s"])
+        self._results(sid, list(out["records"]))
+
+    @staticmethod
+    def _failed(sid: str, task: Task, reason: str, submitted: float) -> TrialRecord:
+        """A trial the actor never returned: no actor times; started/ended are the driver's submit/collect."""
+        return TrialRecord.of(sid, task, "FAIL", reason=reason, started_at=submitted,
+                              ended_at=time.time() if submitted else 0.0)
+
+    # -- fail fast ------------------------------------------------------------------------
+    def _results(self, sid: str, records: list[TrialRecord]) -> None:
+        """Tell ``records``, unless the study is still being probed (then hold them until the verdict)."""
+        if self.verdict is not None:
+            self.tell(sid, records)
+            return
+        self.held.append((sid, records))
+        self.probing.discard(sid)
+        # the same error is the same kind of error: its details (sizes, shapes, values) differ per subject
+        errors: dict[str, str] = {}     # kind -> its first full reason
+        every = n_errors = 0
+        for _, recs in self.held:
+            for r in recs:
+                every += 1
+                if r.state == "FAIL" and r.reason.startswith("error:"):
+                    n_errors += 1
+                    errors.setdefault(reason_kind(r.reason), r.reason)
+        same_error = len(errors) == 1 and every == n_errors
+        if not same_error:
+            self._release("ok")
+        elif not self.probing:
+            self._abort(next(iter(errors.values())))
+
+    def _release(self, verdict: str) -> None:
+        self.verdict = verdict
+        held, self.held = self.held, []
+        for sid, records in held:
+            self.tell(sid, records)
+
+    def _abort(self, reason: str) -> None:
+        self.held = [(sid, [_aborted(r) for r in recs]) for sid, recs in self.held]
+        self._release("broken")
+        raise BrokenStudy(
+            f"study {self.cfg.name!r}: the first batch of every subject failed with the same error, so the "
+            f"config is at fault, not the search: {reason}. Its first batches and the trials in flight are marked "
+            "FAIL 'aborted' and do not count against the budget. Fix the config, then run it again (`explorer run CONFIG`: a study "
+            "with no counted trial takes the corrected config)")
+
+    def abort_inflight(self) -> int:
+        """After :class:`BrokenStudy`: stop the actors, then tell the trials still in flight (or queued for a
+        retry) FAIL ``"aborted: ..."`` as well, their partial signals deleted; returns how many.
+
+        Reaped as "interrupted" instead, they would be re-enqueued, and the corrected config would first
+        run the broken config's parameters (out of its ranges, where those changed).
+        """
+        self.pool.shutdown()
+        pending = [(b.subject, b.tasks, b.submitted) for b in self.inflight.values()]
+        pending += [(sid, tasks, 0.0) for sid, tasks in self.retry]
+        self.inflight.clear()
+        self.retry.clear()
+        n = 0
+        for sid, tasks, submitted in pending:
+            if self.stop.forced:   # a second signal: what is left RUNNING is reaped (interrupted) instead
+                break
+            records = [_aborted(self._failed(sid, t, "in flight when the config was found broken", submitted))
+                       for t in tasks if (sid, t.number) in self.trials]
+            if records:
+                self.tell(sid, records)
+                forget = self.session.forget_signals(sid)
+                for rec in records:
+                    forget(rec)
+                n += len(records)
+        return n
+
+    # -- telling Optuna -------------------------------------------------------------------
+    def tell(self, sid: str, records: list[TrialRecord]) -> None:
+        """Tell Optuna each record (attributes in one write), log the batch to MLflow, finish the subject if done."""
+        session = self.session
+        study = session.studies[sid]
+        for rec in records:
+            trial = self.trials.pop((sid, rec.number))
+            tell_record(study, trial, rec, self.cfg.objectives)
+            self.inflight_n[sid] -= 1
+            if not rec.reason.startswith(ABORTED):
+                self.done[sid] += 1
+                self.result.trials_run += 1
+            score = objective_value(rec.scores, self.cfg.objectives[0]) if rec.scores else math.nan
+            self.progress.trial(sid, rec.state, score if math.isfinite(score) else None)
+        session.guard(f"MLflow logging of {sid}", session.tracker.log_trials, sid, records)
+        if self.done[sid] >= self.target and self.inflight_n[sid] == 0:
+            self.finish(sid)
+
+    def finish(self, sid: str) -> None:
+        if not self.session.finisher.finish(sid, self.session.studies[sid]):
+            self.result.failed_subjects.append(sid)
+        self.progress.finished(sid)
+
+    # -- stopping -------------------------------------------------------------------------
+    def interrupt(self) -> tuple[int, list[str]]:
+        """Stop actors, mark in-flight trials FAIL "interrupted" and re-enqueue their params.
+
+        Signals are still deferred here. A second one (``stop.forced``) ends the clean-up at the next
+        subject boundary, between storage writes; what is left RUNNING is reaped on resume. Returns
+        (trials reaped, subjects left RUNNING).
+        """
+        self.pool.shutdown()
+        # Every RUNNING trial of these studies is ours: the study lock keeps other drivers out.
+        # Reaping them all (not only those in self.trials) also catches a trial that Optuna had
+        # created when the signal arrived but that the scheduler had not yet recorded.
+        n, left = 0, []
+        for sid, study in self.session.studies.items():
+            if self.stop.forced:
+                left.append(sid)
+                continue
+            n += len(reap_interrupted(study, on_reaped=self.session.forget_signals(sid)))
+        self.trials.clear()
+        self.inflight.clear()
+        self.held.clear()
+        return n, left
+
+
+def _aborted(rec: TrialRecord) -> TrialRecord:
+    rec.state, rec.reason = "FAIL", f"{ABORTED}: {rec.reason}"
+    return rec
