@@ -7,11 +7,11 @@ ObjectRef from ``ray.put``) and then only small batches of parameter sets (``run
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import platform
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,8 @@ from explorer.features import FeatureOptions, fit_scores, objective_value
 from explorer.records import Task, TrialRecord
 from explorer.search.space import split_noise, with_fic
 from explorer.sim.simulator import simulate_arrays, warmup
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,7 +48,6 @@ class SimWorker:
     """Hosts a warm simulator; evaluates batches of trials of one subject at a time."""
 
     def __init__(self, spec: WorkerSpec, actor_id: str = "", node_id: str = ""):
-
         self.spec = spec
         self.features = FeatureOptions.from_dict(spec.features)
         self.actor_id = actor_id or f"local-{os.getpid()}"
@@ -132,7 +133,7 @@ class SimWorker:
             return records, sim_s
         except Exception as exc:  # noqa: BLE001 - isolate the bad trial(s) of the batch
             if len(tasks) == 1:
-                traceback.print_exc()
+                log.exception("%s trial %d failed", subject_id, tasks[0].number)
                 rec = self._record(subject_id, tasks[0], "FAIL", reason=f"error: {_compact_error(exc)}")
                 rec.wall_seconds = time.perf_counter() - t0
                 rec.started_at, rec.ended_at = started, time.time()
@@ -179,7 +180,6 @@ class SimWorker:
         return out, sim_s
 
     def _score(self, subject_id: str, task: Task, bold: np.ndarray | None) -> TrialRecord:
-
         if bold is None:
             return self._record(subject_id, task, "FAIL", reason="diverged")
         subj = self.subjects[subject_id]
@@ -200,7 +200,7 @@ class SimWorker:
             except Exception as exc:  # noqa: BLE001 - the trial cannot be complete without its signals
                 record.state, record.reason = "FAIL", f"error: store: {_compact_error(exc)}"
                 record.signals = ""
-                traceback.print_exc()
+                log.exception("%s trial %d: writing its signals failed", subject_id, task.number)
             record.store_wall_seconds = time.perf_counter() - t0
         return record
 
