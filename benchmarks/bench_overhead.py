@@ -1,9 +1,10 @@
 """Actor utilisation in a real sweep: the fraction of actor wall time spent inside simulate().
 
 Runs a real study (demo cohort, Optuna TPE, zarr store, MLflow tracking, Ray actors) in a
-temporary folder and prints JSON. The issue's target is utilisation >= 0.95.
+temporary folder and prints JSON: a small built-in rww_ei study, or any config with --config.
 
     .venv/bin/python benchmarks/bench_overhead.py --duration-s 300 --dt-ms 0.1 --trials 8 --batch-size 4
+    .venv/bin/python benchmarks/bench_overhead.py --config experiments/gw_fit.yaml --actors 2   # short trials
 
 utilisation       = sum of actor time inside simulate() / (actors x driver wall time of the sweep)
 actor_busy        = sum of actor time inside run_batch() / (actors x driver wall time)
@@ -23,40 +24,48 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=None, help="run this study config (its trials, cohort, batch size) instead")
     ap.add_argument("--model", default="rww_ei")
     ap.add_argument("--duration-s", type=float, default=300.0, help="simulated seconds per trial")
     ap.add_argument("--dt-ms", type=float, default=0.1)
-    ap.add_argument("--trials", type=int, default=8, help="trials per subject")
+    ap.add_argument("--trials", type=int, default=None, help="trials per subject (default 8, or the config's)")
     ap.add_argument("--subjects", nargs="+", default=["NAP_001", "NAP_002"])
-    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=None, help="upper bound of trials per call "
+                    "(default 4, or the config's)")
     ap.add_argument("--actors", type=int, default=None, help="default: one per CPU")
     ap.add_argument("--store", default="all", choices=["all", "best", "none"])
     args = ap.parse_args(argv)
 
-    from explorer.config import parse_config
+    from explorer.config import load_config, parse_config
     from explorer.runner.driver import run_study
 
     free = {"G": {"low": 0.5, "high": 3.0}, "w_plus": {}} if args.model == "rww_ei" else {"G": {}}
     with tempfile.TemporaryDirectory(prefix="bench_overhead_") as tmp:
-        cfg = parse_config({
-            "name": "bench_overhead", "studies_dir": tmp, "model": args.model,
-            "cohort": {"source": "demo", "subjects": args.subjects},
-            "params": {"free": free},
-            "simulation": {"duration_s": args.duration_s, "dt_ms": args.dt_ms, "transient_s": 0},
-            "trials": args.trials, "store": {"mode": args.store},
-            "ray": {"actors": args.actors, "batch_size": args.batch_size},
-        })
+        if args.config:
+            cfg = load_config(args.config, studies_dir=tmp, trials=args.trials, **{"ray.actors": args.actors,
+                              "ray.batch_size": args.batch_size})
+        else:
+            cfg = parse_config({
+                "name": "bench_overhead", "studies_dir": tmp, "model": args.model,
+                "cohort": {"source": "demo", "subjects": args.subjects},
+                "params": {"free": free},
+                "simulation": {"duration_s": args.duration_s, "dt_ms": args.dt_ms, "transient_s": 0},
+                "trials": args.trials or 8, "store": {"mode": args.store},
+                "ray": {"actors": args.actors, "batch_size": args.batch_size or 4},
+            })
         r = run_study(cfg)
         wall = r.driver_wall_s
         out = {
             "utilisation": round(r.utilisation, 4) if r.utilisation is not None else None,
             "actor_busy": round(r.actor_call_s / (r.actors * wall), 4) if wall else None,
-            "model": args.model, "regions": 80, "duration_s": args.duration_s, "dt_ms": args.dt_ms,
-            "batch_size": args.batch_size, "actors": r.actors, "subjects": len(args.subjects),
+            "config": args.config, "model": cfg.model, "regions": 80, "duration_s": cfg.simulation.duration_s,
+            "dt_ms": cfg.simulation.dt_ms, "batch_size": cfg.ray.batch_size, "call_s": cfg.ray.call_s,
+            "trials_per_call": round(r.trials_run / r.calls, 2) if r.calls else None,
+            "actors": r.actors, "subjects": len(r.subjects),
             "trials": r.trials_run, "driver_wall_s": round(wall, 2), "startup_s": round(r.startup_s, 2),
             "simulate_s": round(r.simulate_s, 2), "actor_call_s": round(r.actor_call_s, 2),
             "trial_wall_s": round(r.actor_call_s / max(1, r.trials_run), 3),
-            "trials_per_min": round(r.trials_per_min, 2), "store": args.store, "cpus": os.cpu_count(),
+            "trials_per_min": round(r.trials_per_min, 2), "store": cfg.store.mode, "cpus": os.cpu_count(),
         }
     print(json.dumps(out))
     return 0

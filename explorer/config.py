@@ -168,9 +168,20 @@ class StoreConfig(_Strict):
 
 
 class RayConfig(_Strict):
+    """Where and how trials run.
+
+    actors: simulator actors (default one per CPU of the machine or cluster).
+    batch_size: the most trials one actor call simulates together (upper bound; default 64).
+    call_s: target actor seconds per call: the scheduler measures the per-trial cost and sizes each
+        call to about this long, never below min(batch_size, 16) trials (the simulator's vectorised
+        batch) nor above batch_size, so that short trials do not leave the actors waiting on the driver.
+    max_retries: times a batch is sent again after its actor died.
+    """
+
     address: str | None = None
     actors: int | None = Field(None, ge=1)
-    batch_size: int = Field(4, ge=1)
+    batch_size: int = Field(64, ge=1)
+    call_s: float = Field(2.0, gt=0)
     max_retries: int = Field(2, ge=0)
 
 

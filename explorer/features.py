@@ -23,6 +23,8 @@ An objective is a score name or a linear combination of them, maximised, such as
 
 A simulated signal that diverged (NaN/inf) or that is constant in some region gives ``nan`` scores
 instead of raising, so that one bad trial never crashes a batch: the runner records it as failed.
+:func:`fit_scores_batch` scores ``B`` simulated series at once with the same results as ``B`` calls
+of :func:`fit_scores` (to rounding: ~1e-15).
 Empirical signals are validated by the cohort loader; :func:`empirical_features` raises on them.
 """
 
@@ -49,6 +51,7 @@ __all__ = [
     "ks_statistic",
     "empirical_features",
     "fit_scores",
+    "fit_scores_batch",
     "n_windows",
     "SCORES",
     "peak_frequency",
@@ -209,6 +212,21 @@ def _min_filter_length(opts: FeatureOptions) -> int:
     return 3 * (2 * n_sections + 1) + 1
 
 
+def _bandpass_sos(tr_s: float, opts: FeatureOptions) -> np.ndarray:
+    """The Butterworth second-order sections of ``opts.bandpass`` at TR ``tr_s``; ConfigError above Nyquist."""
+    fs = 1.0 / float(tr_s)
+    nyq = fs / 2.0
+    low, high = opts.bandpass
+    if high >= nyq:
+        raise ConfigError(
+            f"features.bandpass upper edge {high} Hz is not below the Nyquist frequency {nyq:g} Hz "
+            f"of TR {tr_s} s: lower it, or set bandpass to null"
+        )
+    if low > 0:
+        return signal.butter(int(opts.filter_order), [low, high], btype="bandpass", fs=fs, output="sos")
+    return signal.butter(int(opts.filter_order), high, btype="lowpass", fs=fs, output="sos")
+
+
 def preprocess(ts: np.ndarray, tr_s: float, opts: FeatureOptions | None = None) -> np.ndarray:
     """Detrend, band-pass and z-score a ``(T, N)`` series sampled every ``tr_s`` s (as ``opts`` says).
 
@@ -224,23 +242,12 @@ def preprocess(ts: np.ndarray, tr_s: float, opts: FeatureOptions | None = None) 
     if opts.detrend:
         x = signal.detrend(x, axis=0, type="linear")
     if opts.bandpass is not None:
-        fs = 1.0 / float(tr_s)
-        nyq = fs / 2.0
-        low, high = opts.bandpass
-        if high >= nyq:
-            raise ConfigError(
-                f"features.bandpass upper edge {high} Hz is not below the Nyquist frequency {nyq:g} Hz "
-                f"of TR {tr_s} s: lower it, or set bandpass to null"
-            )
+        sos = _bandpass_sos(tr_s, opts)
         need = _min_filter_length(opts)
         if x.shape[0] < need:
             raise ValueError(
                 f"series of {x.shape[0]} TRs is too short for the band-pass filter (needs >= {need})"
             )
-        if low > 0:
-            sos = signal.butter(int(opts.filter_order), [low, high], btype="bandpass", fs=fs, output="sos")
-        else:
-            sos = signal.butter(int(opts.filter_order), high, btype="lowpass", fs=fs, output="sos")
         x = signal.sosfiltfilt(sos, x, axis=0)
     if opts.zscore:
         mu = x.mean(axis=0)
@@ -382,6 +389,25 @@ def empirical_features(
     return f, d
 
 
+def _discarded_trs(n_time: int, tr_s: float, opts: FeatureOptions, with_fcd: bool) -> int:
+    """TRs that ``opts.discard_s`` drops from a simulated series of ``n_time`` TRs.
+
+    Raises SimulationError when the rest is too short for the filter or (``with_fcd``) the FCD window.
+    """
+    skip = int(round(opts.discard_s / float(tr_s))) if opts.discard_s > 0 else 0
+    t = max(n_time - skip, 0)
+    need = opts.fcd_window if with_fcd else 2
+    if opts.bandpass is not None:
+        need = max(need, _min_filter_length(opts))
+    if t < need:
+        raise SimulationError(
+            f"simulated BOLD keeps {t} TRs (TR {tr_s} s) after discarding {opts.discard_s} s, but at least "
+            f"{need} are needed (FCD window {opts.fcd_window} TRs / band-pass filter): lengthen duration_s, "
+            "or shorten discard_s or features.fcd_window"
+        )
+    return skip
+
+
 def fit_scores(
     sim_bold: np.ndarray,
     tr_s: float,
@@ -414,18 +440,7 @@ def fit_scores(
         emp_fc = np.asarray(emp_fc, dtype=np.float64)
         if emp_fc.shape != (x.shape[1], x.shape[1]):
             raise ValueError(f"simulated BOLD has {x.shape[1]} regions but the empirical FC is {emp_fc.shape}")
-    skip = int(round(opts.discard_s / float(tr_s))) if opts.discard_s > 0 else 0
-    x = x[skip:]
-    t = x.shape[0]
-    need = opts.fcd_window if emp_fcd is not None else 2
-    if opts.bandpass is not None:
-        need = max(need, _min_filter_length(opts))
-    if t < need:
-        raise SimulationError(
-            f"simulated BOLD keeps {t} TRs (TR {tr_s} s) after discarding {opts.discard_s} s, but at least "
-            f"{need} are needed (FCD window {opts.fcd_window} TRs / band-pass filter): lengthen duration_s, "
-            "or shorten discard_s or features.fcd_window"
-        )
+    x = x[_discarded_trs(x.shape[0], tr_s, opts, emp_fcd is not None):]
     nan = {k: math.nan for k in SCORES}
     if not np.all(np.isfinite(x)):
         return (nan, np.full((x.shape[1], x.shape[1]), np.nan)) if return_fc else nan
@@ -443,6 +458,231 @@ def fit_scores(
         mean = np.asarray(fc_mean, dtype=np.float64)
         out["fc_r_residual"] = fc_r(sim_fc - mean, emp_fc - mean)
     return (out, sim_fc) if return_fc else out
+
+
+#: working memory (bytes) that :func:`fit_scores_batch` allows itself per chunk of rows / FCD windows
+_BATCH_WORK_BYTES = 64 * 2**20
+
+
+def _preprocess_rows(x: np.ndarray, tr_s: float, opts: FeatureOptions) -> np.ndarray:
+    """:func:`preprocess` of every row of ``(B, T, N)`` float64 x at once (may overwrite x; returns the result)."""
+    t = x.shape[1]
+    if opts.detrend:  # least-squares line per (row, region), in closed form: what signal.detrend(type="linear") fits
+        tc = np.arange(t, dtype=np.float64)
+        tc -= tc.mean()
+        slope = (tc @ x) / float(tc @ tc)  # (B, N)
+        x -= x.mean(axis=1, keepdims=True)
+        x -= tc[None, :, None] * slope[:, None, :]
+    if opts.bandpass is not None:
+        x = signal.sosfiltfilt(_bandpass_sos(tr_s, opts), x, axis=1)
+    if opts.zscore:
+        mu = x.mean(axis=1, keepdims=True)
+        x -= mu
+        sd = np.sqrt(np.einsum("btn,btn->bn", x, x)[:, None, :] / t)
+        flat = sd <= 1e-12 * np.maximum(1.0, np.abs(mu))
+        x /= np.where(flat, np.nan, sd)
+    return x
+
+
+def _fc_rows(p: np.ndarray, fisher_z: bool) -> np.ndarray:
+    """:func:`fc` of every row of ``(B, T, N)`` p: ``(B, N, N)``, one batched matrix product."""
+    xc = p - p.mean(axis=1, keepdims=True)
+    norm = np.sqrt(np.einsum("btn,btn->bn", xc, xc))
+    xc /= np.where(norm > 0, norm, np.nan)[:, None, :]
+    c = np.matmul(xc.transpose(0, 2, 1), xc)
+    np.clip(c, -1.0, 1.0, out=c)
+    idx = np.arange(c.shape[1])
+    c[:, idx, idx] = np.where(np.isnan(norm) | (norm == 0), np.nan, 1.0)
+    if fisher_z:
+        c = np.arctanh(np.clip(c, -1.0 + 1e-7, 1.0 - 1e-7))
+        c[:, idx, idx] = 0.0
+    return c
+
+
+class _FcdWork:
+    """Buffers for :func:`_fcd_upper`, reused across the rows of a batch (no page faults per row)."""
+
+    def __init__(self, n_time: int, n: int, window: int, step: int):
+        self.n, self.window, self.step = n, window, step
+        self.w = n_windows(n_time, window, step)
+        self.chunk = max(1, min(self.w, _BATCH_WORK_BYTES // (8 * n * (window + n))))
+        self.centred = np.empty((self.chunk, n, window))
+        self.fcs = np.empty((self.chunk, n, n))
+        self.upper = np.empty((self.w, n * (n - 1) // 2))
+        self.iu_w = _triu_flat(self.w)
+        self.iu_w_rows, self.iu_w_cols = np.divmod(self.iu_w, self.w)
+
+
+def _fcd_upper(p: np.ndarray, work: _FcdWork) -> np.ndarray:
+    """The strict upper triangle of ``fcd(p, work.window, work.step)`` of ``(T, N)`` p, row-major.
+
+    Windows are strided views of p; their FCs come from batched matrix products (in chunks of
+    windows that bound memory) and the FCD from one symmetric product of their upper triangles.
+    """
+    n, window, w = work.n, work.window, work.w
+    iu_n = _triu_flat(n)
+    u = work.upper
+    views = np.lib.stride_tricks.sliding_window_view(p, window, axis=0)[::work.step]  # (W, N, window), no copy
+    for a in range(0, w, work.chunk):
+        win = views[a:a + work.chunk]
+        k = len(win)
+        c = work.centred[:k]
+        np.subtract(win, win.mean(axis=2, keepdims=True), out=c)  # as fcd(): a constant window gives exact 0
+        norm = np.sqrt(np.einsum("wnt,wnt->wn", c, c))
+        c /= np.where(norm > 0, norm, np.nan)[:, :, None]
+        g = np.matmul(c, c.transpose(0, 2, 1), out=work.fcs[:k])  # window FCs
+        np.take(g.reshape(k, n * n), iu_n, axis=1, out=u[a:a + k], mode="clip")
+    u -= u.mean(axis=1, keepdims=True)
+    norm = np.sqrt(np.einsum("wm,wm->w", u, u))
+    norm = np.where(norm > 0, norm, np.nan)
+    d = u @ u.T  # symmetric: one syrk
+    out = d.reshape(-1)[work.iu_w]
+    out /= norm[work.iu_w_rows] * norm[work.iu_w_cols]
+    np.clip(out, -1.0, 1.0, out=out)
+    return out
+
+
+_TRIU: dict[int, np.ndarray] = {}
+
+
+def _triu_flat(n: int) -> np.ndarray:
+    """Flat (row-major) indices of the strict upper triangle of an ``(n, n)`` matrix (cached, read-only)."""
+    got = _TRIU.get(n)
+    if got is None:
+        i, j = np.triu_indices(n, k=1)
+        got = i * n + j
+        got.flags.writeable = False
+        if len(_TRIU) < 64:
+            _TRIU[n] = got
+    return got
+
+
+def _ks_rows(x: np.ndarray, y_sorted: np.ndarray) -> np.ndarray:
+    """:func:`ks_statistic` of each row of ``(R, n)`` x against one sorted sample y: ``(R,)``.
+
+    Exactly the values of ``ks_statistic`` (the same pairs of counts, divided alike), with one sort
+    of the whole batch and, per row, a search of the y values among its sorted x. Between two
+    consecutive distinct y values F_y is constant, so |F_x - F_y| is largest at the left end (the y
+    value) or at the largest x before the next y value: F_x there is #x < next y.
+    """
+    r, n = x.shape
+    m = y_sorted.size
+    xs = np.sort(x, axis=1)
+    bins = np.arange(m + 1)
+    last = np.ones(m + 1, dtype=bool)  # bin b = [y_(b-1), y_(b)): its y value is the last of its ties
+    last[1:m] = y_sorted[:-1] < y_sorted[1:]
+    fy = bins[last] / m
+    out = np.empty(r)
+    for i in range(r):
+        below = np.searchsorted(xs[i], y_sorted, side="left")  # #x < each y value
+        upto = below
+        if np.any(xs[i][np.minimum(below, n - 1)] == y_sorted):  # an x equals a y value
+            upto = np.searchsorted(xs[i], y_sorted, side="right")
+        at_x = np.abs(np.append(below, n)[last] / n - fy).max()
+        at_y = np.abs(upto[last[1:]] / n - fy[1:]).max()  # (#x <= y, #y <= y) at each distinct y value
+        out[i] = max(at_x, at_y)
+    return out
+
+
+def _fc_r_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """:func:`fc_r` of each row of ``(R, M)`` upper triangles x against one upper triangle y."""
+    out = np.full(x.shape[0], np.nan)
+    if not np.all(np.isfinite(y)):
+        return out
+    ok = np.all(np.isfinite(x), axis=1)
+    xc = x[ok] - x[ok].mean(axis=1, keepdims=True)
+    yc = y - y.mean()
+    den = np.sqrt(np.einsum("rm,rm->r", xc, xc) * float(yc @ yc))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[ok] = np.where(den == 0.0, np.nan, np.clip((xc @ yc) / den, -1.0, 1.0))
+    return out
+
+
+def fit_scores_batch(
+    sim_bold: np.ndarray,
+    tr_s: float,
+    emp_fc: np.ndarray | None,
+    emp_fcd: np.ndarray | None,
+    opts: FeatureOptions | None = None,
+    fc_mean: np.ndarray | None = None,
+) -> tuple[list[dict[str, float]], np.ndarray]:
+    """:func:`fit_scores` of ``B`` simulated BOLD series ``(B, T, N)`` (one TR) against one subject, at once.
+
+    Returns ``(scores, sim_fc)``: ``scores[b]`` is ``fit_scores(sim_bold[b], ...)`` (the same keys,
+    values equal to ~1e-15, the same NaN rules: a non-finite or constant-region row gives all-NaN
+    scores, never raising) and ``sim_fc`` the ``(B, N, N)`` float64 simulated FCs, as
+    ``fit_scores(..., return_fc=True)`` returns them (all NaN for a non-finite row, NaN rows and
+    columns for a constant region). ``emp_fc=None`` gives NaN scores and the FCs alone.
+
+    Preprocessing, FC and the FC scores are vectorised over the rows; each row's FCD takes one
+    batched product over its windows' strided views and one symmetric product of their FCs' upper
+    triangles; the KS distances sort the whole batch at once and need no merge with the empirical
+    values. Rows go through in chunks of about 64 MiB of float64 work, so memory does not grow
+    with ``B`` beyond the input and the ``B x N x N`` FCs returned; an FCD adds ``W x (N (N-1)/2 + W)``
+    float64 per row of ``W`` windows (~8 MB for 700 TRs, 80 regions, window 30, step 3).
+    Any real dtype is accepted and computed in float64. The cost is dominated by the FCD (two
+    float64 BLAS products per row), so it scales linearly with ``B``; without ``emp_fcd`` a row costs
+    a tenth as much.
+    Raises SimulationError when the kept series is too short (as :func:`fit_scores`), ConfigError
+    for a band-pass above Nyquist, ValueError on a shape mismatch.
+    """
+    opts = opts or FeatureOptions()
+    x = np.asarray(sim_bold)
+    if x.ndim != 3:
+        raise ValueError(f"simulated BOLD batch must be (batch, time, region), got shape {x.shape}")
+    b, _, n = x.shape
+    if emp_fc is not None:
+        emp_fc = np.asarray(emp_fc, dtype=np.float64)
+        if emp_fc.shape != (n, n):
+            raise ValueError(f"simulated BOLD has {n} regions but the empirical FC is {emp_fc.shape}")
+        if fc_mean is not None:
+            fc_mean = np.asarray(fc_mean, dtype=np.float64)
+            if fc_mean.shape != (n, n):
+                raise ValueError(f"simulated BOLD has {n} regions but the cohort-mean FC is {fc_mean.shape}")
+    x = x[:, _discarded_trs(x.shape[1], tr_s, opts, emp_fcd is not None):]
+    t = x.shape[1]
+    scores = [{k: math.nan for k in SCORES} for _ in range(b)]
+    sim_fc = np.full((b, n, n), np.nan)
+    ys = None  # sorted empirical FCD values, None when fcd_ks is NaN for every row
+    if emp_fc is not None and emp_fcd is not None:
+        ys = _upper(emp_fcd)
+        ys = np.sort(ys) if ys.size and np.all(np.isfinite(ys)) else None
+    good = np.flatnonzero(np.all(np.isfinite(x), axis=(1, 2)))
+    chunk = max(1, _BATCH_WORK_BYTES // (8 * 8 * t * n))  # sosfiltfilt's padded copies: a few times the input
+    iu = _triu_flat(n)
+    work = None
+    for a in range(0, good.size, chunk):
+        rows = good[a:a + chunk]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = _preprocess_rows(np.ascontiguousarray(x[rows], dtype=np.float64), tr_s, opts)
+            fcs = _fc_rows(p, opts.fisher_z)
+        sim_fc[rows] = fcs
+        ok = np.flatnonzero(np.all(np.isfinite(p), axis=(1, 2)))  # not ok: a constant region
+        if emp_fc is None or ok.size == 0:
+            continue
+        up = fcs[ok].reshape(ok.size, n * n)[:, iu]
+        e = emp_fc.reshape(-1)[iu]
+        r = _fc_r_rows(up, e)
+        rmse = np.sqrt(np.mean((up - e) ** 2, axis=1))
+        resid = np.full(ok.size, np.nan)
+        if fc_mean is not None:
+            mu = fc_mean.reshape(-1)[iu]
+            resid = _fc_r_rows(up - mu, e - mu)
+        ks = np.full(ok.size, np.nan)
+        if ys is not None:
+            if work is None:
+                work = _FcdWork(t, n, opts.fcd_window, opts.fcd_step)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                d = np.stack([_fcd_upper(p[i], work) for i in ok])
+            fin = np.flatnonzero(np.all(np.isfinite(d), axis=1)) if d.shape[1] else np.empty(0, dtype=int)
+            if fin.size:
+                ks[fin] = _ks_rows(d[fin], ys)
+        for j, i in enumerate(rows[ok]):
+            s = scores[i]
+            s["fc_r"], s["fc_rmse"], s["fcd_ks"] = float(r[j]), float(rmse[j]), float(ks[j])
+            s["fc_r_minus_fcd_ks"] = s["fc_r"] - s["fcd_ks"]
+            s["fc_r_residual"] = float(resid[j])
+    return scores, sim_fc
 
 
 def peak_frequency(

@@ -40,23 +40,19 @@ class TrialRecord:
     Times, measured by the actor for this trial (durations in seconds):
 
     * ``sim_seconds``: *simulated* (model) time, ``duration_s * repeats``; not a wall time.
-    * ``simulate_wall_seconds``: this trial's share of the wall time of the ``simulate`` call that
-      ran its batch (one call simulates the whole batch at once, so it cannot be timed per trial:
-      the call's wall time is split evenly over the batch's trials, which all have ``repeats`` rows).
-    * ``score_wall_seconds``: wall time of this trial's own scoring (FC/FCD of every repeat),
-      measured for this trial alone.
-    * ``store_wall_seconds``: wall time of this trial's own write to the signals store, measured
-      for this trial alone (0 when signals are not stored).
+    * ``simulate_wall_seconds``, ``score_wall_seconds``, ``store_wall_seconds``: this trial's share of
+      the wall time of its batch's one ``simulate`` call, its one vectorised scoring pass (FC, and
+      FCD when an objective needs it, of every repeat) and its one write to the signals store (0
+      when signals are not stored). An actor call does each stage once for the whole batch, so
+      each stage's wall time is split evenly over the batch's simulated trials.
     * ``wall_seconds``: ``simulate_wall_seconds + score_wall_seconds + store_wall_seconds``, the
       actor time this trial accounts for. A trial the actor never returned (``"actor died"``,
       ``"error: ..."`` from Ray) has 0.
-    * ``started_at`` / ``ended_at``: epoch seconds (``time.time()``) on the actor: when the
-      ``simulate`` call of its batch started, and when its record was complete (scored, signals
-      written). The interval includes the scoring of the batch's earlier trials, so it can be
-      longer than ``wall_seconds``. For a trial the actor never returned they are the driver's
-      times of submitting the batch and of learning that it failed (0 when unknown). Optuna
-      keeps them as the user attributes ``started_at``/``ended_at``, MLflow as the child run's
-      tags of the same names.
+    * ``started_at`` / ``ended_at``: epoch seconds (``time.time()``) on the actor: when its batch's
+      ``simulate`` call started and when the batch's records were complete (scored, signals
+      written). For a trial the actor never returned they are the driver's times of submitting
+      the batch and of learning that it failed (0 when unknown). Optuna keeps them as the user
+      attributes ``started_at``/``ended_at``, MLflow as the child run's tags of the same names.
     * ``asked_at`` / ``told_at``: epoch seconds of the Optuna trial's own ``datetime_start`` (ask)
       and ``datetime_complete`` (tell), queueing included. The MLflow child run starts and ends at
       exactly these times, so optuna-dashboard and MLflow show one duration for a trial.

@@ -52,7 +52,7 @@ def test_minimal_config_fills_defaults():
     assert cfg.objectives == ["fc_r"] and cfg.directions == ["maximize"]
     assert cfg.free_bounds() == {"G": (0.5, 3.0, False), "w_plus": (1.0, 2.0, False)}
     assert cfg.study_dir == Path("studies/t")
-    assert cfg.sampler.name == "tpe" and cfg.store.mode == "all" and cfg.ray.batch_size == 4
+    assert cfg.sampler.name == "tpe" and cfg.store.mode == "all" and cfg.ray.batch_size == 64 and cfg.ray.call_s == 2.0
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.yaml")))

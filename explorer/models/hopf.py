@@ -5,6 +5,11 @@ Time in **seconds** (the engine converts dt_ms), frequency ``f`` in Hz, omega = 
     dx/dt = (a - x^2 - y^2) x - omega y + G sum_j W_ij (x_j(t - tau_ij) - x_i)
     dy/dt = (a - x^2 - y^2) y + omega x + G sum_j W_ij (y_j(t - tau_ij) - y_i)
 
+The diffusive coupling is computed as ``sum_j W_ij x_j(t - tau_ij) - s_i x_i`` with
+``s_i = sum_j W_ij`` (``wsum_i``, computed once per connectome): the kernel gathers each nonzero's
+delayed x and y once (one row of the ring buffer holds both), so the per-nonzero work is one load,
+multiply and add per state, and ``- s_i x_i`` is O(regions), not O(nonzeros).
+
 For a > 0 and no coupling the node oscillates at f with amplitude sqrt(a). ``a`` and ``f``
 may be given per region (e.g. f from each region's empirical BOLD peak, 0.04-0.07 Hz).
 Deco 2017 runs it at the BOLD time scale (dt_ms=100) with x sampled at the TR as BOLD:

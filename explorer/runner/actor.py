@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.features import FeatureOptions, fit_scores, objective_value
+from explorer.features import FeatureOptions, fit_scores, fit_scores_batch, objective_value
 from explorer.records import Task, TrialRecord
 from explorer.search.space import split_noise, with_fic
 from explorer.sim.simulator import simulate_arrays, warmup
@@ -35,6 +35,7 @@ class WorkerSpec:
     repeats: int
     objectives: list[str]
     store_url: str | None = None        # None = do not store signals (store mode "none")
+    directions: list[str] | None = None  # the objectives' ("maximize"/"minimize"); None = maximise
     fic_target_hz: float | None = None  # report re-simulations: FIC's target rate (Hz), None = no FIC
     git_revision: str | None = None     # the code's (explorer.study.frozen.git_revision), stored with the signals
 
@@ -83,52 +84,57 @@ class SimWorker:
             self._store = SignalStore(self.spec.store_url)
         return self._store
 
-    def run_batch(self, subject_id: str, tasks: list[Task]) -> dict[str, Any]:
-        """Simulate and score a batch of trials (:class:`~explorer.records.Task`) of one subject.
+    def run_batch(self, subject_id: str, tasks: list[Task], keep_from: float | None = None) -> dict[str, Any]:
+        """Simulate, score and store a batch of trials (:class:`~explorer.records.Task`) of one subject.
 
         Each trial runs ``repeats`` noise seeds (``seed``, ``seed + 1``, ...) whose scores are averaged.
-        Returns ``{"records": [TrialRecord], "simulate_s", "call_s", "actor", "node"}``;
-        ``simulate_s`` is the wall time spent inside ``explorer.sim.simulate``. Each record's
-        times are its own (see :class:`~explorer.records.TrialRecord`).
+        The batch is simulated in one call, scored in one vectorised pass and its COMPLETE trials
+        written to the signals store in one call. ``keep_from`` (``store: best``): a trial whose first
+        objective is worse than this (the subject's k-th best so far) cannot enter the best k, and
+        its signals are not written. Returns ``{"records": [TrialRecord], "simulate_s", "call_s",
+        "actor", "node"}``; ``simulate_s`` is the wall time inside the simulator.
         """
         t0 = time.perf_counter()
         if subject_id not in self.subjects:
             raise KeyError(f"actor {self.actor_id} holds no subject {subject_id!r}")
-        records, sim_s = self._evaluate(subject_id, tasks)
+        records, sim_s = self._evaluate(subject_id, tasks, keep_from)
         call_s = time.perf_counter() - t0
         return {"records": records, "simulate_s": sim_s, "call_s": call_s,
                 "actor": self.actor_id, "node": self.node_id}
 
-    def _evaluate(self, subject_id: str, tasks: list[Task]) -> tuple[list[TrialRecord], float]:
-        """Simulate the batch in one call, then score (and store) each trial, timing each one.
+    def _evaluate(self, subject_id: str, tasks: list[Task], keep_from: float | None = None
+                  ) -> tuple[list[TrialRecord], float]:
+        """Simulate the batch in one call, score it in one pass, store it in one write; time each stage.
 
         A trial whose parameter set cannot be made (FIC did not converge) is FAIL with that reason,
-        never simulated; the rest of the batch runs.
+        never simulated; the rest of the batch runs. Each simulated trial gets an even share of the
+        three stages' wall times. An unexpected error fails only the trial(s) it belongs to.
         """
         started, t0 = time.time(), time.perf_counter()
         try:
             subj = self.subjects[subject_id]
             sets = subj["space"].full_batch([t.free for t in tasks], subj["weights"])
             good = [(t, p) for t, p in zip(tasks, sets) if not isinstance(p, str)]
-            out, sim_s = self._simulate(subject_id, good) if good else ([], 0.0)
-            bolds = iter(out)
-            share = sim_s / max(1, len(good))
+            bolds, sim_s = self._simulate(subject_id, good) if good else ([], 0.0)
+            t1 = time.perf_counter()
+            scored = self._score([t for t, _ in good], subject_id, bolds)
+            t2 = time.perf_counter()
+            self._store_batch(subject_id, scored, keep_from)
+            t3 = time.perf_counter()
+            n = max(1, len(good))
+            shares = (sim_s / n, (t2 - t1) / n, (t3 - t2) / n)
+            ended = time.time()
+            by_number = {rec.number: rec for rec, _, _ in scored}
             records = []
             for task, params in zip(tasks, sets):
                 if isinstance(params, str):
                     rec = self._record(subject_id, task, "FAIL", reason=params)
                     rec.sim_seconds = 0.0       # never simulated
-                    rec.started_at, rec.ended_at = started, time.time()
-                    records.append(rec)
-                    continue
-                bold = next(bolds)
-                t1 = time.perf_counter()
-                rec = self._score(subject_id, task, bold)
-                own = time.perf_counter() - t1
-                rec.simulate_wall_seconds = share
-                rec.score_wall_seconds = max(0.0, own - rec.store_wall_seconds)
-                rec.wall_seconds = share + rec.score_wall_seconds + rec.store_wall_seconds
-                rec.started_at, rec.ended_at = started, time.time()
+                else:
+                    rec = by_number[task.number]
+                    rec.simulate_wall_seconds, rec.score_wall_seconds, rec.store_wall_seconds = shares
+                    rec.wall_seconds = sum(shares)
+                rec.started_at, rec.ended_at = started, ended
                 records.append(rec)
             return records, sim_s
         except Exception as exc:  # noqa: BLE001 - isolate the bad trial(s) of the batch
@@ -140,7 +146,7 @@ class SimWorker:
                 return [rec], 0.0
             records, sim_s = [], 0.0
             for task in tasks:
-                r, s = self._evaluate(subject_id, [task])
+                r, s = self._evaluate(subject_id, [task], keep_from)
                 records += r
                 sim_s += s
             return records, sim_s
@@ -179,42 +185,77 @@ class SimWorker:
             out.append(None if diverged[rows].any() else bold[rows])
         return out, sim_s
 
-    def _score(self, subject_id: str, task: Task, bold: np.ndarray | None) -> TrialRecord:
-        if bold is None:
-            return self._record(subject_id, task, "FAIL", reason="diverged")
+    def _score(self, tasks: list[Task], subject_id: str, bolds: list[np.ndarray | None]
+               ) -> list[tuple[TrialRecord, np.ndarray | None, np.ndarray | None]]:
+        """Score every simulated trial in one vectorised pass; (record, first repeat's BOLD, its FC) each.
+
+        A trial's scores are the mean over its repeats. FCD is computed only when an objective needs
+        ``fcd_ks`` (it is most of the scoring time); otherwise ``fcd_ks`` is not recorded.
+        """
         subj = self.subjects[subject_id]
         tr = float(self._kwargs(subject_id)["bold_tr_s"])
-        per_rep = [fit_scores(b, tr, subj["fc"], subj.get("fcd"), self.features, fc_mean=subj.get("fc_mean"),
-                              return_fc=True) for b in bold]
-        scores = {k: float(np.mean([s[k] for s, _ in per_rep])) for k in per_rep[0][0]}
-        bad = [o for o in self.spec.objectives if not math.isfinite(objective_value(scores, o))]
-        if bad:
+        rows = [b for b in bolds if b is not None]
+        results: list[dict[str, float]] = []
+        fcs = np.empty((0,))
+        if rows:
+            emp_fcd = subj.get("fcd") if any("fcd_ks" in o for o in self.spec.objectives) else None
+            results, fcs = fit_scores_batch(np.concatenate(rows), tr, subj["fc"], emp_fcd, self.features,
+                                            fc_mean=subj.get("fc_mean"))
+        out, row = [], 0
+        for task, bold in zip(tasks, bolds):
+            if bold is None:
+                out.append((self._record(subject_id, task, "FAIL", reason="diverged"), None, None))
+                continue
+            reps = results[row:row + len(bold)]
+            fc, row = fcs[row], row + len(bold)
+            scores = {k: float(np.mean([r[k] for r in reps])) for k in reps[0]}
             clean = {k: v for k, v in scores.items() if math.isfinite(v)}
-            return self._record(subject_id, task, "FAIL", scores=clean,
-                                reason=f"non-finite score: {', '.join(bad)} (constant or flat BOLD)")
-        record = self._record(subject_id, task, "COMPLETE", scores=scores)
-        if self.store is not None:
-            t0 = time.perf_counter()
-            try:
-                record.signals = self._write(subject_id, record, bold[0], per_rep[0][1])
-            except Exception as exc:  # noqa: BLE001 - the trial cannot be complete without its signals
-                record.state, record.reason = "FAIL", f"error: store: {_compact_error(exc)}"
-                record.signals = ""
-                log.exception("%s trial %d: writing its signals failed", subject_id, task.number)
-            record.store_wall_seconds = time.perf_counter() - t0
-        return record
+            bad = [o for o in self.spec.objectives if not math.isfinite(objective_value(scores, o))]
+            if bad:
+                out.append((self._record(subject_id, task, "FAIL", scores=clean,
+                                         reason=f"non-finite score: {', '.join(bad)} (constant or flat BOLD)"),
+                            None, None))
+            else:
+                out.append((self._record(subject_id, task, "COMPLETE", scores=clean), bold[0], fc))
+        return out
+
+    def _store_batch(self, subject_id: str, scored: list[tuple[TrialRecord, Any, Any]],
+                     keep_from: float | None) -> None:
+        """Write the COMPLETE trials that may still enter the best k to the signals store, in one call.
+
+        A trial cannot be COMPLETE without its signals: if the write fails, its trials are FAIL
+        ``error: store: ...``.
+        """
+        if self.store is None:
+            return
+        maximise = not self.spec.directions or self.spec.directions[0] == "maximize"
+        items = []
+        for rec, bold, fc in scored:
+            if rec.state != "COMPLETE":
+                continue
+            value = objective_value(rec.scores, self.spec.objectives[0])
+            if keep_from is not None and (value < keep_from if maximise else value > keep_from):
+                continue    # can never be among the best k (store: best): not written
+            items.append((rec, bold.astype(np.float32), fc.astype(np.float32)))
+        if not items:
+            return
+        try:
+            locations = self.store.write_trials(items, float(self._kwargs(subject_id)["bold_tr_s"]),
+                                                simulation=self.simulation(subject_id),
+                                                git_revision=self.spec.git_revision)
+        except Exception as exc:  # noqa: BLE001 - the trials cannot be complete without their signals
+            log.exception("%s: writing the signals of %d trial(s) failed", subject_id, len(items))
+            for rec, _, _ in items:
+                rec.state, rec.reason, rec.signals = "FAIL", f"error: store: {_compact_error(exc)}", ""
+            return
+        for (rec, _, _), location in zip(items, locations):
+            rec.signals = location
 
     def simulation(self, subject_id: str) -> dict[str, Any]:
         """What simulates ``subject_id``'s trials (:func:`explorer.store.records.simulation_attrs`)."""
         from explorer.store.records import simulation_attrs
 
         return simulation_attrs(self.spec.model, self._kwargs(subject_id), self.spec.repeats)
-
-    def _write(self, subject_id: str, record: TrialRecord, bold: np.ndarray, sim_fc: np.ndarray) -> str:
-        """Store the trial's first repeat: its BOLD, the FC it was scored with, its record and what simulated it."""
-        return self.store.write_trial(record, bold.astype(np.float32), sim_fc.astype(np.float32),
-                                      float(self._kwargs(subject_id)["bold_tr_s"]),
-                                      simulation=self.simulation(subject_id), git_revision=self.spec.git_revision)
 
     def simulate_fc(self, subject_id: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
         """Simulate parameter sets on a connectome the actor holds; return each one's FC and scores.

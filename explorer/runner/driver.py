@@ -19,7 +19,7 @@ from typing import Any
 
 from explorer.config import StudyConfig
 from explorer.runner.finisher import SubjectFinisher
-from explorer.runner.hooks import Guard, open_store, open_tracker
+from explorer.runner.hooks import Guard, TrackerThread, open_store, open_tracker
 from explorer.runner.inputs import bold_tr, load_study_cohort, preflight, study_inputs, subject_payload, worker_spec
 from explorer.runner.interrupts import Interrupted, Interrupts
 from explorer.runner.pool import ActorPool, default_actors, init_ray
@@ -34,6 +34,9 @@ from explorer.study.lock import StudyLock
 from explorer.study.status import append_run
 
 log = logging.getLogger(__name__)
+
+#: seconds the MLflow queue may take to drain after Ctrl-C (the rest is left to `explorer verify --repair`)
+TRACKER_DRAIN_S = 30.0
 
 
 @dataclass
@@ -52,6 +55,7 @@ class RunResult:
     left_running: list[str] = field(default_factory=list)   # subjects a second signal left RUNNING
     hook_failures: list[str] = field(default_factory=list)  # store/tracker calls that failed (logged)
     trials_run: int = 0
+    calls: int = 0                   # actor calls collected (trials_run / calls = mean trials per call)
     actors: int = 0
     actors_replaced: int = 0
     driver_wall_s: float = 0.0
@@ -85,8 +89,9 @@ class StudySession:
         self.guard = Guard()
         self.storage = open_storage(optuna_storage_url(cfg, study_dir))
         self.store, self.store_url = open_store(cfg, study_dir)
-        self.tracker = open_tracker(cfg, study_dir)
-        self.guard("ending stale MLflow runs", self.tracker.end_stale_runs)
+        tracker = open_tracker(cfg, study_dir)
+        self.guard("ending stale MLflow runs", tracker.end_stale_runs)
+        self.tracker = TrackerThread(tracker, self.guard)   # MLflow off the scheduling loop, calls in order
         self.studies: dict[str, Any] = {}
         self.counts: dict[str, Any] = {}
         for s in self.cohort:
@@ -98,8 +103,7 @@ class StudySession:
                 # one twin per (participant, session): keep them apart, and pairable, in Optuna and MLflow
                 study.set_user_attr("participant", s.participant)
                 study.set_user_attr("session", s.session)
-                self.guard(f"MLflow tags of {s.id}", self.tracker.tag_subject, s.id,
-                           {"participant": s.participant, "session": s.session})
+                self.tracker.tag_subject(s.id, {"participant": s.participant, "session": s.session})
         self.finisher = SubjectFinisher(cfg, self.cohort, self.store, self.tracker, self.guard,
                                         frozen_text(cfg, study_dir))
 
@@ -158,6 +162,12 @@ class _Session:
 
     def run(self) -> RunResult:
         session = StudySession(self.cfg, self.study_dir, self.only)
+        try:
+            return self._run(session)
+        finally:
+            session.tracker.close(TRACKER_DRAIN_S if self.stop.requested else None)
+
+    def _run(self, session: StudySession) -> RunResult:
         self.result.skipped_subjects = dict(session.cohort.skipped)
         for sid, study in session.studies.items():
             c = session.counts[sid]
@@ -168,6 +178,7 @@ class _Session:
         todo = session.todo(self.target)
         if not todo:
             self.result.already_done = True
+            session.tracker.close()
             return self._summarise(session)
         if session.store is not None:
             for s in session.cohort:
@@ -176,6 +187,7 @@ class _Session:
                                   s.fc, s.tr_s, list(s.labels))
         if self.stop.requested:
             self.result.interrupted, self.result.signal = True, self.stop.name or ""
+            session.tracker.close(TRACKER_DRAIN_S)
             return self._summarise(session)
         own_ray = init_ray(self.cfg, self.actors)
         self.stop.install()  # ray.init sets a SIGTERM handler of its own (sys.exit): take it back
@@ -221,6 +233,12 @@ class _Session:
             raise
         finally:
             pool.shutdown()
+        # what MLflow still has queued is part of the session's wall time (after a signal, at most TRACKER_DRAIN_S)
+        if not session.tracker.close(TRACKER_DRAIN_S if result.interrupted else None):
+            session.guard.failures.append(f"MLflow logging not finished {TRACKER_DRAIN_S:g} s after the interrupt")
+        if t1 is not None and not result.interrupted:
+            t1 = time.monotonic()
+        result.calls = scheduler.calls
         wall = max(t1 - t0, 1e-9) if t0 is not None and t1 is not None else 0.0
         result.driver_wall_s = wall
         result.actors_replaced = pool.replaced
@@ -253,5 +271,6 @@ class _Session:
             "startup_s": round(r.startup_s, 3), "simulate_s": round(r.simulate_s, 3),
             "actor_call_s": round(r.actor_call_s, 3), "utilisation": r.utilisation,
             "trials_per_min": round(r.trials_per_min, 2), "actors_replaced": r.actors_replaced,
-            "subjects": sorted(todo), "batch_size": self.cfg.ray.batch_size,
+            "subjects": sorted(todo), "batch_size": self.cfg.ray.batch_size, "calls": r.calls,
+            "trials_per_call": round(r.trials_run / r.calls, 2) if r.calls else None,
             "duration_s": self.cfg.simulation.duration_s, "hook_failures": r.hook_failures})

@@ -64,10 +64,11 @@ class SubjectFinisher:
             subject = self.cohort[sid]
             arrays = guard(f"figure data of {sid}", summary_arrays, self.store, subject, best["number"],
                            self.features, bold_tr(cfg, subject)) or {}
-            guard(f"MLflow summary of {sid}", self.tracker.finish_subject, sid, best["params"], best["scores"],
-                  {}, self.frozen_text, objective=cfg.objectives[0], maximise=maximise,
-                  best_trial=best["number"], model=cfg.model, fixed_params=dict(cfg.params.fixed),
-                  objectives=list(cfg.objectives), directions=list(cfg.directions),
-                  history=complete_trials(study), **arrays)
-        study.set_user_attr(FINISHED_ATTR, counts.done)
+            self.tracker.finish_subject(sid, best["params"], best["scores"], {}, self.frozen_text,
+                                        objective=cfg.objectives[0], maximise=maximise, best_trial=best["number"],
+                                        model=cfg.model, fixed_params=dict(cfg.params.fixed),
+                                        objectives=list(cfg.objectives), directions=list(cfg.directions),
+                                        history=complete_trials(study), **arrays)
+        # marked finished only once its summary is logged: a driver killed before that finishes it again
+        self.tracker.then(f"marking {sid} finished", study.set_user_attr, FINISHED_ATTR, counts.done)
         return counts.complete > 0

@@ -7,6 +7,8 @@ logged and do not stop the search (``explorer verify --repair`` re-creates what 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +85,50 @@ class Guard:
             log.warning("%s (run `explorer verify NAME --repair` afterwards)", line,
                         exc_info=log.isEnabledFor(logging.DEBUG))
             return None
+
+
+class TrackerThread:
+    """The tracker's calls, made in order by one background thread: MLflow stays off the scheduling loop.
+
+    ``log_trials``, ``finish_subject`` and ``tag_subject`` return at once; each call runs later through
+    ``guard`` (a failure is logged and recorded, never raised). Calls keep their order, so a subject's
+    summary follows its trials. :meth:`close` waits for the queue to drain (``timeout_s``: after
+    Ctrl-C, what is not logged by then is left to ``explorer verify --repair``).
+    """
+
+    def __init__(self, tracker: Any, guard: Guard):
+        self.tracker = tracker
+        self.guard = guard
+        self.queue: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._work, name="explorer-tracker", daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            what, fn, args, kwargs = item
+            self.guard(what, fn, *args, **kwargs)
+
+    def _put(self, what: str, method: str, *args: Any, **kwargs: Any) -> None:
+        self.queue.put((what, getattr(self.tracker, method), args, kwargs))
+
+    def then(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+        """Call ``fn`` after the tracker calls queued so far (e.g. mark a subject finished once it is logged)."""
+        self.queue.put((what, fn, args, kwargs))
+
+    def log_trials(self, subject_id: str, records: list) -> None:
+        self._put(f"MLflow logging of {subject_id}", "log_trials", subject_id, list(records))
+
+    def finish_subject(self, subject_id: str, *args: Any, **kwargs: Any) -> None:
+        self._put(f"MLflow summary of {subject_id}", "finish_subject", subject_id, *args, **kwargs)
+
+    def tag_subject(self, subject_id: str, tags: dict[str, str]) -> None:
+        self._put(f"MLflow tags of {subject_id}", "tag_subject", subject_id, dict(tags))
+
+    def close(self, timeout_s: float | None = None) -> bool:
+        """Stop after the calls already queued; returns whether they all ran within ``timeout_s``."""
+        self.queue.put(None)
+        self.thread.join(timeout_s)
+        return not self.thread.is_alive()

@@ -99,6 +99,6 @@ def worker_spec(cfg: StudyConfig, tr_s: float, store_url: str | None, repeats: i
     return WorkerSpec(model=cfg.model, simulate_kwargs=cfg.simulation.simulate_kwargs(tr_s),
                       features=cfg.cohort.features.to_dict(),
                       repeats=cfg.simulation.repeats if repeats is None else repeats,
-                      objectives=cfg.objectives, store_url=store_url,
+                      objectives=cfg.objectives, directions=cfg.directions, store_url=store_url,
                       fic_target_hz=cfg.params.fic_target_hz if cfg.params.fic else None,
                       git_revision=git_revision() if store_url is not None else None)

@@ -119,18 +119,18 @@ class ActorPool:
         if subject_id not in self.subject_refs:
             self.subject_refs[subject_id] = self._ray.put(payload)
 
-    def submit(self, slot: Slot, subject_id: str, tasks: list[Task]) -> Any:
-        """Queue a batch of search trials (``run_batch``) on ``slot``."""
-        return self.submit_method(slot, "run_batch", subject_id, tasks)
+    def submit(self, slot: Slot, subject_id: str, tasks: list[Task], keep_from: float | None = None) -> Any:
+        """Queue a batch of search trials (``run_batch``) on ``slot``; ``keep_from``: see ``SimWorker.run_batch``."""
+        return self.submit_method(slot, "run_batch", subject_id, tasks, keep_from=keep_from)
 
-    def submit_method(self, slot: Slot, method: str, subject_id: str, tasks: list[Any]) -> Any:
-        """Queue ``method(subject_id, tasks)`` on ``slot``, sending the subject's ObjectRef first if the
-        actor lacks it (``run_batch`` for the search, ``simulate_fc`` for the report)."""
+    def submit_method(self, slot: Slot, method: str, subject_id: str, tasks: list[Any], **kwargs: Any) -> Any:
+        """Queue ``method(subject_id, tasks, **kwargs)`` on ``slot``, sending the subject's ObjectRef first if
+        the actor lacks it (``run_batch`` for the search, ``simulate_fc`` for the report)."""
         if subject_id not in slot.subjects:
             slot.handle.add_subject.remote(subject_id, self.subject_refs[subject_id])
             slot.subjects.add(subject_id)
         slot.inflight += 1
-        return getattr(slot.handle, method).remote(subject_id, tasks)
+        return getattr(slot.handle, method).remote(subject_id, tasks, **kwargs)
 
     def replace(self, slot: Slot) -> Slot:
         """Start a fresh actor in place of a dead one (same index, next generation)."""

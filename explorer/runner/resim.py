@@ -14,7 +14,7 @@ from explorer.config import StudyConfig
 from explorer.runner.inputs import worker_spec
 from explorer.runner.interrupts import Interrupted, Interrupts
 from explorer.runner.pool import ActorPool, default_actors, init_ray
-from explorer.runner.scheduler import IN_FLIGHT_PER_ACTOR
+from explorer.runner.scheduler import IN_FLIGHT_PER_ACTOR, KERNEL_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def run_simulations(cfg: StudyConfig, payloads: dict[str, dict[str, Any]], reque
 
     if not requests:
         return 0.0
-    batch = int(batch_size or max(1, cfg.ray.batch_size))
+    batch = int(batch_size or min(cfg.ray.batch_size, KERNEL_BATCH))
     queue: deque[tuple[str, list[dict[str, Any]]]] = deque()
     by_connectome: dict[str, list[dict[str, Any]]] = {}
     for r in requests:

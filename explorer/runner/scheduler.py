@@ -1,8 +1,12 @@
 """The scheduler: ask Optuna for trials across subjects, keep every actor busy, tell results.
 
-It keeps ``IN_FLIGHT_PER_ACTOR`` batches queued on every actor, collects with ``ray.wait``, tells
-Optuna COMPLETE/FAIL (reason in the user attribute ``reason``), logs each result batch to MLflow,
-and hands a subject to the :class:`~explorer.runner.finisher.SubjectFinisher` when it is done.
+It keeps ``IN_FLIGHT_PER_ACTOR`` batches queued on every actor (each actor simulates one while the
+driver tells the other's results and asks its next), collects with ``ray.wait``, tells Optuna
+COMPLETE/FAIL (reason in the user attribute ``reason``), queues each result batch for MLflow (a
+background thread logs it), and hands a subject to the
+:class:`~explorer.runner.finisher.SubjectFinisher` when it is done. Each call's size follows the
+measured cost per trial (:meth:`Scheduler.batch_size`); with ``store: best`` an actor does not write
+the signals of a trial that can no longer enter the best k (:meth:`Scheduler.keep_from`).
 
 Signals are deferred (:mod:`explorer.runner.interrupts`): the loop looks at the flag between
 steps, records the results already back, then marks the in-flight trials FAIL "interrupted" and
@@ -35,6 +39,10 @@ from explorer.search.studies import reason_kind
 log = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_ACTOR = 2
+#: trials per call below which the simulator's vectorised batch loses speed (rww_ei: 83 sim-s/s at 4, 231 at 16)
+KERNEL_BATCH = 16
+#: weight of the newest call in the running per-trial cost
+COST_EWMA = 0.3
 ACTOR_DIED = "actor died"
 #: how many subjects' first batches decide whether a study is broken (a large cohort need not wait for all)
 PROBE_SUBJECTS = 8
@@ -76,6 +84,12 @@ class Scheduler:
         self.probing = set(self.todo[:PROBE_SUBJECTS])   # subjects whose first batch is still awaited
         self.held: list[tuple[str, list[TrialRecord]]] = []
         self.verdict: str | None = None if self.probing else "ok"
+        self.trial_s: float | None = None      # running actor seconds per trial (call wall / trials)
+        self.calls = 0
+        # store: best: each subject's best k objective values so far; a trial that cannot enter them is not stored
+        self.best_k = self.cfg.store.best_k if self.cfg.store.mode == "best" else 0
+        self.maximise = self.cfg.directions[0] == "maximize"
+        self.top: dict[str, list[float]] = {sid: self._top(study) for sid, study in session.studies.items()}
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -106,11 +120,43 @@ class Scheduler:
                 return sid
         return None
 
+    def _top(self, study: Any) -> list[float]:
+        """The best ``best_k`` first-objective values of a study's COMPLETE trials, best first."""
+        if not self.best_k:
+            return []
+        values = [t.values[0] for t in study.get_trials(deepcopy=False) if t.values and math.isfinite(t.values[0])]
+        return sorted(values, reverse=self.maximise)[:self.best_k]
+
+    def keep_from(self, sid: str) -> float | None:
+        """``store: best``: the k-th best value of ``sid`` so far (a worse trial can never enter the best k,
+        so its signals need not be written); None while fewer than k trials completed, or for other modes."""
+        top = self.top.get(sid, [])
+        return top[-1] if self.best_k and len(top) >= self.best_k else None
+
+    def _ranked(self, sid: str, value: float) -> None:
+        if self.best_k and math.isfinite(value):
+            top = self.top[sid] + [value]
+            self.top[sid] = sorted(top, reverse=self.maximise)[:self.best_k]
+
+    def batch_size(self) -> int:
+        """Trials for the next call: about ``ray.call_s`` of actor time at the measured cost per trial,
+        within [min(batch_size, KERNEL_BATCH), batch_size]; the lower bound until a call has been measured."""
+        upper = self.cfg.ray.batch_size
+        lower = min(upper, KERNEL_BATCH)
+        if self.trial_s is None:
+            return lower
+        return max(lower, min(upper, math.ceil(self.cfg.ray.call_s / max(self.trial_s, 1e-6))))
+
+    def _measured(self, call_s: float, n: int) -> None:
+        per = call_s / max(1, n)
+        self.trial_s = per if self.trial_s is None else (1 - COST_EWMA) * self.trial_s + COST_EWMA * per
+        self.calls += 1
+
     def _ask(self, sid: str) -> list[Task] | None:
         """A new batch of ``sid``; trials outside the hard limits are told FAIL at once (never simulated)."""
         cfg, session = self.cfg, self.session
         tasks, refused = [], []
-        for _ in range(min(cfg.ray.batch_size, self._remaining(sid))):
+        for _ in range(min(self.batch_size(), self._remaining(sid))):
             trial, free = ask_params(session.studies[sid], cfg)
             self.trials[(sid, trial.number)] = trial
             task = Task(trial.number, free, trial_seed(cfg.sampler.seed, sid, trial.number))
@@ -128,7 +174,10 @@ class Scheduler:
         return tasks
 
     def fill(self) -> None:
-        """Queue batches until every live actor has IN_FLIGHT_PER_ACTOR of them (or nothing is left)."""
+        """Queue batches until every live actor has IN_FLIGHT_PER_ACTOR of them (or nothing is left).
+
+        Asks happen after the results already back are told (the sampler sees them), and while each
+        actor still simulates its other queued batch, so Optuna's ask is off the actors' critical path."""
         for _ in range(IN_FLIGHT_PER_ACTOR):
             for slot in sorted(self.pool.slots, key=lambda s: s.inflight):
                 if self.stop.requested:
@@ -144,7 +193,7 @@ class Scheduler:
                     tasks = self._ask(sid)
                     if not tasks:
                         continue
-                ref = self.pool.submit(slot, sid, tasks)
+                ref = self.pool.submit(slot, sid, tasks, keep_from=self.keep_from(sid))
                 self.inflight[ref] = Batch(slot, sid, tasks, time.time())
 
     def collect(self, ref: Any) -> None:
@@ -175,6 +224,7 @@ class Scheduler:
             return
         self.result.simulate_s += float(out["simulate_s"])
         self.result.actor_call_s += float(out["call_s"])
+        self._measured(float(out["call_s"]), len(batch.tasks))
         self._results(sid, list(out["records"]))
 
     @staticmethod
@@ -260,8 +310,10 @@ class Scheduler:
                 self.done[sid] += 1
                 self.result.trials_run += 1
             score = objective_value(rec.scores, self.cfg.objectives[0]) if rec.scores else math.nan
+            if rec.state == "COMPLETE":
+                self._ranked(sid, score)
             self.progress.trial(sid, rec.state, score if math.isfinite(score) else None)
-        session.guard(f"MLflow logging of {sid}", session.tracker.log_trials, sid, records)
+        session.tracker.log_trials(sid, records)
         if self.done[sid] >= self.target and self.inflight_n[sid] == 0:
             self.finish(sid)
 

@@ -7,6 +7,9 @@ FILE.npz holds ``weights`` and ``lengths`` (mm). Each batch size runs in its own
 thread), so ``peak_rss_mb`` is that run's honest peak resident memory (Python, numba and xarray
 included) and ``compile_s`` is that process's JIT time. ``wall_s`` excludes compilation.
 ``sim_s_per_wall_s = batch * (transient_s + duration_s) / wall_s``: every simulated second.
+Each record also describes the machine (``cores``, ``cpu_model``, ``isa``: AVX-512, AVX2, ...,
+``l2_per_core_kib``, ``llvm_target_cpu``) and the batch tiling: ``tile`` trials per tile, ``tiles``,
+``tile_buffer_kib`` (the delay buffer of one tile) and ``buffer_fits_l2``.
 Run settings left out take :class:`~explorer.sim.settings.RunSettings`'s defaults (a study's);
 the BOLD TR defaults to 2 s.
 
@@ -59,12 +62,20 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
 
     import numpy as np
 
+    from explorer.models import get_model
     from explorer.sim import simulate, warmup
+    from explorer.sim.connectome import build_connectome
+    from explorer.sim.kernel import buffer_bytes, machine_info, small_tiles, tile_fits_l2, tile_width
 
     data = np.load(cfg["connectome"])
     w, ln = data["weights"], data["lengths"]
     compile_s = warmup(cfg["model"], cfg["dtype"])
     B = int(cfg["batch"])
+    conn = build_connectome(w, ln, float(cfg["velocity"]), float(cfg["dt_ms"]))
+    model = get_model(cfg["model"])
+    shape = (conn.n, conn.max_delay + 1, len(model.coupled_states), cfg["dtype"])
+    tile = min(B, tile_width(*shape, flat=small_tiles(model)))
+    machine = machine_info()
     tr = cfg["bold_tr_s"] if cfg["bold_tr_s"] else None
     walls = []
     for _ in range(max(1, int(cfg["repeat"]))):
@@ -83,6 +94,12 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": round(rss, 1),
         "dtype": cfg["dtype"], "noise_sigma": cfg["noise_sigma"], "diverged": int(ds["diverged"].sum()),
         "wall_s_all": [round(x, 4) for x in walls],
+        "cores": machine["cores"], "cpu_model": machine["cpu_model"], "isa": machine["isa"],
+        "l2_per_core_kib": machine["l2_per_core_bytes"] // 1024, "l2_source": machine["l2_source"],
+        "llvm_target_cpu": machine["llvm_target_cpu"],
+        "tile": tile, "tiles": -(-B // tile), "max_delay_steps": conn.max_delay,
+        "tile_buffer_kib": round(buffer_bytes(*shape, tile) / 1024, 1),
+        "buffer_fits_l2": bool(tile_fits_l2(*shape, tile, machine["l2_per_core_bytes"])),
     }
 
 
@@ -91,15 +108,23 @@ def _worker() -> None:  # entry point of the per-batch subprocess
     print(json.dumps(run_one(cfg)), flush=True)
 
 
-def bench(cfg: dict[str, Any], batches: list[int]) -> list[dict[str, Any]]:
-    """Run each batch size in a fresh single-threaded subprocess; returns the records."""
+def bench(cfg: dict[str, Any], batches: list[int], pythonpath: str | None = None) -> list[dict[str, Any]]:
+    """Run each batch size in a fresh single-threaded subprocess; returns the records.
+
+    ``pythonpath``: a folder holding another ``explorer`` package to benchmark instead (e.g. a
+    checkout of an earlier version, for before/after figures side by side).
+    """
     env = dict(os.environ)
     for var in _THREAD_VARS:
         env[var] = "1"
+    cwd = None
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([pythonpath] + [p for p in [env.get("PYTHONPATH")] if p])
+        cwd = pythonpath  # `python -c` puts the working directory first on sys.path: not this checkout's
     out = []
     for B in batches:
         proc = subprocess.run([sys.executable, "-c", "from explorer.sim.bench import _worker; _worker()",
-                               json.dumps({**cfg, "batch": B})], capture_output=True, text=True, env=env)
+                               json.dumps({**cfg, "batch": B})], capture_output=True, text=True, env=env, cwd=cwd)
         if proc.returncode != 0:
             raise SimulationError(f"benchmark of batch {B} failed:\n{proc.stderr.strip()[-2000:]}")
         out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -143,5 +168,8 @@ def command(args: argparse.Namespace) -> int:
 
             Console().print(f"{rec['model']} N={rec['n_regions']} batch={B}: {rec['sim_s_per_wall_s']} sim-s/wall-s "
                             f"(wall {rec['wall_s']} s, compile {rec['compile_s']} s, "
-                            f"peak RSS {rec['peak_rss_mb']} MB)")
+                            f"peak RSS {rec['peak_rss_mb']} MB; {rec['cpu_model']}, {rec['cores']} cores, "
+                            f"{rec['isa']}, L2 {rec['l2_per_core_kib']} KiB/core; tiles of {rec['tile']} trials, "
+                            f"delay buffer {rec['tile_buffer_kib']} KiB per tile"
+                            f"{'' if rec['buffer_fits_l2'] else ', beyond L2'})")
     return 0

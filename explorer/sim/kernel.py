@@ -1,36 +1,52 @@
 """The batched integration kernel: one numba function per model (built from its ``dfun``).
 
-Loop order: time -> region -> batch, with the batch innermost and contiguous:
+Loop order: tile -> time -> phase -> (region, trial), with the trial innermost and contiguous:
 
-- state ``x`` [state, region, batch], parameters ``p`` [param, region, batch];
-- delays: a ring buffer of the coupled states ``buf`` [slot, region, coupled state, batch] holding
+- state ``x`` [state, region, trial], parameters ``p`` [param, region, trial];
+- batch tiles: :func:`~explorer.sim.simulator.run_batch` runs a batch as tiles of
+  :func:`tile_width` trials (sized so that a tile's delay buffer stays in the L2 cache), each tile
+  with its own time loop and its own delay buffer (one, reused); trials are independent, so tiling
+  changes no bit of any trial;
+- delays: a ring buffer of the coupled states ``buf`` [slot, region, coupled state, trial] holding
   the last ``max_delay + 1`` steps; the connectome in CSR form (row = receiving region i,
   ``col`` = sending region j, integer delay in steps per nonzero), so that
-  ``c_i = sum_j W_ij z_j(t - d_ij)`` is a loop over the nonzeros with an inner batch loop
-  (four nonzeros per pass, summed as (w0 r0 + w1 r1) + (w2 r2 + w3 r3), to cut load/store traffic);
-  the buffer is read through a flat 1-D view, so each nonzero is one contiguous NC * B loop
-  (``c[cc, b]`` flat) at offset ``slot * N * NC * B + col * NC * B``; the caller allocates ``buf``
-  on a 64-byte boundary and the kernel puts ``c`` on one too (numpy's large arrays start 16 bytes
-  into a page, which made every 512-bit load straddle two cache lines: ~30% slower);
-  the buffer and weights may be float32 (``dtype="float32"``: halves the memory traffic that
-  bounds the coupling loop, and float32 sums); the state, parameters and monitors are always float64;
+  ``c_i = sum_j W_ij z_j(t - d_ij)``; the buffer is read through a flat 1-D view, each nonzero being
+  one contiguous row of NC * B values (``c[cc, b]`` flat, every coupled state at once) at offset
+  ``slot * N * NC * B + col * NC * B``, computed once per nonzero and step. The gather is explicit
+  SIMD (:func:`accumulate_rows`): per chunk of 4 vectors of 64 bytes the partial sums stay in
+  registers over the whole row, one load, multiply and add per vector and nonzero. It is bound by
+  the bandwidth from L2/L3 (measured on a Zen 4 core: ~2.5-3.5 cycles per 64-byte vector and
+  nonzero from L2 or L3, ~1.2 from L1). The caller allocates ``buf`` on a 64-byte boundary and the
+  kernel puts ``c`` on one too (numpy's large arrays start 16 bytes into a page, which made every
+  512-bit load straddle two cache lines: ~30% slower); the buffer and weights may be float32
+  (``dtype="float32"``: halves the memory traffic that bounds the coupling, and float32 sums);
+  the state, parameters and monitors are always float64;
+- phases of a step, each over every (region, trial) pair: coupling of every region; the right-hand
+  side ``dfun``, one call over region x trial as one batch axis of N * B lanes (:func:`kernel_mode`:
+  its loop is then vectorised at any tile width; hopf's diffusive ``- wsum_i z_i``, one number per
+  region, is folded into its coupling input first, in float64 as its ``dfun`` computes it), else one
+  call per region; noise; Heun's predictor; the update, clamp and bounds check; the monitors'
+  accumulators. ``dfun`` reads only region i's own state and the coupling only the ring buffer
+  (written at the start of the step), so the phase order computes exactly what a region-by-region
+  loop does, bit for bit (tests/sim/test_tiling.py compares the flat and per-region kernels);
 - noise: counter-based per-trial streams (``hash64(key_b, counter)`` + Box-Muller), the counter
-  being (step, region, pair): a trial's draws do not depend on the batch it runs in;
+  being (step, region, pair): a trial's draws do not depend on the batch or tile it runs in;
 - monitors online (temporal average, Balloon-Windkessel BOLD or sampled state): no trajectory
-  at dt resolution is ever held, memory is O(B x N x (max delay + samples kept));
+  at dt resolution is ever held, memory is O(tile x N x max delay + B x N x samples kept);
 - divergence per trial: a trial whose state leaves the model bounds (or is NaN) is frozen and its
   step recorded; the others are untouched.
-
-Within a step the region loop updates ``x`` in place: the coupling reads only the ring buffer
-(written at the start of the step) and ``dfun`` reads only region i's own state.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from explorer.models.base import Model
 from explorer.models.vecmath import hash64, normal_pair
@@ -38,23 +54,369 @@ from explorer.sim.bold import balloon_signal, balloon_step
 
 BOLD_OFF, BOLD_BALLOON, BOLD_SAMPLE = 0, 1, 2
 
-_KERNELS: dict[str, Callable[..., Any]] = {}
+# ---- the coupling gather, as explicit SIMD ------------------------------------------------------
+#: vectors of 64 bytes accumulated side by side per chunk of a row (in registers, over all nonzeros)
+_CHUNK_VECTORS = 4
 
 
-def get_kernel(model: Model) -> Callable[..., Any]:
-    """The (lazily compiled) kernel of ``model``; built once per process and model name."""
-    k = _KERNELS.get(model.name)
+def _emit_rows(builder, acc_p, buf_p, offs_p, wgt_p, k0, k1, m0, lane, units, align):
+    """acc[m0 : m0 + units lanes] = E + O, E (O) the sum of wgt[k] * buf[offs[k] + m] over the even
+    (odd) positions k - k0 of [k0, k1), each accumulated in order from +0.0 (no fused multiply-add)."""
+    i64 = ir.IntType(64)
+    nl = lane.count if isinstance(lane, ir.VectorType) else 1
+    zero = ir.Constant(lane, None)
+    even = [cgutils.alloca_once(builder, lane) for _ in range(units)]
+    odd = [cgutils.alloca_once(builder, lane) for _ in range(units)]
+    for s in even + odd:
+        builder.store(zero, s)
+
+    def splat(w):
+        if nl == 1:
+            return w
+        v = builder.insert_element(ir.Constant(lane, ir.Undefined), w, ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(v, ir.Constant(lane, ir.Undefined),
+                                      ir.Constant(ir.VectorType(ir.IntType(32), nl), [0] * nl))
+
+    def ptr(base, index):
+        p = cgutils.gep(builder, base, index)
+        return builder.bitcast(p, lane.as_pointer()) if nl > 1 else p
+
+    def one(k, slots):
+        o = builder.load(cgutils.gep(builder, offs_p, k))
+        w = splat(builder.load(cgutils.gep(builder, wgt_p, k)))
+        row = builder.add(o, m0)
+        for u in range(units):
+            r = builder.load(ptr(buf_p, builder.add(row, ir.Constant(i64, u * nl))), typ=lane)
+            r.align = align
+            builder.store(builder.fadd(builder.load(slots[u], typ=lane), builder.fmul(w, r)), slots[u])
+
+    two = ir.Constant(i64, 2)
+    npairs = builder.udiv(builder.sub(k1, k0), two)
+    with cgutils.for_range(builder, npairs) as loop:
+        k = builder.add(k0, builder.mul(loop.index, two))
+        one(k, even)
+        one(builder.add(k, ir.Constant(i64, 1)), odd)
+    last = builder.add(k0, builder.mul(npairs, two))
+    with builder.if_then(builder.icmp_signed("<", last, k1)):
+        one(last, even)
+    for u in range(units):
+        s = builder.fadd(builder.load(even[u], typ=lane), builder.load(odd[u], typ=lane))
+        st = builder.store(s, ptr(acc_p, builder.add(m0, ir.Constant(i64, u * nl))))
+        st.align = align
+
+
+@intrinsic
+def accumulate_rows(typingctx, acc, buf, offs, wgt, k0, k1):
+    """``acc[m] = sum_k wgt[k] * buf[offs[k] + m]`` over nonzeros ``k0 <= k < k1``, every ``m < len(acc)``.
+
+    Explicit 512-bit vectors: per chunk of ``_CHUNK_VECTORS`` vectors of ``acc`` the partial sums stay
+    in registers over all the row's nonzeros (one load, multiply and add per vector and nonzero, no
+    round trip through memory), then whole vectors, a 256-bit and a 128-bit one, then single lanes.
+    The order of the sum is fixed (even and odd positions summed apart from +0.0, then added), the
+    same in every lane and in the scalar tail: a trial gets the same bits at any batch size or tiling.
+    ``acc``, ``buf``, ``wgt``: 1-D contiguous, one float dtype; ``offs``: int64.
+    """
+    if not (isinstance(acc, types.Array) and acc.dtype in (types.float32, types.float64)
+            and isinstance(buf, types.Array) and buf.dtype == acc.dtype
+            and isinstance(wgt, types.Array) and wgt.dtype == acc.dtype
+            and isinstance(offs, types.Array) and offs.dtype == types.int64
+            and all(a.ndim == 1 and a.layout == "C" for a in (acc, buf, offs, wgt))):
+        return None
+    sig = types.void(acc, buf, offs, wgt, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        acc_v, buf_v, offs_v, wgt_v, k0, k1 = args
+        aty, bty, oty, wty = signature.args[:4]
+        acc_a = context.make_array(aty)(context, builder, acc_v)
+        buf_a = context.make_array(bty)(context, builder, buf_v)
+        offs_a = context.make_array(oty)(context, builder, offs_v)
+        wgt_a = context.make_array(wty)(context, builder, wgt_v)
+        fty = context.get_value_type(aty.dtype)
+        size = 4 if aty.dtype == types.float32 else 8
+        V = 64 // size
+        vec = ir.VectorType(fty, V)
+        i64 = ir.IntType(64)
+        M = cgutils.unpack_tuple(builder, acc_a.shape, 1)[0]
+        ptrs = (acc_a.data, buf_a.data, offs_a.data, wgt_a.data)
+        C = _CHUNK_VECTORS * V
+        n_chunks = builder.udiv(M, ir.Constant(i64, C))
+        with cgutils.for_range(builder, n_chunks) as loop:
+            _emit_rows(builder, *ptrs, k0, k1, builder.mul(loop.index, ir.Constant(i64, C)), vec,
+                       _CHUNK_VECTORS, size)
+        done = builder.mul(n_chunks, ir.Constant(i64, C))
+        n_vec = builder.udiv(builder.sub(M, done), ir.Constant(i64, V))
+        with cgutils.for_range(builder, n_vec) as loop:
+            _emit_rows(builder, *ptrs, k0, k1, builder.add(done, builder.mul(loop.index, ir.Constant(i64, V))),
+                       vec, 1, size)
+        done = builder.add(done, builder.mul(n_vec, ir.Constant(i64, V)))
+        # the rest (< V lanes): one 256-bit and one 128-bit vector where they fit, then single lanes
+        for lanes in (V // 2, V // 4):
+            if lanes < 2:
+                continue
+            fits = builder.icmp_signed(">=", builder.sub(M, done), ir.Constant(i64, lanes))
+            here = builder.block
+            with builder.if_then(fits):
+                _emit_rows(builder, *ptrs, k0, k1, done, ir.VectorType(fty, lanes), 1, size)
+                after = builder.add(done, ir.Constant(i64, lanes))
+                inner = builder.block
+            merged = builder.phi(i64)
+            merged.add_incoming(after, inner)
+            merged.add_incoming(done, here)
+            done = merged
+        with cgutils.for_range(builder, builder.sub(M, done)) as loop:
+            _emit_rows(builder, *ptrs, k0, k1, builder.add(done, loop.index), fty, 1, size)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# ---- batch tiling: the delay buffer of one tile in L2 -------------------------------------------
+#: L2 size per core assumed when the machine does not say (sysfs, lscpu)
+L2_FALLBACK = 1 << 20
+#: share of L2 the delay buffer of a tile may take (the tile's state, parameters, coupling inputs and
+#: monitors and the connectome's arrays need the rest)
+L2_SHARE = 0.75
+#: smallest tile unless the model runs ``FLAT`` (:func:`small_tiles`). Per region, LLVM vectorises the
+#: batch loop of a model's right-hand side only from ~24 trials on (below, its runtime alias checks do
+#: not pay and the loop runs scalar, 3-4x slower per trial). And measured on the gw benchmark (Zen 4,
+#: 1 MiB L2): hopf, two coupled states and a cheap ``dfun``, runs fastest in tiles of 32 (f32 and
+#: f64), beyond L2: its L2-sized tiles (8 or 4 trials) are 15-25% slower, the gather's per-nonzero
+#: and the per-step work of 4-8x more tiles outweighing the cache; rww_ei, one coupled state and an
+#: expensive ``dfun`` over 17 parameters, runs fastest in its L2-sized tiles (16 or 8 trials).
+MIN_TILE = 32
+
+
+def _sysfs_l2() -> int | None:
+    root = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError:
+        return None
+    for e in entries:
+        try:
+            with open(os.path.join(root, e, "level")) as f:
+                level = f.read().strip()
+            with open(os.path.join(root, e, "type")) as f:
+                kind = f.read().strip()
+            with open(os.path.join(root, e, "size")) as f:
+                size = f.read().strip()
+        except OSError:
+            continue
+        if level == "2" and kind in ("Unified", "Data"):
+            return _parse_size(size)
+    return None
+
+
+def _parse_size(text: str) -> int | None:
+    """'1024K', '1 MiB', '2 MiB (2 instances)' (the first number and unit) in bytes."""
+    import re
+
+    m = re.match(r"\s*([0-9.]+)\s*([KMG]?)(i?B)?", text)
+    if not m:
+        return None
+    return int(float(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2)])
+
+
+def _lscpu_l2() -> int | None:
+    """L2 per core from ``lscpu`` ("2 MiB (2 instances)" is 1 MiB per instance)."""
+    import re
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
+                             env={**os.environ, "LC_ALL": "C"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        if line.startswith("L2"):
+            value = line.split(":", 1)[1]
+            total = _parse_size(value)
+            m = re.search(r"\((\d+) instances?\)", value)
+            if total and m:
+                return total // max(1, int(m.group(1)))
+            return total
+    return None
+
+
+_L2: list[tuple[int, str]] = []
+
+
+def l2_cache() -> tuple[int, str]:
+    """(L2 bytes per core, where it was read: "sysfs", "lscpu" or "fallback")."""
+    if not _L2:
+        size, src = _sysfs_l2(), "sysfs"
+        if not size:
+            size, src = _lscpu_l2(), "lscpu"
+        if not size:
+            size, src = L2_FALLBACK, "fallback"
+        _L2.append((int(size), src))
+    return _L2[0]
+
+
+def buffer_bytes(n_regions: int, n_slots: int, n_coupled: int, dtype, trials: int) -> int:
+    """Bytes of the delay ring buffer for ``trials`` trials."""
+    return n_slots * n_regions * n_coupled * np.dtype(dtype).itemsize * trials
+
+
+def tile_width(n_regions: int, n_slots: int, n_coupled: int, dtype, l2_bytes: int | None = None,
+               flat: bool = True) -> int:
+    """Trials per tile: as many as keep the tile's delay buffer within ``L2_SHARE`` of the L2 cache,
+    in steps that make a nonzero's row (``n_coupled`` x trials) whole 64-byte vectors (16 float32 or
+    8 float64 trials for one coupled state, 8 or 4 for two), and at least one step; for a per-region
+    kernel (``flat=False``) at least ``MIN_TILE``. The buffer of the smallest tile may still exceed L2
+    (long delays, many regions): :func:`tile_fits_l2` says."""
+    l2 = l2_bytes or l2_cache()[0]
+    step = max(1, 64 // (max(1, n_coupled) * np.dtype(dtype).itemsize))
+    per_trial = max(1, buffer_bytes(n_regions, n_slots, n_coupled, dtype, 1))
+    fit = int(L2_SHARE * l2) // per_trial
+    width = max(step, fit - fit % step)
+    return width if flat else max(MIN_TILE, width)
+
+
+def tile_fits_l2(n_regions: int, n_slots: int, n_coupled: int, dtype, trials: int,
+                 l2_bytes: int | None = None) -> bool:
+    """Whether the delay buffer of a tile of ``trials`` trials fits the L2 cache."""
+    l2 = l2_bytes or l2_cache()[0]
+    return buffer_bytes(n_regions, n_slots, n_coupled, dtype, trials) <= l2
+
+
+def machine_info() -> dict[str, Any]:
+    """Cores, CPU model, vector ISA (AVX-512, AVX2, ...), L2 per core, and numba's target CPU."""
+    flags: set[str] = set()
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not model and line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                elif not flags and line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    if not model:
+        import platform
+
+        model = platform.processor() or platform.machine()
+    isa = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "AVX" if "avx" in flags
+           else "SSE" if "sse2" in flags else "unknown")
+    try:
+        import llvmlite.binding as llvm
+
+        target = llvm.get_host_cpu_name()
+    except Exception:  # pragma: no cover - llvmlite always ships with numba
+        target = "unknown"
+    l2, src = l2_cache()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    return dict(cores=os.cpu_count() or 1, cores_usable=usable, cpu_model=model, isa=isa,
+                l2_per_core_bytes=l2, l2_source=src, llvm_target_cpu=target)
+
+
+_KERNELS: dict[tuple[str, int], Callable[..., Any]] = {}
+
+
+def get_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
+    """The (lazily compiled) kernel of ``model``; built once per process, model name and mode.
+
+    ``mode``: how ``dfun`` runs (:func:`kernel_mode`, the default; ``PER_REGION`` always works).
+    """
+    mode = kernel_mode(model) if mode is None else int(mode)
+    key = (model.name, mode)
+    k = _KERNELS.get(key)
     if k is None:
-        k = _KERNELS[model.name] = build_kernel(model)
+        k = _KERNELS[key] = build_kernel(model, mode)
     return k
 
 
-def build_kernel(model: Model) -> Callable[..., Any]:
-    """Build the numba kernel of ``model`` (compiled on first call, per dtype)."""
+def _reads_argument(fn: Callable[..., Any], index: int) -> bool:
+    """Whether the Python source of ``fn`` (a numba function) reads its argument number ``index``."""
+    import dis
+
+    code = getattr(getattr(fn, "py_func", fn), "__code__", None)
+    if code is None or code.co_argcount <= index:
+        return True
+    name = code.co_varnames[index]
+    for ins in dis.get_instructions(code):
+        if ins.opname.startswith(("LOAD", "DELETE", "STORE")) and (
+                ins.argval == name or (isinstance(ins.argval, tuple) and name in ins.argval)):
+            return True
+    return False
+
+
+#: kernel modes: ``dfun`` per region; once over region x trial; once, with ``- wsum_i z_i`` folded in
+PER_REGION, FLAT, FLAT_DIFFUSIVE = 0, 1, 2
+
+
+def _wsum_is_diffusive(model: Model) -> bool:
+    """Whether ``model.dfun`` reads ``wsum_i`` only as base.py documents it, in the diffusive coupling
+    ``c - wsum_i * z_i``: checked bit for bit on random inputs, ``dfun(c, wsum_i) == dfun(c - wsum_i z_i, 0)``
+    with ``z`` the coupled states of region i (so folding the term into ``c`` changes no bit)."""
+    rng = np.random.default_rng(20240517)
+    NS, B, N, i = len(model.states), 8, 3, 1
+    cs = list(model.coupled_states)
+    lo = np.array([r[0] for r in model.init], dtype=np.float64)[:, None, None]
+    hi = np.array([r[1] for r in model.init], dtype=np.float64)[:, None, None]
+    plo = np.array([p.low for p in model.params])[:, None, None]
+    phi = np.array([p.high for p in model.params])[:, None, None]
+    try:
+        for _ in range(4):
+            x = lo + (hi - lo) * rng.random((NS, N, B))
+            p = plo + (phi - plo) * rng.random((len(model.params), N, B))
+            c = rng.standard_normal((len(cs), B))
+            w = float(rng.uniform(0.1, 3.0))
+            d1 = np.zeros((NS, B))
+            d2 = np.zeros((NS, B))
+            model.dfun(x, i, c, p, w, d1, B)
+            model.dfun(x, i, np.ascontiguousarray(c - w * x[cs, i, :]), p, 0.0, d2, B)
+            if not (np.array_equal(d1, d2) and np.all(np.isfinite(d1))):
+                return False
+    except Exception:  # a dfun that does not take these arrays: keep it per region
+        return False
+    return True
+
+
+_MODES: dict[str, int] = {}
+
+
+def kernel_mode(model: Model) -> int:
+    """How the kernel runs ``model.dfun``: ``FLAT`` (once per step over all regions and trials as one
+    batch axis, so that its loop is vectorised at any tile width) when it has one coupled state and
+    does not read ``wsum_i`` (one number per region); ``FLAT_DIFFUSIVE`` when it reads ``wsum_i`` only
+    in the diffusive term (hopf), which the kernel then folds into the coupling input,
+    ``c - wsum_i z_i`` in float64 as ``dfun`` computes it (the same bits); else ``PER_REGION``."""
+    mode = _MODES.get(model.name)
+    if mode is None:
+        if not _reads_argument(model.dfun, 4):
+            mode = FLAT if len(model.coupled_states) == 1 else PER_REGION
+        else:
+            mode = FLAT_DIFFUSIVE if _wsum_is_diffusive(model) else PER_REGION
+        _MODES[model.name] = mode
+    return mode
+
+
+def can_flatten(model: Model) -> bool:
+    """Whether the kernel runs ``model.dfun`` once per step over region x trial (:func:`kernel_mode`)."""
+    return kernel_mode(model) != PER_REGION
+
+
+def small_tiles(model: Model) -> bool:
+    """Whether ``model`` runs in L2-sized tiles down to one vector of trials (``FLAT``: one coupled
+    state, ``dfun`` over region x trial), else in tiles of at least ``MIN_TILE``."""
+    return kernel_mode(model) == FLAT
+
+
+def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
+    """Build the numba kernel of ``model`` (compiled on first call, per dtype); ``mode``: see
+    :func:`get_kernel`."""
     dfun = model.dfun
     NS = len(model.states)
     CS = np.array(model.coupled_states, dtype=np.int64)
     NC = len(CS)
+    MODE = kernel_mode(model) if mode is None else int(mode)
+    if MODE == FLAT and NC != 1:
+        raise ValueError(f"model {model.name!r}: a plain flat kernel needs exactly one coupled state")
     noise_row = np.full(NS, -1, dtype=np.int64)
     for r, s in enumerate(model.noise_states):
         noise_row[s] = r
@@ -69,141 +431,178 @@ def build_kernel(model: Model) -> Callable[..., Any]:
         N = x.shape[1]
         B = x.shape[2]
         L = buf.shape[0]
-        # coupling sums in the buffer's precision, on a 64-byte boundary (full-vector stores)
+        NB = N * B
         M = NC * B
-        craw = np.zeros(M + 64, dtype=buf.dtype)
+        # coupling inputs of every region [region, coupled state, trial] in the buffer's precision,
+        # on a 64-byte boundary (full-vector stores)
+        craw = np.zeros(N * M + 64, dtype=buf.dtype)
         c0 = ((-craw.ctypes.data) % 64) // craw.itemsize
-        cf = craw[c0:c0 + M]
-        c = cf.reshape((NC, B))
+        cflat = craw[c0:c0 + N * M]
+        call = cflat.reshape((N, NC, B))
+        # derivatives and noise of every (region, trial) as one axis [state, region x trial]
+        dxa = np.zeros((NS, NB))
+        dx2a = np.zeros((NS, NB)) if heun else np.zeros((NS, 1))
         dx = np.zeros((NS, B))
-        dx2 = np.zeros((NS, B))
-        xt = np.zeros((NS, N, B)) if heun else np.zeros((NS, 1, B))
-        nz = np.zeros((2 * NPAIR, B))
+        nza = np.zeros((2 * NPAIR, NB))
+        xt = np.zeros((NS, N, B)) if heun else np.zeros((NS, 1, 1))
         ok = np.ones(B, dtype=np.bool_)
-        tacc = np.zeros((NS, N, B)) if tavg_n > 0 else np.zeros((NS, 1, B))
+        tacc = np.zeros((NS, N, B)) if tavg_n > 0 else np.zeros((NS, 1, 1))
+        taccf = tacc.reshape((NS, 1, tacc.shape[1] * tacc.shape[2]))
         zacc = np.zeros((N, B))
         yout = np.zeros((N, B))
+        # flat views: (region, trial) as one batch axis of NB, for dfun (flat kernels) and haemodynamics
+        xf = x.reshape((NS, 1, NB))
+        xtf = xt.reshape((NS, 1, xt.shape[1] * xt.shape[2]))
+        pf = p.reshape((p.shape[0], 1, NB))
+        c2 = cflat.reshape((1, N * M))  # flat kernels (NC == 1): the coupling input [1, region x trial]
+        cd = np.zeros((NC, NB)) if MODE == FLAT_DIFFUSIVE else np.zeros((NC, 1))  # c - wsum_i z_i, float64
+        bwf = bw.reshape((4, 1, NB))
+        zaccf = zacc.reshape((1, NB))
+        youtf = yout.reshape((1, NB))
         noisy = False
         for b in range(B):
             if amp[b] != 0.0:
                 noisy = True
-        # flat views: the ring buffer as one contiguous vector, each (slot, region) row being the
-        # NC * B coupled values [cc, b]; per nonzero the row offset of its sending region
+        # per lane (region i, trial b) of the flat axis: its region, the trial's noise key, amplitude,
+        # activity, and whether its state stayed within bounds
+        lreg = np.empty(NB, dtype=np.uint64)
+        lkey = np.empty(NB, dtype=np.uint64)
+        lamp = np.empty(NB)
+        lact = np.empty(NB, dtype=np.bool_)
+        lok = np.ones(NB, dtype=np.bool_)
+        for i in range(N):
+            for b in range(B):
+                lreg[i * B + b] = np.uint64(i)
+                lkey[i * B + b] = keys[b]
+                lamp[i * B + b] = amp[b]
+                lact[i * B + b] = active[b]
+        # the ring buffer as one flat vector, each (slot, region) row being the NC * B coupled values
+        # [cc, b]. Nonzero k's row at step t starts at ``slot * RS + base[k]`` (+ L * RS when that
+        # wraps below 0), with ``base[k] = col * M - delay * RS``; ``offs`` holds them for the step
         RS = N * M
+        LRS = L * RS
         bf = buf.reshape(-1)
-        coff = np.empty(col.shape[0], dtype=np.int64)
-        for k in range(col.shape[0]):
-            coff[k] = col[k] * M
+        nnz = col.shape[0]
+        base = np.empty(nnz, dtype=np.int64)
+        for k in range(nnz):
+            base[k] = col[k] * M - dly[k] * RS
+        offs = np.empty(nnz, dtype=np.int64)
         kt = 0
         kb = 0
         for t in range(n_steps):
             slot = t % L
+            sb = slot * RS
             for j in range(N):
                 for cc in range(NC):
                     sc = CS[cc]
+                    o = sb + j * M + cc * B
                     for b in range(B):
-                        buf[slot, j, cc, b] = x[sc, j, b]
+                        bf[o + b] = x[sc, j, b]
+            for k in range(nnz):
+                o = sb + base[k]
+                offs[k] = o + LRS if o < 0 else o
             recording = t >= n_skip
+            # long-range input: every nonzero of row i gathered once, all coupled states at once
             for i in range(N):
-                # long-range input from the ring buffer, four nonzeros per pass
-                for m in range(M):
-                    cf[m] = 0.0
-                k = rowptr[i]
-                k1 = rowptr[i + 1]
-                while k + 4 <= k1:
-                    s0 = slot - dly[k]
-                    s0 = s0 + L if s0 < 0 else s0
-                    s1 = slot - dly[k + 1]
-                    s1 = s1 + L if s1 < 0 else s1
-                    s2 = slot - dly[k + 2]
-                    s2 = s2 + L if s2 < 0 else s2
-                    s3 = slot - dly[k + 3]
-                    s3 = s3 + L if s3 < 0 else s3
-                    o0 = s0 * RS + coff[k]
-                    o1 = s1 * RS + coff[k + 1]
-                    o2 = s2 * RS + coff[k + 2]
-                    o3 = s3 * RS + coff[k + 3]
-                    r0 = bf[o0:o0 + M]
-                    r1 = bf[o1:o1 + M]
-                    r2 = bf[o2:o2 + M]
-                    r3 = bf[o3:o3 + M]
-                    w0 = wgt[k]
-                    w1 = wgt[k + 1]
-                    w2 = wgt[k + 2]
-                    w3 = wgt[k + 3]
-                    for m in range(M):
-                        cf[m] += (w0 * r0[m] + w1 * r1[m]) + (w2 * r2[m] + w3 * r3[m])
-                    k += 4
-                while k < k1:
-                    s0 = slot - dly[k]
-                    s0 = s0 + L if s0 < 0 else s0
-                    o0 = s0 * RS + coff[k]
-                    r0 = bf[o0:o0 + M]
-                    w0 = wgt[k]
-                    for m in range(M):
-                        cf[m] += w0 * r0[m]
-                    k += 1
-                dfun(x, i, c, p, wsum[i], dx, B)
-                if noisy:
-                    for q in range(NPAIR):
-                        ctr = np.uint64((t * N + i) * NPAIR + q)
+                accumulate_rows(cflat[i * M:(i + 1) * M], bf, offs, wgt, rowptr[i], rowptr[i + 1])
+            # right-hand side of every region: one call over all (region, trial), or one per region
+            if MODE == FLAT:
+                dfun(xf, 0, c2, pf, 0.0, dxa, NB)
+            elif MODE == FLAT_DIFFUSIVE:
+                for cc in range(NC):
+                    sc = CS[cc]
+                    for i in range(N):
+                        s_i = wsum[i]
                         for b in range(B):
-                            z0, z1 = normal_pair(hash64(keys[b], ctr))
-                            nz[2 * q, b] = z0 * amp[b]
-                            nz[2 * q + 1, b] = z1 * amp[b]
-                if heun:
-                    for sv in range(NS):
-                        r = noise_row[sv]
-                        lo_c = clo[sv]
-                        hi_c = chi[sv]
-                        for b in range(B):
-                            v = x[sv, i, b] + dt * dx[sv, b]
-                            if r >= 0:
-                                v += nz[r, b]
-                            v = lo_c if v < lo_c else v
-                            v = hi_c if v > hi_c else v
-                            xt[sv, i, b] = v
-                    dfun(xt, i, c, p, wsum[i], dx2, B)
+                            cd[cc, i * B + b] = call[i, cc, b] - s_i * x[sc, i, b]
+                dfun(xf, 0, cd, pf, 0.0, dxa, NB)
+            else:
+                for i in range(N):
+                    dfun(x, i, call[i], p, wsum[i], dx, B)
                     for sv in range(NS):
                         for b in range(B):
-                            dx[sv, b] = 0.5 * (dx[sv, b] + dx2[sv, b])
+                            dxa[sv, i * B + b] = dx[sv, b]
+            if noisy:
+                for q in range(NPAIR):
+                    for m in range(NB):
+                        ctr = (np.uint64(t * N) + lreg[m]) * np.uint64(NPAIR) + np.uint64(q)
+                        z0, z1 = normal_pair(hash64(lkey[m], ctr))
+                        nza[2 * q, m] = z0 * lamp[m]
+                        nza[2 * q + 1, m] = z1 * lamp[m]
+            if heun:
                 for sv in range(NS):
                     r = noise_row[sv]
                     lo_c = clo[sv]
                     hi_c = chi[sv]
-                    lo_b = lo[sv]
-                    hi_b = hi[sv]
-                    if r >= 0 and noisy:
-                        for b in range(B):
-                            old = x[sv, i, b]
-                            v = old + dt * dx[sv, b] + nz[r, b]
-                            v = lo_c if v < lo_c else v
-                            v = hi_c if v > hi_c else v
-                            ok[b] = ok[b] & (v >= lo_b) & (v <= hi_b)
-                            x[sv, i, b] = v if active[b] else old
-                    else:
-                        for b in range(B):
-                            old = x[sv, i, b]
-                            v = old + dt * dx[sv, b]
-                            v = lo_c if v < lo_c else v
-                            v = hi_c if v > hi_c else v
-                            ok[b] = ok[b] & (v >= lo_b) & (v <= hi_b)
-                            x[sv, i, b] = v if active[b] else old
-                if tavg_n > 0 and recording:
-                    for sv in range(NS):
-                        for b in range(B):
-                            tacc[sv, i, b] += x[sv, i, b]
-                if bold_mode == 1:
-                    for b in range(B):
-                        zacc[i, b] += x[BSTATE, i, b]
+                    for m in range(NB):
+                        v = xf[sv, 0, m] + dt * dxa[sv, m]
+                        if r >= 0:
+                            v += nza[r, m]
+                        v = lo_c if v < lo_c else v
+                        v = hi_c if v > hi_c else v
+                        xtf[sv, 0, m] = v
+                if MODE == FLAT:
+                    dfun(xtf, 0, c2, pf, 0.0, dx2a, NB)
+                elif MODE == FLAT_DIFFUSIVE:
+                    for cc in range(NC):
+                        sc = CS[cc]
+                        for i in range(N):
+                            s_i = wsum[i]
+                            for b in range(B):
+                                cd[cc, i * B + b] = call[i, cc, b] - s_i * xt[sc, i, b]
+                    dfun(xtf, 0, cd, pf, 0.0, dx2a, NB)
+                else:
+                    for i in range(N):
+                        dfun(xt, i, call[i], p, wsum[i], dx, B)
+                        for sv in range(NS):
+                            for b in range(B):
+                                dx2a[sv, i * B + b] = dx[sv, b]
+                for sv in range(NS):
+                    for m in range(NB):
+                        dxa[sv, m] = 0.5 * (dxa[sv, m] + dx2a[sv, m])
+            # Euler(-Maruyama) update of every (region, trial), clamped; bounds checked per lane
+            for sv in range(NS):
+                r = noise_row[sv]
+                lo_c = clo[sv]
+                hi_c = chi[sv]
+                lo_b = lo[sv]
+                hi_b = hi[sv]
+                if r >= 0 and noisy:
+                    for m in range(NB):
+                        old = xf[sv, 0, m]
+                        v = old + dt * dxa[sv, m] + nza[r, m]
+                        v = lo_c if v < lo_c else v
+                        v = hi_c if v > hi_c else v
+                        lok[m] = lok[m] & (v >= lo_b) & (v <= hi_b)
+                        xf[sv, 0, m] = v if lact[m] else old
+                else:
+                    for m in range(NB):
+                        old = xf[sv, 0, m]
+                        v = old + dt * dxa[sv, m]
+                        v = lo_c if v < lo_c else v
+                        v = hi_c if v > hi_c else v
+                        lok[m] = lok[m] & (v >= lo_b) & (v <= hi_b)
+                        xf[sv, 0, m] = v if lact[m] else old
+            if tavg_n > 0 and recording:
+                for sv in range(NS):
+                    for m in range(NB):
+                        taccf[sv, 0, m] += xf[sv, 0, m]
+            if bold_mode == 1:
+                for m in range(NB):
+                    zaccf[0, m] += xf[BSTATE, 0, m]
+            for i in range(N):
+                for b in range(B):
+                    ok[b] = ok[b] & lok[i * B + b]
             # per-trial divergence bookkeeping
             for b in range(B):
                 if active[b] and not ok[b]:
                     active[b] = False
                     div_step[b] = t
+                    for i in range(N):
+                        lact[i * B + b] = False
             # monitors
             if bold_mode == 1 and (t + 1) % bold_sub == 0:
-                balloon_step(bw, zacc, 1.0 / bold_sub, bold_dt_s)
+                balloon_step(bwf, zaccf, 1.0 / bold_sub, bold_dt_s)
                 zacc[:, :] = 0.0
             if recording:
                 rec = t + 1 - n_skip
@@ -216,7 +615,7 @@ def build_kernel(model: Model) -> Callable[..., Any]:
                     kt += 1
                 if bold_mode > 0 and rec % bold_tr == 0:
                     if bold_mode == 1:
-                        balloon_signal(bw, yout)
+                        balloon_signal(bwf, youtf)
                         for i in range(N):
                             for b in range(B):
                                 bold[kb, i, b] = yout[i, b]

@@ -20,7 +20,7 @@ from explorer.models import Model, get_model
 from explorer.models.vecmath import seed_key
 from explorer.sim.bold import init_state
 from explorer.sim.connectome import Connectome, build_connectome
-from explorer.sim.kernel import BOLD_BALLOON, BOLD_OFF, BOLD_SAMPLE, get_kernel
+from explorer.sim.kernel import BOLD_BALLOON, BOLD_OFF, BOLD_SAMPLE, get_kernel, small_tiles, tile_width
 from explorer.sim.settings import DTYPES, RunSettings
 
 #: target length of a Balloon-Windkessel sub-step (ms); the largest divisor of the TR below it is used
@@ -142,44 +142,78 @@ def initial_state(model: Model, n: int, seeds: Sequence[int]) -> np.ndarray:
 def run_batch(model: Model, conn: Connectome, p: np.ndarray, x0: np.ndarray, seeds: Sequence[int], *,
               n_steps: int, dt_ms: float, noise_sigma: float | np.ndarray = 0.0, n_skip: int = 0,
               tavg_n: int = 0, bold_mode: int = BOLD_OFF, bold_tr_n: int = 0, bold_sub_n: int = 1,
-              heun: bool = False, dtype=np.float64, history: str = "constant") -> dict[str, Any]:
+              heun: bool = False, dtype=np.float64, history: str = "constant",
+              tile: int | None = None) -> dict[str, Any]:
     """Run the kernel on prepared inputs (the engine behind :func:`simulate`).
 
     ``history``: "constant" (the initial state fills the delay buffer) or "zero".
+    ``tile``: trials per tile; the batch runs tile after tile, each with its own time loop and a
+    delay buffer of ``tile`` trials (:func:`~explorer.sim.kernel.tile_width`, the default, sizes it
+    for the L2 cache); the last tile may be smaller. 0 runs the whole batch at once.
+    Trials are independent, so any tiling gives the same bits.
     Returns the raw arrays: x (final state), tavg [Kt, state, region, batch],
-    bold [Kb, region, batch], active, diverged_step, wall_s.
+    bold [Kb, region, batch], active, diverged_step, wall_s, tile.
     """
     N, B = x0.shape[1], x0.shape[2]
-    kernel = get_kernel(model)
     cs = list(model.coupled_states)
-    x = np.ascontiguousarray(x0, dtype=np.float64)
-    buf = _aligned_zeros((conn.max_delay + 1, N, len(cs), B), dtype)
-    if history == "constant":
-        buf[:] = x[cs].transpose(1, 0, 2)[None]
-    amp = np.broadcast_to(np.asarray(noise_sigma, dtype=np.float64), (B,)) * math.sqrt(dt_ms / model.time_unit_ms)
+    NS = len(model.states)
+    L = conn.max_delay + 1
+    width = tile_width(N, L, len(cs), dtype, flat=small_tiles(model)) if tile is None else int(tile)
+    if width < 0:
+        raise SimulationError(f"tile must be >= 0, got {tile}")
+    kernel = get_kernel(model)
+    x = np.array(x0, dtype=np.float64, order="C")
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    amp = np.ascontiguousarray(np.broadcast_to(np.asarray(noise_sigma, dtype=np.float64), (B,))
+                               * math.sqrt(dt_ms / model.time_unit_ms))
     keys = np.array([seed_key(s) for s in seeds], dtype=np.uint64)
     lo = np.array([b[0] for b in model.bounds], dtype=np.float64)
     hi = np.array([b[1] for b in model.bounds], dtype=np.float64)
     clo = np.array([-np.inf if c is None else c[0] for c in model.clamp], dtype=np.float64)
     chi = np.array([np.inf if c is None else c[1] for c in model.clamp], dtype=np.float64)
+    wgt = conn.weight.astype(dtype)
+    wsum = conn.wsum.astype(np.float64)
     active = np.ones(B, dtype=np.bool_)
     div_step = np.full(B, -1, dtype=np.int64)
     n_rec = n_steps - n_skip
     kt = n_rec // tavg_n if tavg_n > 0 else 0
     kb = n_rec // bold_tr_n if bold_mode != BOLD_OFF else 0
-    tavg = np.zeros((kt, len(model.states), N, B))
+    tavg = np.zeros((kt, NS, N, B))
     bold = np.zeros((kb, N, B))
-    bw = init_state(N, B)  # haemodynamics always in float64
+    W = width if width > 0 else B
+    buf = _aligned_zeros((L, N, len(cs), W), dtype)  # one tile's delay buffer, reused tile after tile
     t0 = time.perf_counter()
-    got_t, got_b = kernel(x, buf, np.ascontiguousarray(p, dtype=np.float64), conn.rowptr, conn.col,
-                          conn.weight.astype(dtype), conn.delay, conn.wsum.astype(np.float64),
-                          np.ascontiguousarray(amp), keys, int(n_steps), int(n_skip),
-                          float(dt_ms / model.time_unit_ms), bool(heun), lo, hi, clo, chi, active, div_step,
-                          int(tavg_n), tavg, int(bold_mode), int(bold_sub_n), int(max(bold_tr_n, 1)), bw,
-                          float(bold_sub_n * dt_ms / 1000.0), bold)
+    for b0 in range(0, B, W):
+        b1 = min(b0 + W, B)
+        nb = b1 - b0
+        sel = slice(b0, b1)
+        if nb == B:  # one tile: the kernel writes the outputs in place
+            xt, tt, bt, act, dst = x, tavg, bold, active, div_step
+        else:
+            xt = np.ascontiguousarray(x[:, :, sel])
+            tt = np.zeros((kt, NS, N, nb))
+            bt = np.zeros((kb, N, nb))
+            act = np.ones(nb, dtype=np.bool_)
+            dst = np.full(nb, -1, dtype=np.int64)
+        tb = buf if nb == W else buf.reshape(-1)[:L * N * len(cs) * nb].reshape(L, N, len(cs), nb)
+        if history == "constant":
+            tb[:] = xt[cs].transpose(1, 0, 2)[None]
+        else:
+            tb[:] = 0.0
+        got_t, got_b = kernel(xt, tb, np.ascontiguousarray(p[:, :, sel]), conn.rowptr, conn.col, wgt, conn.delay,
+                              wsum, np.ascontiguousarray(amp[sel]), np.ascontiguousarray(keys[sel]),
+                              int(n_steps), int(n_skip), float(dt_ms / model.time_unit_ms), bool(heun),
+                              lo, hi, clo, chi, act, dst, int(tavg_n), tt, int(bold_mode), int(bold_sub_n),
+                              int(max(bold_tr_n, 1)), init_state(N, nb), float(bold_sub_n * dt_ms / 1000.0), bt)
+        assert got_t == kt and got_b == kb
+        if nb != B:
+            x[:, :, sel] = xt
+            tavg[..., sel] = tt
+            bold[..., sel] = bt
+            active[sel] = act
+            div_step[sel] = dst
     wall = time.perf_counter() - t0
-    assert got_t == kt and got_b == kb
-    return dict(x=x, tavg=tavg, bold=bold, active=active, diverged_step=div_step, wall_s=wall)
+    return dict(x=x, tavg=tavg, bold=bold, active=active, diverged_step=div_step, wall_s=wall, tile=width)
 
 
 def _aligned_zeros(shape: tuple[int, ...], dtype, align: int = 64) -> np.ndarray:

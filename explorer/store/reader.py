@@ -40,10 +40,11 @@ def resolve_signals_url(url_or_study_dir: str | Path, storage_options: dict | No
     raise StoreError(f"no signals store at {s!r} or {inner!r}: pass a study location or its signals.zarr")
 
 
-def _load(url: str, storage_options: dict, path: str) -> np.ndarray:
+def _load(url: str, storage_options: dict, path: str, index: Any = ...) -> np.ndarray:
     import zarr
 
-    return np.asarray(zarr.open_array(open_store(url, storage_options, read_only=True), path=path, mode="r")[...])
+    arr = zarr.open_array(open_store(url, storage_options, read_only=True), path=path, mode="r")
+    return np.asarray(arr[index])
 
 
 def _pad(arr, shape: tuple[int, ...]):
@@ -56,51 +57,53 @@ def _pad(arr, shape: tuple[int, ...]):
     return da.pad(arr, widths, mode="constant", constant_values=np.nan)
 
 
+def _pieces(entries: dict[int, dict], var: str) -> list[tuple[str, Any, int, int, dict | None]]:
+    """A subject's trials (number order) as pieces ``(kind, container, start, stop, marker)``: runs of
+    consecutive positions in one packed array ("packed") or one write_trials group ("batch", the
+    group's name) become one slice; an older one-trial group is a piece of its own ("staged");
+    a trial without ``var`` is "nan"."""
+    pieces: list[tuple[str, Any, int, int, dict | None]] = []
+    for m in entries.values():
+        kind, where = m["_source"]
+        if var not in m.get("shapes", {}):
+            pieces.append(("nan", None, 0, 1, None))
+            continue
+        if kind == "staged":
+            pieces.append(("staged", where, 0, 1, m))
+            continue
+        container, i = (None, where) if kind == "packed" else where
+        last = pieces[-1] if pieces else None
+        if last is not None and last[0] == kind and last[1] == container and last[3] == i:
+            pieces[-1] = (kind, container, last[2], i + 1, last[4])
+        else:
+            pieces.append((kind, container, i, i + 1, m))
+    return pieces
+
+
 def _subject_var(sig: SignalStore, sid: str, entries: dict[int, dict], var: str, shape: tuple[int, ...]):
     """Dask array (trial, *shape) for one subject and variable, trials in number order."""
     import dask
     import dask.array as da
     import zarr
 
-    pieces, run = [], None  # contiguous runs of packed trials become one slice
     packed_arr = None
-    for m in entries.values():
-        kind, where = m["_source"]
-        if var not in m.get("shapes", {}):
-            piece = ("nan", None)
-        elif kind == "packed":
-            if run is not None and run[1] == where:
-                run[1] += 1
-                continue
-            if run is not None:
-                pieces.append(("packed", tuple(run)))
-            run = [where, where + 1]
-            continue
-        else:
-            piece = ("staged", m)
-        if run is not None:
-            pieces.append(("packed", tuple(run)))
-            run = None
-        pieces.append(piece)
-    if run is not None:
-        pieces.append(("packed", tuple(run)))
     arrays = []
-    for kind, where in pieces:
+    for kind, container, i0, i1, m in _pieces(entries, var):
         if kind == "packed":
             if packed_arr is None:
-                cur = next(iter(m for m in entries.values() if m["_source"][0] == "packed"))["_current"]
-                z = zarr.open_array(sig._store, path=f"subjects/{sid}/packed/{cur}/{var}", mode="r")
+                z = zarr.open_array(sig._store, path=f"subjects/{sid}/packed/{m['_current']}/{var}", mode="r")
                 shards = z.shards or z.chunks
                 packed_arr = da.from_array(z, chunks=(shards[0], *z.shape[1:]), asarray=True, lock=False,
-                                           name=f"signals-{sid}-{cur}-{var}")
-            a = packed_arr[where[0]:where[1]]
+                                           name=f"signals-{sid}-{m['_current']}-{var}")
+            a = packed_arr[i0:i1]
             arrays.append(_pad(a, (a.shape[0], *shape)))
-        elif kind == "staged":
-            m_shape = tuple(where["shapes"][var])
-            d = dask.delayed(_load, pure=True)(sig.url, sig.storage_options,
-                                               f"subjects/{sid}/staging/{where['_source'][1]}/{var}")
-            a = da.from_delayed(d, shape=m_shape, dtype=np.float32)[None]
-            arrays.append(_pad(a, (1, *shape)))
+        elif kind in ("staged", "batch"):
+            path = f"subjects/{sid}/staging/{container}/{var}"
+            index = slice(i0, i1) if kind == "batch" else ...
+            d = dask.delayed(_load, pure=True)(sig.url, sig.storage_options, path, index)
+            m_shape = tuple(m["shapes"][var])
+            a = da.from_delayed(d, shape=(i1 - i0, *m_shape) if kind == "batch" else m_shape, dtype=np.float32)
+            arrays.append(_pad(a if kind == "batch" else a[None], (i1 - i0, *shape)))
         else:
             arrays.append(da.full((1, *shape), np.nan, dtype=np.float32))
     if not arrays:
@@ -113,7 +116,9 @@ def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = No
     """Open a study's signals lazily as an ``xarray.Dataset``.
 
     ``url_or_study_dir``: a study folder (its ``signals.zarr`` is used), or the store's path or URL.
-    Reads packed and still-staged (committed) trials alike; uncommitted attempts are invisible.
+    Reads packed and still-staged (committed) trials alike, whether written one per group
+    (``write_trial`` of older versions) or several per group (``write_trials``); uncommitted attempts
+    are invisible.
 
     Variables: ``bold`` (subject, trial, time, region), ``fc`` (subject, trial, region, region_to),
     ``neural`` (subject, trial, neural_time, region) if any trial stored it, ``emp_bold``

@@ -6,31 +6,45 @@ Layout (``<url>`` is a local folder or any fsspec URL)::
                                                dt_ms, duration_s, ...}, "git_revision"} (driver, :meth:`describe`)
       subjects/<subject>/
         empirical/        bold [time, region], fc [region, region]; attrs tr_s, labels (driver)
-        staging/<number:06d>-<attempt uuid>/   one group per write attempt (actors)
-            bold [time, region]  fc [region, region]  (neural [time, region], optional)
-            zarr.json attrs: committed=false while writing; the commit marker (the record:
-                      explorer.store.records.to_attrs; simulation, git_revision, tr_s, shapes, location)
-                      with committed=true is written last, in one atomic put
+        staging/<first number:06d>-<attempt uuid>/   one group per write_trials call (actors)
+            bold [trial, time, region]  fc [trial, region, region]  (neural [trial, time, region], optional)
+                      each ONE object: a shard of one inner chunk per trial (no shard for a single trial);
+                      trials in number order; zstd level 1 (temporary: packing re-encodes at level 3)
+            zarr.json attrs: {explorer_trials: 1, committed: false, numbers, attempt_id, started} while
+                      writing; the commit marker, written last in one atomic put, adds committed=true,
+                      committed_at, trials (one record per trial, in array order:
+                      explorer.store.records.to_attrs), deleted (numbers deleted since; [] at first),
+                      tr_s, neural_dt_ms, shapes (per trial), simulation, git_revision
+        staging/<number:06d>-<attempt uuid>/   a one-trial group written by older versions (still read):
+            bold [time, region]  fc [region, region]; attrs explorer_trial=1 and the trial's marker
         packed/           attrs {current: <uuid>, trials: [marker per trial, ordered by number]}
-      report/<connectome>/<key>/              the report's re-simulations (never Optuna trials), driver
-            fc [region, region]; attrs: the commit marker (params, seed, scores), written last
             <uuid>/bold [trial, time, region]  fc [trial, region, region]  (neural ...)
                       sharded: one shard holds ``shard_trials`` trials; inner chunks
                       (1 trial, all times, <=16 regions)
+      report/<connectome>/<key>/              the report's re-simulations (never Optuna trials), driver
+            fc [region, region]; attrs: the commit marker (params, seed, scores), written last
 
-Trial locations: ``write_trial`` returns (and Optuna/MLflow record as ``signals``) the logical
+A subject's trials: the packed ones, plus, per trial number not packed, the copy in the most
+recently committed staging group that holds it and has not deleted it (a retried trial has
+several). Deleting a trial of a write_trials group (the driver: :meth:`SignalStore.delete_trial`,
+:meth:`SignalStore.keep_best`) adds its number to the group's ``deleted`` (one put of the group's
+metadata) and removes the group once every trial of it is deleted; the bytes go at the next
+:meth:`SignalStore.pack`. Deleting a trial of an uncommitted group removes that group (an
+interrupted call: none of its trials is visible).
+
+Trial locations: ``write_trials`` and ``write_trial`` return (and Optuna/MLflow record as ``signals``) the logical
 location ``<url>#subject=<subject>&trial=<number>``, which names the trial, not the group that
 holds it now, so it stays valid when the trial is packed (:meth:`SignalStore.resolve`,
 :func:`parse_location`, :func:`resolve_location`). Locations recorded by older versions, the
 staging group ``<url>/subjects/<subject>/staging/<number:06d>-<uuid>``, resolve too: to that group
-while it exists, else by (subject, number).
+while it holds the trial, else by (subject, number).
 
 Concurrency rules (zarr-developers/zarr-python#3682: two writers of one chunk or shard lose data):
 
 - actors only write below their own ``staging/<number>-<uuid>/`` prefix (a fresh uuid per
-  attempt, so a retry never collides with a killed attempt);
+  call, so a retry never collides with a killed attempt), and never touch a committed group;
 - a trial is visible only once its group carries ``committed: true``; that attribute is written
-  after every array, in a single (atomic) object put;
+  after every array, in a single (atomic) object put, for all the trials of the group at once;
 - ``write_empirical``, ``pack``, ``keep_best`` and ``delete_trial`` are for the single driver.
 """
 
@@ -42,8 +56,9 @@ import re
 import time
 import uuid
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -60,12 +75,31 @@ SHARD_TRIALS = 128
 #: regions per inner chunk of a packed array, at most
 REGION_CHUNK = 16
 VARIABLES = ("bold", "fc", "neural")
+#: zstd level of the arrays actors write (temporary until packed, at level 3): 2-3x faster, ~4% larger
+STAGING_CLEVEL = 1
 
 
-def _codecs():
+class TrialSignals(NamedTuple):
+    """One trial for :meth:`SignalStore.write_trials`: its COMPLETE record, BOLD (time, region),
+    FC (region, region) and optionally its neural signal (time, region)."""
+
+    record: TrialRecord
+    bold: np.ndarray
+    fc: np.ndarray
+    neural: np.ndarray | None = None
+
+
+class _Prepared(NamedTuple):
+    sid: str
+    number: int
+    record: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+def _codecs(clevel: int = 3):
     from zarr.codecs import BloscCodec
 
-    return BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+    return BloscCodec(cname="zstd", clevel=clevel, shuffle="shuffle")
 
 
 def region_chunk(n_regions: int, target: int = REGION_CHUNK) -> int:
@@ -333,51 +367,113 @@ class SignalStore:
                     simulation: Mapping[str, Any] | None = None, git_revision: str | None = None) -> str:
         """Write one COMPLETE trial's BOLD (time, region), FC (region, region) and record; return its location.
 
-        ``rec``: the trial's :class:`~explorer.records.TrialRecord` (what the marker keeps of it:
+        A one-trial :meth:`write_trials` (same layout, same guarantees). ``rec``: the trial's
+        :class:`~explorer.records.TrialRecord` (what the store keeps of it:
         :func:`explorer.store.records.to_attrs`). ``simulation`` (:func:`~explorer.store.records.simulation_attrs`)
         and ``git_revision``: what simulated it, recorded with it. The location is the stable
         ``<url>#subject=<subject>&trial=<number>`` (:func:`trial_location`): it names the trial, not
-        this attempt's group, so it resolves (:meth:`resolve`) before and after packing. The trial
-        becomes visible to readers only when completely written (commit marker last). Each call
-        writes under a fresh attempt uuid, so a retry never touches a killed attempt's objects.
-        Safe to call from many processes and nodes at once for different or equal trials.
+        this attempt's group, so it resolves (:meth:`resolve`) before and after packing.
         """
-        import zarr
+        return self.write_trials([TrialSignals(rec, bold, fc, neural)], tr_s, neural_dt_ms=neural_dt_ms,
+                                 simulation=simulation, git_revision=git_revision)[0]
 
+    def write_trials(self, items: Iterable[TrialSignals | Sequence[Any]], tr_s: float, *,
+                     neural_dt_ms: float | None = None, simulation: Mapping[str, Any] | None = None,
+                     git_revision: str | None = None) -> list[str]:
+        """Write the COMPLETE trials of one actor call together; return each one's location, in order.
+
+        ``items``: :class:`TrialSignals` or tuples ``(record, bold, fc[, neural])``: a trial's
+        :class:`~explorer.records.TrialRecord`, BOLD (time, region), FC (region, region) and
+        optionally its neural signal (time, region). ``tr_s``, ``neural_dt_ms``, ``simulation`` and
+        ``git_revision`` are the call's, recorded with each trial.
+
+        The trials of one subject with equal array shapes (normally the whole call) go to ONE new
+        attempt group ``subjects/<subject>/staging/<first number:06d>-<uuid>/`` as stacked arrays
+        ``bold`` (trial, time, region), ``fc`` (trial, region, region) (and ``neural``), one object
+        each, and become visible together when the group's metadata is rewritten with
+        ``committed: true`` and every trial's record, in one put after the arrays. A writer killed
+        before that leaves nothing visible; each call writes under a fresh uuid, so a retry never
+        touches a killed attempt's objects. Every item is checked before anything is written (a bad
+        item raises :class:`StoreError` and writes nothing). Safe to call from many processes and
+        nodes at once, for different or equal trials.
+        """
+        prepared = [self._prepare(item) for item in items]
+        groups: dict[tuple, list[_Prepared]] = {}
+        for p in prepared:
+            key = (p.sid, tuple((k, v.shape) for k, v in p.arrays.items()))
+            groups.setdefault(key, []).append(p)
+        for (sid, _), ps in groups.items():
+            numbers = [p.number for p in ps]
+            if len(set(numbers)) != len(numbers):
+                dup = sorted({n for n in numbers if numbers.count(n) > 1})
+                raise StoreError(f"subject {sid}: trial(s) {dup} given more than once in one write_trials call")
+        shared = {"tr_s": float(tr_s), "neural_dt_ms": None if neural_dt_ms is None else float(neural_dt_ms),
+                  "simulation": dict(simulation) if simulation is not None else None, "git_revision": git_revision}
+        for (sid, _), ps in groups.items():
+            self._write_group(sid, sorted(ps, key=lambda p: p.number), shared)
+        return [trial_location(self.url, p.sid, p.number) for p in prepared]
+
+    @staticmethod
+    def _prepare(item: TrialSignals | Sequence[Any]) -> _Prepared:
+        """Check one item of :meth:`write_trials`: its subject, number, record and array shapes."""
+        if not isinstance(item, TrialSignals):
+            item = TrialSignals(*item)
+        rec = item.record
         sid = check_id("subject id", rec.subject)
         number = int(rec.number)
         if number < 0:
             raise StoreError(f"subject {sid}: trial number must be >= 0, got {number}")
         record = to_attrs(rec)
-        arrays = {"bold": np.asarray(bold, dtype=np.float32), "fc": np.asarray(fc, dtype=np.float32)}
-        if neural is not None:
-            arrays["neural"] = np.asarray(neural, dtype=np.float32)
+        arrays = {"bold": np.asarray(item.bold, dtype=np.float32), "fc": np.asarray(item.fc, dtype=np.float32)}
+        if item.neural is not None:
+            arrays["neural"] = np.asarray(item.neural, dtype=np.float32)
         b, f = arrays["bold"], arrays["fc"]
         if b.ndim != 2 or f.shape != (b.shape[1], b.shape[1]):
             raise StoreError(f"subject {sid} trial {number}: expected bold (time, region) and fc (region, region), "
                              f"got {b.shape} and {f.shape}")
+        if "neural" in arrays and arrays["neural"].ndim != 2:
+            raise StoreError(f"subject {sid} trial {number}: expected neural (time, region), "
+                             f"got {arrays['neural'].shape}")
+        return _Prepared(sid, number, record, arrays)
+
+    def _write_group(self, sid: str, ps: list[_Prepared], shared: dict[str, Any]) -> None:
+        """One attempt group for trials ``ps`` (one subject, equal shapes): marker, arrays, commit."""
         attempt_id = uuid.uuid4().hex[:16]
-        path = f"subjects/{sid}/staging/{number:06d}-{attempt_id}"
-        marker = {"explorer_trial": FORMAT_VERSION, "committed": False, "subject": sid, "number": number,
-                  "attempt_id": attempt_id, "attempt": record["attempt"], "started": time.time()}
-        group = zarr.create_group(self._store, path=path, attributes=marker)
-        for name, data in arrays.items():
-            self._write_array(f"{path}/{name}", data)
-        location = trial_location(self.url, sid, number)
-        marker.update({**record, "committed": True, "committed_at": time.time(), "tr_s": float(tr_s),
-                       "neural_dt_ms": None if neural_dt_ms is None else float(neural_dt_ms),
-                       "shapes": {k: list(v.shape) for k, v in arrays.items()}, "location": location,
-                       "simulation": dict(simulation) if simulation is not None else None,
-                       "git_revision": git_revision})
+        numbers = [p.number for p in ps]
+        path = f"subjects/{sid}/staging/{numbers[0]:06d}-{attempt_id}"
+        marker = {"explorer_trials": FORMAT_VERSION, "committed": False, "subject": sid, "numbers": numbers,
+                  "attempt_id": attempt_id, "started": time.time()}
+        stacks = {var: np.stack([p.arrays[var] for p in ps]) for var in ps[0].arrays}
+        group = _sync(self._stage(path, marker, stacks))
+        marker.update({**shared, "committed": True, "committed_at": time.time(),
+                       "shapes": {k: list(v.shape) for k, v in ps[0].arrays.items()},
+                       "trials": [p.record for p in ps], "deleted": []})
         self._commit(group, marker)
-        return location
+
+    async def _stage(self, path: str, marker: dict[str, Any], stacks: dict[str, np.ndarray]):
+        """The uncommitted group (its marker first: an attempt killed later is found and collected),
+        then its arrays, concurrently: each a (trial, ...) stack in ONE object, a shard of one inner
+        chunk per trial (so one trial is read alone). Returns the group."""
+        import asyncio
+
+        import zarr
+        import zarr.api.asynchronous as az
+
+        agroup = await az.create_group(store=self._store, path=path, attributes=marker)
+        await asyncio.gather(*(az.create_array(self._store, name=f"{path}/{var}", data=data,
+                                               chunks=(1, *data.shape[1:]),
+                                               shards=data.shape if len(data) > 1 else None,
+                                               compressors=_codecs(STAGING_CLEVEL), fill_value=np.nan,
+                                               overwrite=True)
+                               for var, data in stacks.items()))
+        return zarr.Group(agroup)
 
     def _commit(self, group, marker: dict[str, Any]) -> None:
         """Make a written attempt visible: one atomic put of its group metadata."""
         group.update_attributes(marker)
 
     def _staged(self, sid: str) -> tuple[dict[int, dict], list[dict]]:
-        """(latest committed attempt per trial number, every attempt's attrs incl. uncommitted)."""
+        """(latest committed, undeleted copy per trial number, every attempt group's attrs incl. uncommitted)."""
         g = self._group(f"subjects/{sid}/staging")
         if g is None:
             return {}, []
@@ -389,10 +485,9 @@ class SignalStore:
             attrs = dict(sub.attrs.asdict())
             attrs["_name"] = name
             attempts.append(attrs)
-            if attrs.get("committed") and attrs.get("explorer_trial"):
-                n = int(attrs["number"])
-                if n not in committed or attrs["committed_at"] > committed[n]["committed_at"]:
-                    committed[n] = attrs
+            for n, m in _attempt_trials(attrs).items():
+                if n not in committed or m["committed_at"] > committed[n]["committed_at"]:
+                    committed[n] = m
         return committed, attempts
 
     def _packed(self, sid: str) -> tuple[str | None, list[dict]]:
@@ -404,13 +499,13 @@ class SignalStore:
 
     def _index(self, sid: str) -> dict[str, Any]:
         """A subject's trials as stored now: ``entries`` (number -> marker with ``_source``
-        ("packed", index) or ("staged", group name)), ``attempts`` (staging group name -> attrs,
-        committed or not), ``current`` (packed uuid or None) and ``packed`` (packed markers)."""
+        ("packed", index), ("batch", (group name, index)) or ("staged", group name)), ``attempts``
+        (staging group name -> attrs, committed or not), ``current`` (packed uuid or None) and
+        ``packed`` (packed markers)."""
         current, packed = self._packed(sid)
         committed, attempts = self._staged(sid)
         out: dict[int, dict] = {}
-        for n, m in committed.items():
-            out[n] = {**m, "_source": ("staged", m["_name"])}
+        out.update(committed)
         for i, m in enumerate(packed):  # packed wins over a leftover staged copy of the same trial
             out[int(m["number"])] = {**m, "_source": ("packed", i), "_current": current}
         for n, m in out.items():
@@ -419,7 +514,8 @@ class SignalStore:
                 "current": current, "packed": packed}
 
     def _entries(self, sid: str) -> dict[int, dict]:
-        """number -> marker with ``_source`` ("packed", index) or ("staged", group name)."""
+        """number -> marker with ``_source`` ("packed", index), ("batch", (group name, index)) or
+        ("staged", group name) (a one-trial group of older versions)."""
         return self._index(sid)["entries"]
 
     def location(self, subject_id: str, number: int) -> str:
@@ -445,10 +541,21 @@ class SignalStore:
         sid = check_id("subject id", subject_id)
         return {n: self._record(m) for n, m in self._entries(sid).items()}
 
-    def _read_entry(self, sid: str, m: dict, var: str) -> np.ndarray:
+    def _read_entry(self, sid: str, m: dict, var: str, stacks: OrderedDict | None = None) -> np.ndarray:
+        """One trial's ``var``; ``stacks``: a cache of whole write_trials arrays (a few), for reading many."""
         kind, where = m["_source"]
         if kind == "packed":
             return self._read_array(f"subjects/{sid}/packed/{m['_current']}/{var}", where)
+        if kind == "batch":
+            name, i = where
+            path = f"subjects/{sid}/staging/{name}/{var}"
+            if stacks is None:
+                return self._read_array(path, i)
+            if path not in stacks:
+                stacks[path] = self._read_array(path)
+                while len(stacks) > 8:
+                    stacks.popitem(last=False)
+            return stacks[path][i]
         return self._read_array(f"subjects/{sid}/staging/{where}/{var}")
 
     def read_trial(self, subject_id: str, number: int) -> dict[str, Any]:
@@ -504,8 +611,9 @@ class SignalStore:
         m, how = None, "location"
         if kind == "staging":
             a = idx["attempts"].get(extra)
-            if a is not None and a.get("committed") and a.get("explorer_trial"):
-                m = {**a, "_source": ("staged", extra), "location": trial_location(self.url, sid, number)}
+            own = _attempt_trials(a).get(number) if a is not None else None
+            if own is not None:  # the named group still holds the trial
+                m = {**own, "location": trial_location(self.url, sid, number)}
             elif number in idx["entries"]:
                 m, how = idx["entries"][number], "trial number"
         elif kind == "packed":
@@ -527,16 +635,16 @@ class SignalStore:
         """Consolidate a subject's committed trials into one sharded array per variable.
 
         Single writer (the driver, once the subject's study is done). Writes a new packed copy,
-        switches the ``packed`` pointer in one put, then deletes the old copy and the staged
-        attempts it absorbed. ``keep`` restricts which trial numbers survive (store: best).
+        switches the ``packed`` pointer in one put, then deletes the old copy and the committed
+        staging groups it absorbed (those committed after it listed them stay). ``keep`` restricts which trial numbers survive (store: best).
         Uncommitted attempts started more than ``stale_after_s`` ago are garbage-collected
         (None: keep them). Returns counts {"packed", "removed_staged", "removed_stale"}.
         """
         import zarr
 
         sid = check_id("subject id", subject_id)
-        entries = self._entries(sid)
-        old_current, _ = self._packed(sid)
+        index = self._index(sid)  # what this pack absorbs: attempts committed later stay staged
+        entries, old_current = index["entries"], index["current"]
         if keep is not None:
             keep_set = {int(k) for k in keep}
             entries = {n: m for n, m in entries.items() if n in keep_set}
@@ -559,8 +667,9 @@ class SignalStore:
                                     fill_value=np.nan, overwrite=True,
                                     dimension_names=("trial", "time", "region") if var != "fc"
                                     else ("trial", "region", "region_to"))
+            stacks: OrderedDict[str, np.ndarray] = OrderedDict()  # a few write_trials groups, read whole
             for i0 in range(0, n, shard):  # one whole shard per write: each shard written once
-                block = np.stack([self._read_entry(sid, m, var) for m in markers[i0:i0 + shard]])
+                block = np.stack([self._read_entry(sid, m, var, stacks) for m in markers[i0:i0 + shard]])
                 arr[i0:i0 + len(block)] = block
         clean = [{k: v for k, v in m.items() if not k.startswith("_") and k != "location"} for m in markers]
         pg = zarr.open_group(self._store, path=f"subjects/{sid}/packed", mode="a")
@@ -568,10 +677,9 @@ class SignalStore:
         # the pointer has moved: remove what it no longer refers to
         if old_current and old_current != new_current:
             self._delete(f"subjects/{sid}/packed/{old_current}")
-        _, attempts = self._staged(sid)
         now = time.time()
         removed = stale = 0
-        for a in attempts:
+        for a in index["attempts"].values():
             if a.get("committed"):
                 self._delete(f"subjects/{sid}/staging/{a['_name']}")
                 removed += 1
@@ -593,8 +701,27 @@ class SignalStore:
             others = [n for n in self._entries(sid) if n != number]
             self.pack(sid, keep=others, stale_after_s=None)
         for a in self._staged(sid)[1]:
-            if int(a.get("number", -1)) == number:
+            if a.get("explorer_trials"):
+                if number not in a.get("numbers", ()):
+                    continue
+                if a.get("committed"):
+                    self._forget(sid, a, {number})
+                else:  # an interrupted write_trials call: none of its trials is visible
+                    self._delete(f"subjects/{sid}/staging/{a['_name']}")
+            elif int(a.get("number", -1)) == number:
                 self._delete(f"subjects/{sid}/staging/{a['_name']}")
+
+    def _forget(self, sid: str, attrs: Mapping[str, Any], numbers: set[int]) -> None:
+        """Delete ``numbers`` from a committed write_trials group: add them to its ``deleted`` list
+        (one put of its metadata), or remove the group when none of its trials is left."""
+        import zarr
+
+        path = f"subjects/{sid}/staging/{attrs['_name']}"
+        deleted = {int(n) for n in attrs.get("deleted") or ()} | {int(n) for n in numbers}
+        if deleted >= {int(n) for n in attrs.get("numbers", ())}:
+            self._delete(path)
+        elif deleted != set(attrs.get("deleted") or ()):
+            zarr.open_group(self._store, path=path, mode="r+").update_attributes({"deleted": sorted(deleted)})
 
     def keep_best(self, subject_id: str, k: int, objective: str, maximise: bool, always: Sequence[int] = ()
                   ) -> list[int]:
@@ -610,9 +737,36 @@ class SignalStore:
         else:
             keep_set = set(keep)
             for a in self._staged(sid)[1]:
-                if a.get("committed") and int(a["number"]) not in keep_set:
+                if not a.get("committed"):
+                    continue
+                if a.get("explorer_trials"):
+                    self._forget(sid, a, {int(n) for n in a.get("numbers", ())} - keep_set)
+                elif int(a["number"]) not in keep_set:
                     self._delete(f"subjects/{sid}/staging/{a['_name']}")
         return keep
+
+
+def _attempt_trials(attrs: Mapping[str, Any]) -> dict[int, dict]:
+    """The committed, undeleted trials of one staging group's attrs (``_name``: the group's name):
+    number -> marker with ``_source`` ("staged", name) for a one-trial group of older versions,
+    ("batch", (name, index)) for a :meth:`SignalStore.write_trials` group. Empty while uncommitted."""
+    name = attrs["_name"]
+    if not attrs.get("committed"):
+        return {}
+    if attrs.get("explorer_trial"):  # one trial per group (older versions): the attrs are its marker
+        return {int(attrs["number"]): {**attrs, "_source": ("staged", name)}}
+    if not attrs.get("explorer_trials"):
+        return {}
+    deleted = {int(n) for n in attrs.get("deleted") or ()}
+    common = {k: attrs.get(k) for k in ("attempt_id", "started", "committed_at", "tr_s", "neural_dt_ms", "shapes",
+                                        "simulation", "git_revision")}
+    out = {}
+    for i, rec in enumerate(attrs.get("trials") or ()):
+        n = int(rec["number"])
+        if n not in deleted:
+            out[n] = {"explorer_trial": FORMAT_VERSION, "committed": True, **common, **rec,
+                      "_source": ("batch", (name, i))}
+    return out
 
 
 def best_trials(trials: Mapping[int, Mapping[str, Any]], k: int, objective: str, maximise: bool,

@@ -25,6 +25,10 @@ def test_bench_cli_prints_json_per_batch(tmp_path, capsys):
         assert r["model"] == "hopf" and r["n_regions"] == 3
         assert r["sim_s_per_wall_s"] > 0 and r["peak_rss_mb"] > 0
         assert r["duration_s"] == 0.2 and r["transient_s"] == 0.0
+        # the machine and the batch tiling
+        assert r["cores"] >= 1 and r["cpu_model"] and r["isa"] in ("AVX-512", "AVX2", "AVX", "SSE", "unknown")
+        assert r["l2_per_core_kib"] > 0 and r["tile"] == min(r["batch"], 32) and r["tiles"] == 1
+        assert r["tile_buffer_kib"] > 0 and r["buffer_fits_l2"] is True
 
 
 def test_bench_cli_defaults_are_the_run_settings_and_bad_ones_are_refused(tmp_path, capsys):
@@ -51,3 +55,24 @@ def test_bench_cli_defaults_are_the_run_settings_and_bad_ones_are_refused(tmp_pa
 def test_bench_cli_reports_missing_file(tmp_path, capsys):
     assert main(["bench", "--connectome", str(tmp_path / "none.npz")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_peer_benchmark_skips_a_missing_peer_with_the_reason(tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_peers.py"
+    spec = importlib.util.spec_from_file_location("bench_peers", path)
+    peers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peers)
+    w = np.ones((3, 3)) - np.eye(3)
+    np.savez(tmp_path / "c.npz", weights=w, lengths=w * 20.0)
+    cfg = dict(connectome=str(tmp_path / "c.npz"), model="rww_ei", duration_s=2.0, dt_ms=0.1, velocity=20.0,
+               bold_tr_s=2.0)
+    rec = peers.run_peer("cubnm", cfg, python=str(tmp_path / "no-python"))
+    assert rec["peer"] == "cubnm" and "cannot start" in rec["skipped"]
+    assert "no hopf model" in peers.run_peer("cubnm", {**cfg, "model": "hopf"})["skipped"]
+    if importlib.util.find_spec("neurolib") is None:  # the usual case: the peers live in their own venv
+        rec = peers.run_peer("neurolib", cfg, python=sys.executable)
+        assert "neurolib is not importable" in rec["skipped"]

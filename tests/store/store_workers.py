@@ -40,6 +40,66 @@ def write_trials(url: str, jobs: list[tuple[str, int]]) -> None:
         store.write_trial(trial_record(subject, number, d), d["bold"], d["fc"], tr_s=2.0)
 
 
+def write_call(url: str, subject: str, numbers: list[int]) -> list[str]:
+    """One ``write_trials`` call (one actor call) of :func:`trial_data`'s trials."""
+    from explorer.store import SignalStore
+
+    items = []
+    for n in numbers:
+        d = trial_data(subject, n)
+        items.append((trial_record(subject, n, d), d["bold"], d["fc"]))
+    return SignalStore(url).write_trials(items, tr_s=2.0)
+
+
+def write_calls(url: str, calls: list[tuple[str, list[int]]]) -> None:
+    for subject, numbers in calls:
+        write_call(url, subject, numbers)
+
+
+def write_call_then_die(url: str, subject: str, numbers: list[int]) -> None:
+    """A ``write_trials`` call that writes every array, then SIGKILLs itself before the commit."""
+    from explorer.store import SignalStore
+
+    def die(self, group, marker):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    SignalStore._commit = die
+    write_call(url, subject, numbers)
+
+
+def write_legacy_trial(url: str, subject: str, number: int) -> str:
+    """:func:`trial_data`'s trial in the layout older versions wrote (and studies on disk hold): one group
+    per attempt, ``staging/<number:06d>-<uuid>/{bold [time, region], fc}``, its marker the group's attrs.
+    Returns the staging location those versions recorded."""
+    import time
+    import uuid
+
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    from explorer.store import SignalStore, trial_location
+    from explorer.store.records import to_attrs
+
+    store = SignalStore(url)
+    d = trial_data(subject, number)
+    record = to_attrs(trial_record(subject, number, d))
+    attempt_id = uuid.uuid4().hex[:16]
+    path = f"subjects/{subject}/staging/{number:06d}-{attempt_id}"
+    marker = {"explorer_trial": 1, "committed": False, "subject": subject, "number": number,
+              "attempt_id": attempt_id, "attempt": record["attempt"], "started": time.time()}
+    group = zarr.create_group(store._store, path=path, attributes=marker)
+    arrays = {"bold": d["bold"], "fc": d["fc"]}
+    for name, data in arrays.items():
+        zarr.create_array(store._store, name=f"{path}/{name}", data=data, chunks=data.shape,
+                          compressors=BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),
+                          fill_value=np.nan, overwrite=True)
+    marker.update({**record, "committed": True, "committed_at": time.time(), "tr_s": 2.0, "neural_dt_ms": None,
+                   "shapes": {k: list(v.shape) for k, v in arrays.items()},
+                   "location": trial_location(store.url, subject, number), "simulation": None, "git_revision": None})
+    group.update_attributes(marker)
+    return f"{store.url}/{path}"
+
+
 def write_then_die(url: str, subject: str, number: int) -> None:
     """Write a trial's arrays, then SIGKILL itself before the commit marker."""
     from explorer.store import SignalStore
