@@ -424,6 +424,29 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
     NPAIR = (NNOISE + 1) // 2
     BSTATE = int(model.bold_state)
 
+    @njit(error_model="numpy", nogil=True, inline="always")
+    def rhs(xs, xsf, call, cd, c2, p, pf, wsum, dx, out):
+        """dx/dt of state ``xs`` [state, region, trial] (``xsf``: its flat view) into ``out`` [state, region x trial]:
+        one dfun call over all (region, trial), or one per region."""
+        N = xs.shape[1]
+        B = xs.shape[2]
+        if MODE == FLAT:
+            dfun(xsf, 0, c2, pf, 0.0, out, N * B)
+        elif MODE == FLAT_DIFFUSIVE:
+            for cc in range(NC):
+                sc = CS[cc]
+                for i in range(N):
+                    s_i = wsum[i]
+                    for b in range(B):
+                        cd[cc, i * B + b] = call[i, cc, b] - s_i * xs[sc, i, b]
+            dfun(xsf, 0, cd, pf, 0.0, out, N * B)
+        else:
+            for i in range(N):
+                dfun(xs, i, call[i], p, wsum[i], dx, B)
+                for sv in range(NS):
+                    for b in range(B):
+                        out[sv, i * B + b] = dx[sv, b]
+
     @njit(error_model="numpy", nogil=True)
     def kernel(x, buf, p, rowptr, col, wgt, dly, wsum, amp, keys, n_steps, n_skip, dt, heun,
                lo, hi, clo, chi, active, div_step,
@@ -506,22 +529,7 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
             for i in range(N):
                 accumulate_rows(cflat[i * M:(i + 1) * M], bf, offs, wgt, rowptr[i], rowptr[i + 1])
             # right-hand side of every region: one call over all (region, trial), or one per region
-            if MODE == FLAT:
-                dfun(xf, 0, c2, pf, 0.0, dxa, NB)
-            elif MODE == FLAT_DIFFUSIVE:
-                for cc in range(NC):
-                    sc = CS[cc]
-                    for i in range(N):
-                        s_i = wsum[i]
-                        for b in range(B):
-                            cd[cc, i * B + b] = call[i, cc, b] - s_i * x[sc, i, b]
-                dfun(xf, 0, cd, pf, 0.0, dxa, NB)
-            else:
-                for i in range(N):
-                    dfun(x, i, call[i], p, wsum[i], dx, B)
-                    for sv in range(NS):
-                        for b in range(B):
-                            dxa[sv, i * B + b] = dx[sv, b]
+            rhs(x, xf, call, cd, c2, p, pf, wsum, dx, dxa)
             if noisy:
                 for q in range(NPAIR):
                     for m in range(NB):
@@ -541,22 +549,7 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
                         v = lo_c if v < lo_c else v
                         v = hi_c if v > hi_c else v
                         xtf[sv, 0, m] = v
-                if MODE == FLAT:
-                    dfun(xtf, 0, c2, pf, 0.0, dx2a, NB)
-                elif MODE == FLAT_DIFFUSIVE:
-                    for cc in range(NC):
-                        sc = CS[cc]
-                        for i in range(N):
-                            s_i = wsum[i]
-                            for b in range(B):
-                                cd[cc, i * B + b] = call[i, cc, b] - s_i * xt[sc, i, b]
-                    dfun(xtf, 0, cd, pf, 0.0, dx2a, NB)
-                else:
-                    for i in range(N):
-                        dfun(xt, i, call[i], p, wsum[i], dx, B)
-                        for sv in range(NS):
-                            for b in range(B):
-                                dx2a[sv, i * B + b] = dx[sv, b]
+                rhs(xt, xtf, call, cd, c2, p, pf, wsum, dx, dx2a)
                 for sv in range(NS):
                     for m in range(NB):
                         dxa[sv, m] = 0.5 * (dxa[sv, m] + dx2a[sv, m])
