@@ -396,11 +396,6 @@ def kernel_mode(model: Model) -> int:
     return mode
 
 
-def can_flatten(model: Model) -> bool:
-    """Whether the kernel runs ``model.dfun`` once per step over region x trial (:func:`kernel_mode`)."""
-    return kernel_mode(model) != PER_REGION
-
-
 def small_tiles(model: Model) -> bool:
     """Whether ``model`` runs in L2-sized tiles down to one vector of trials (``FLAT``: one coupled
     state, ``dfun`` over region x trial), else in tiles of at least ``MIN_TILE``."""
