@@ -167,6 +167,25 @@ class StoreConfig(_Strict):
     best_k: int = Field(5, ge=1)
 
 
+class TrackingConfig(_Strict):
+    """MLflow logging (:mod:`explorer.tracking`).
+
+    children: which trials get an MLflow child run: ``all``, ``best_k`` (a subject's best ``best_k``
+        trials, ranked as ``store: best`` ranks; a trial pushed out of them loses its run), ``none``,
+        or ``auto``: ``all`` up to :data:`~explorer.tracking.modes.AUTO_ALL_MAX_TRIALS` trials in the
+        study (subjects x trials), else ``best_k`` (:func:`~explorer.tracking.modes.resolve_children`).
+        Every mode logs every trial as one table (``trials.json``) on its subject's parent run.
+    best_k: child runs kept per subject in ``best_k`` mode.
+    drain_s: seconds the driver waits, once its loop has ended, for MLflow calls still queued (spooled
+        while the server is unreachable); what is not logged by then is a hook failure that
+        ``explorer verify NAME --repair`` mends.
+    """
+
+    children: Literal["auto", "all", "best_k", "none"] = "auto"
+    best_k: int = Field(10, ge=1)
+    drain_s: float = Field(60.0, gt=0)
+
+
 class RayConfig(_Strict):
     """Where and how trials run.
 
@@ -185,6 +204,29 @@ class RayConfig(_Strict):
     max_retries: int = Field(2, ge=0)
 
 
+class LeaseConfig(_Strict):
+    """Per-subject leases in the Optuna storage, so that several drivers can share one study.
+
+    heartbeat_s: seconds between a driver's heartbeats.
+    stale_s: a lease whose driver has not beaten for this long is stale and may be taken over (the
+        drivers' clocks must agree to well within it). A driver on the same host whose process is gone
+        is stale at once.
+    window: subjects a driver holds at a time (None: max(8, 2 x actors)); it takes the next free one
+        as each finishes, so a second driver on the same config finds subjects to run.
+    """
+
+    heartbeat_s: float = Field(10.0, gt=0)
+    stale_s: float = Field(60.0, gt=0)
+    window: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _stale_after_beats(self) -> "LeaseConfig":
+        if self.stale_s < 2 * self.heartbeat_s:
+            raise ValueError(f"leases.stale_s ({self.stale_s:g} s) must be at least twice leases.heartbeat_s "
+                             f"({self.heartbeat_s:g} s), or a live driver would look stale between two beats")
+        return self
+
+
 class StudyConfig(_Strict):
     """One study: a model fitted to every subject of a cohort."""
 
@@ -199,7 +241,9 @@ class StudyConfig(_Strict):
     trials: int | None = Field(None, ge=1)
     storage: StorageConfig = StorageConfig()
     store: StoreConfig = StoreConfig()
+    tracking: TrackingConfig = TrackingConfig()
     ray: RayConfig = RayConfig()
+    leases: LeaseConfig = LeaseConfig()
 
     @field_validator("name")
     @classmethod

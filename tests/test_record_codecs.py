@@ -5,6 +5,8 @@
 * MLflow (a local sqlite store): every field; ``asked_at``/``told_at`` as the run's start and end,
   to the millisecond; the free parameter ``w_plus[net3]`` is the param ``w_plus/net3``; the run
   also records the study's ``dt_ms`` and ``duration_s``, which are no free parameters.
+* the MLflow trials table (``trials.json`` on the subject's parent run, one row per trial): every
+  field, exactly (free values as ``params.<name>`` columns, scores as ``scores.<name>``).
 * zarr (a local store): subject, number, params, seed, state, scores, attempt, actor, node,
   sim_seconds, and ``signals`` (the location the store gives the trial); the times are not kept
   (0); a FAIL has no signals and is refused.
@@ -28,7 +30,7 @@ T0 = 1_700_000_000.25
 FIELDS = [f.name for f in dataclasses.fields(TrialRecord)]
 TIMES = ("started_at", "ended_at", "asked_at", "told_at")
 #: the fields each backend keeps (the others must come back as their defaults)
-KEPT = {"optuna": set(FIELDS), "mlflow": set(FIELDS),
+KEPT = {"optuna": set(FIELDS), "mlflow": set(FIELDS), "table": set(FIELDS),
         "zarr": {"subject", "number", "params", "seed", "state", "scores", "attempt", "actor", "node",
                  "sim_seconds", "signals"}}
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialRecord) if f.default is not dataclasses.MISSING}
@@ -85,6 +87,16 @@ def _mlflow(tmp_path, recs):
     return [runs[rec.number]["record"] for rec in recs]
 
 
+def _table(tmp_path, recs):
+    from explorer.tracking import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "codec", str(tmp_path / "art"), children="none")
+    tracker.log_trial_table("S1", recs)
+    rows = Tracker(tracker.tracking_uri, "codec").trial_table("S1")   # read back as another process would
+    assert sorted(rows) == [r.number for r in recs]
+    return [rows[rec.number] for rec in recs]
+
+
 def _zarr(tmp_path, recs):
     from explorer.store import SignalStore
 
@@ -108,10 +120,10 @@ def _zarr(tmp_path, recs):
     return out
 
 
-@pytest.mark.parametrize("backend", ["optuna", "mlflow", "zarr"])
+@pytest.mark.parametrize("backend", ["optuna", "mlflow", "table", "zarr"])
 def test_a_record_comes_back_from_each_backend(tmp_path, backend):
     recs = _records()
-    decoded = {"optuna": _optuna, "mlflow": _mlflow, "zarr": _zarr}[backend](tmp_path, recs)
+    decoded = {"optuna": _optuna, "mlflow": _mlflow, "table": _table, "zarr": _zarr}[backend](tmp_path, recs)
     for rec, got in zip(recs, decoded):
         if got is None:
             continue

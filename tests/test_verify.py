@@ -69,12 +69,13 @@ def test_compare_follows_recorded_signals_locations():
 
 
 # ---- the command on a real (tiny, hand-made) study -------------------------------------------------
-def _make_study(tmp, name: str, store_mode: str = "all", signals=None):
+def _make_study(tmp, name: str, store_mode: str = "all", signals=None, tracking: dict | None = None):
     """A study folder with 2 subjects x 3 COMPLETE + 1 FAIL trials in Optuna, MLflow and zarr.
 
     Each trial goes where the runner sends it, through the real encoders: its signals to the
     store (``write_trial``, as the actor does), its record to Optuna (``tell_record`` on an asked
-    trial, as the scheduler does) and then to MLflow (``log_trials``).
+    trial, as the scheduler does) and then to MLflow (``log_trials``; with a ``tracking`` section,
+    the subject's trials table too, as the finisher does).
     ``signals(sid, n, location, store)``: what the trial records as ``signals`` (default: the location)."""
     from explorer.config import parse_config
     from explorer.records import TrialRecord
@@ -87,7 +88,7 @@ def _make_study(tmp, name: str, store_mode: str = "all", signals=None):
     cfg = parse_config({"name": name, "studies_dir": str(tmp / "studies"), "model": "hopf",
                         "cohort": {"source": "demo", "subjects": ["NAP_001", "NAP_002"]},
                         "params": {"free": {"G": {"low": 0.1, "high": 2.0}}}, "trials": 4,
-                        "store": {"mode": store_mode, "best_k": 2}})
+                        "store": {"mode": store_mode, "best_k": 2}, **({"tracking": tracking} if tracking else {})})
     d = cfg.study_dir
     save_frozen(cfg, d)
     storage = open_storage(optuna_storage_url(cfg, d))
@@ -115,6 +116,8 @@ def _make_study(tmp, name: str, store_mode: str = "all", signals=None):
             tell_record(st, trial, rec, cfg.objectives)
             recs.append(rec)
         tracker.log_trials(sid, recs)
+        if tracking:
+            tracker.log_trial_table(sid, recs)
     return cfg, d, tracker, store
 
 
@@ -218,3 +221,63 @@ def test_verify_reports_recorded_locations_that_do_not_resolve(tmp_path, capsys)
     kinds = {(p["subject"], p["number"], p["kind"]) for p in out["problems"]}
     assert ("NAP_002", 0, "missing_zarr") in kinds and ("NAP_002", 0, "unresolved_signals") not in kinds
     assert any("NAP_002 trial 0" in line and "simulated again" in line for line in out["unrepairable"])
+
+
+# ---- tracking.children: best_k and none ---------------------------------------------------------
+def test_compare_expected_child_runs_and_table_rows():
+    opt = {"S1": {0: _t(1.0, 0.5), 1: _t(2.0, 0.6), 2: _t(3.0, float("nan"), "FAIL"), 3: _t(4.0, 0.1, "RUNNING")}}
+    runs = {"S1": {1: {**_t(2.0, 0.6), "run_id": "b"}}}
+    rows = {"S1": {0: _t(1.0, 0.5), 1: _t(2.0, 0.6), 2: {"state": "FAIL", "params": {"G": 3.0}, "scores": {}}}}
+    assert compare(opt, runs, None, mlflow_expected={"S1": {1}}, tables=rows).ok   # trial 0 needs no run
+    assert {p.kind for p in compare(opt, runs, None).problems} == {"missing_mlflow"}
+    bad = {"S1": {0: _t(1.5, 0.5), 1: _t(2.0, 0.6)}}                  # trial 2 missing, trial 0 differs
+    rep = compare(opt, {}, None, mlflow_expected={"S1": {1}}, tables=bad)
+    assert {(p.number, p.kind) for p in rep.problems} == {(1, "missing_mlflow"), (2, "missing_table_row"),
+                                                          (0, "mismatch_table_row")}
+    assert "G" in next(p.detail for p in rep.problems if p.kind == "mismatch_table_row")
+
+
+def test_verify_best_k_children_and_the_table(tmp_path, capsys):
+    cfg, d, tracker, _ = _make_study(tmp_path, "vbestk", tracking={"children": "best_k", "best_k": 2})
+    assert set(tracker.trial_runs("NAP_001")) == {1, 2}    # fc_r 0.1, 0.2: the best 2 of 0.0, 0.1, 0.2
+    code, out = _run(capsys, str(d))
+    assert code == 0 and out["ok"] and out["checked"] == 6, out
+    # break it: an expected child gone, a table missing a row, a table that lies
+    tracker.delete_trial_runs("NAP_001", [2])
+    from explorer.records import TrialRecord
+    from explorer.search import from_trial, open_storage, open_subject_study
+    from explorer.study.layout import optuna_storage_url
+
+    study = open_subject_study(open_storage(optuna_storage_url(cfg, d)), cfg, "NAP_002", create=False)
+    recs = [from_trial(t, cfg.objectives, "NAP_002") for t in study.get_trials()]
+    lie = TrialRecord(**{**recs[0].to_dict(), "params": {"G": 9.0}})
+    tracker.log_trial_table("NAP_002", [lie] + recs[1:3])
+    code, out = _run(capsys, str(d))
+    assert code == 1
+    assert {(p["subject"], p["number"], p["kind"]) for p in out["problems"]} == {
+        ("NAP_001", 2, "missing_mlflow"), ("NAP_002", 3, "missing_table_row"), ("NAP_002", 0, "mismatch_table_row")}
+    code, out = _run(capsys, str(d), "--repair")
+    assert code == 0 and out["ok"] and len(out["repaired"]) == 2, out
+    assert set(tracker.trial_runs("NAP_001")) == {1, 2}
+    table = tracker.trial_table("NAP_002")
+    assert sorted(table) == [0, 1, 2, 3] and table[0].params == {"G": pytest.approx(0.1)}
+    assert table[3].state == "FAIL" and table[3].reason == "diverged"
+
+
+def test_verify_none_checks_only_the_table(tmp_path, capsys):
+    cfg, d, tracker, _ = _make_study(tmp_path, "vnone", tracking={"children": "none"})
+    assert tracker.trial_runs("NAP_001") == {}
+    code, out = _run(capsys, str(d))
+    assert code == 0 and out["ok"], out
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    run = tracker.client.get_run(tracker.parent_run("NAP_001"))
+    (Path(urlparse(run.info.artifact_uri).path) / "trials.json").unlink()   # lost from the artifact store
+    code, out = _run(capsys, str(d))
+    assert code == 1 and {(p["number"], p["kind"]) for p in out["problems"]} == {
+        (n, "missing_table_row") for n in range(4)}
+    code, out = _run(capsys, str(d), "--repair")
+    assert code == 0 and out["ok"] and out["repaired"] == ["NAP_001: MLflow trials table re-logged from Optuna "
+                                                           "(4 trials)"]
+    assert tracker.trial_runs("NAP_001") == {} and sorted(tracker.trial_table("NAP_001")) == [0, 1, 2, 3]

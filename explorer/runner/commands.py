@@ -28,6 +28,21 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--actors", type=int, default=None, metavar="N",
                    help="number of simulator actors (default: ray.actors, else one per CPU)")
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
+    p.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
+                   help="run only the I-th of N interleaved parts of the subjects (0 <= I < N), e.g. one driver "
+                        "per part; without it, a second driver simply takes the subjects no live driver holds")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n), with 0 <= i < n."""
+    i, sep, n = str(text).partition("/")
+    try:
+        shard = (int(i), int(n))
+    except ValueError:
+        shard = (-1, 0)
+    if not sep or not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: give I/N with 0 <= I < N, e.g. --shard 0/4")
+    return shard
 
 
 def _interrupted_before_start(name: str) -> int:
@@ -44,7 +59,8 @@ def _run(cfg, study_dir, args: argparse.Namespace, only: list[str] | None = None
     from explorer.runner.driver import run_study   # numba, Ray, Optuna: not for `explorer --help`
 
     try:
-        result = run_study(cfg, study_dir, only_subjects=only, actors=args.actors, progress=_progress(cfg, args))
+        result = run_study(cfg, study_dir, only_subjects=only, actors=args.actors, progress=_progress(cfg, args),
+                           shard=args.shard)
     except KeyboardInterrupt:
         return _interrupted_before_start(cfg.name)
     return _report(result, _console())
@@ -55,6 +71,11 @@ def _report(result, console) -> int:
     if result.already_done:
         console.print(f"study {result.name}: every subject already has its trials "
                       f"(use `explorer extend {result.name} --trials N` for more)")
+    for line in result.takeovers:
+        console.print(f"[bold yellow]lease taken over[/]: {line}", highlight=False)
+    if result.held_elsewhere:
+        console.print(f"{len(result.held_elsewhere)} subject(s) left to the other driver(s) running them: "
+                      f"{', '.join(sorted(result.held_elsewhere))}", highlight=False)
     for sid in result.failed_subjects:
         console.print(f"[bold red]subject {sid}: every trial failed[/] ({result.subjects[sid]['reasons']}); "
                       "the other subjects continued")

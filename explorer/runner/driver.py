@@ -12,12 +12,14 @@ The library logs; the caller (``explorer run``) prints what :class:`RunResult` s
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from explorer.config import StudyConfig
+from explorer.errors import StudyError
 from explorer.runner.finisher import SubjectFinisher
 from explorer.runner.hooks import Guard, TrackerThread, open_store, open_tracker
 from explorer.runner.inputs import bold_tr, load_study_cohort, preflight, study_inputs, subject_payload, worker_spec
@@ -25,6 +27,7 @@ from explorer.runner.interrupts import Interrupted, Interrupts
 from explorer.runner.pool import ActorPool, default_actors, init_ray
 from explorer.runner.progress import NullProgress
 from explorer.runner.scheduler import BrokenStudy, Scheduler
+from explorer.search.leases import SubjectLeases, shard_of
 from explorer.search import (
     best_summary, finished_trials, open_storage, open_subject_study, reap_interrupted, recover_journal, subject_counts,
 )
@@ -53,6 +56,8 @@ class RunResult:
     signal: str = ""                 # the signal that interrupted it
     requeued: int = 0                # in-flight trials marked "interrupted" and re-enqueued
     left_running: list[str] = field(default_factory=list)   # subjects a second signal left RUNNING
+    held_elsewhere: dict[str, str] = field(default_factory=dict)   # subject -> the live driver running it
+    takeovers: list[str] = field(default_factory=list)       # leases taken over from dead or stale drivers
     hook_failures: list[str] = field(default_factory=list)  # store/tracker calls that failed (logged)
     trials_run: int = 0
     calls: int = 0                   # actor calls collected (trials_run / calls = mean trials per call)
@@ -71,15 +76,21 @@ class RunResult:
 
 
 class StudySession:
-    """An opened study: its cohort and inputs checked, its Optuna studies reaped, its store and tracker.
+    """An opened study: its cohort and inputs checked, its store and tracker, and the subjects this driver runs.
 
     Everything that can be wrong with a study (subjects, TRs, run length, maps) raises here, before
-    any actor starts.
+    any actor starts. Subjects are taken in by :meth:`admit`, at most ``window`` at a time: each is
+    leased (:class:`~explorer.search.leases.SubjectLeases`), its Optuna study opened and reaped of
+    the trials a dead driver left RUNNING; one whose trials are all done is finished if a session
+    died before finishing it, and let go. A finished subject's lease is released (:meth:`let_go`),
+    so several drivers on one study share its subjects as they go.
     """
 
-    def __init__(self, cfg: StudyConfig, study_dir: Path, only: list[str] | None):
+    def __init__(self, cfg: StudyConfig, study_dir: Path, only: list[str] | None,
+                 shard: tuple[int, int] | None = None, window: int | None = None):
         self.cfg = cfg
         self.study_dir = study_dir
+        self.target = cfg.n_trials
         self.cohort = load_study_cohort(cfg, only)
         preflight(cfg, self.cohort)
         # each subject's parameter space (data-derived values, maps, groups, FIC), sent once with its connectome
@@ -89,23 +100,100 @@ class StudySession:
         self.guard = Guard()
         self.storage = open_storage(optuna_storage_url(cfg, study_dir))
         self.store, self.store_url = open_store(cfg, study_dir)
-        tracker = open_tracker(cfg, study_dir)
-        self.guard("ending stale MLflow runs", tracker.end_stale_runs)
-        self.tracker = TrackerThread(tracker, self.guard)   # MLflow off the scheduling loop, calls in order
-        self.studies: dict[str, Any] = {}
-        self.counts: dict[str, Any] = {}
-        for s in self.cohort:
-            study = open_subject_study(self.storage, cfg, s.id)
-            reap_interrupted(study, on_reaped=self.forget_signals(s.id))
-            self.studies[s.id] = study
-            self.counts[s.id] = subject_counts(study)
-            if s.session is not None and "session" not in study.user_attrs:
-                # one twin per (participant, session): keep them apart, and pairable, in Optuna and MLflow
-                study.set_user_attr("participant", s.participant)
-                study.set_user_attr("session", s.session)
-                self.tracker.tag_subject(s.id, {"participant": s.participant, "session": s.session})
+        tracker = open_tracker(cfg, study_dir, [s.id for s in self.cohort], self.storage)
+        self.tracker = TrackerThread(tracker, self.guard, cfg.tracking.drain_s)   # off the loop, in order
         self.finisher = SubjectFinisher(cfg, self.cohort, self.store, self.tracker, self.guard,
                                         frozen_text(cfg, study_dir))
+        self.leases = SubjectLeases(self.storage, cfg.name, cfg.leases.heartbeat_s, cfg.leases.stale_s)
+        self.candidates = shard_of([s.id for s in self.cohort], shard)   # this driver's part, in order
+        self.window = window or len(self.candidates)
+        self.held_elsewhere: dict[str, Any] = {}     # subject -> Holder of a live driver running it
+        self.studies: dict[str, Any] = {}            # admitted subjects (with trials left)
+        self.counts: dict[str, Any] = {}
+        self.active: set[str] = set()                # admitted and not yet finished
+        self.settled: set[str] = set()               # nothing left to do here (finished, or done)
+        try:
+            self.admit(self.window)
+        except BaseException:
+            self.leases.close()
+            raise
+        self.leases.start()
+
+    def admit(self, n: int) -> list[str]:
+        """Lease and open up to ``n`` more subjects with trials left; returns them (in order).
+
+        A subject another live driver holds is left (``held_elsewhere``) and tried again at the next
+        call; one with every trial done is finished if its finishing hooks never ran, then let go.
+        """
+        new: list[str] = []
+        while len(new) < n:
+            pending = [sid for sid in self.candidates if sid not in self.studies and sid not in self.settled]
+            if not pending:
+                break
+            held_before = set(self.leases.held)
+            refused = self.leases.acquire(pending, limit=n - len(new))
+            self.held_elsewhere = {**{k: v for k, v in self.held_elsewhere.items() if k not in self.leases.held},
+                                   **refused}
+            got = [sid for sid in pending if sid in self.leases.held and sid not in held_before]
+            if not got:
+                break
+            # MLflow runs a dead driver left RUNNING for these subjects end as KILLED
+            self.tracker.then("ending stale MLflow runs", self.tracker.tracker.end_stale_runs, subjects=got)
+            for sid in got:
+                if self._open(sid):
+                    new.append(sid)
+        return new
+
+    def _open(self, sid: str) -> bool:
+        """Open the leased subject ``sid``: True when it has trials left, else it is finished (if need be) and let go."""
+        s = self.cohort[sid]
+        study = open_subject_study(self.storage, self.cfg, sid)
+        # RUNNING trials of a subject this driver holds the lease of were left by a dead driver
+        reap_interrupted(study, on_reaped=self.forget_signals(sid))
+        counts = subject_counts(study)
+        if s.session is not None and "session" not in study.user_attrs:
+            # one twin per (participant, session): keep them apart, and pairable, in Optuna and MLflow
+            study.set_user_attr("participant", s.participant)
+            study.set_user_attr("session", s.session)
+            self.tracker.tag_subject(sid, {"participant": s.participant, "session": s.session})
+        self.studies[sid] = study
+        self.counts[sid] = counts
+        if counts.done < self.target:
+            self.active.add(sid)
+            return True
+        if finished_trials(study) != counts.done:   # a session died before finishing it
+            self.finisher.finish(sid, study)
+        self.let_go(sid)
+        return False
+
+    def let_go(self, sid: str) -> None:
+        """``sid`` needs nothing more from this driver: release its lease once what is queued for it is logged."""
+        self.active.discard(sid)
+        self.settled.add(sid)
+        self.tracker.then(f"releasing the lease of {sid}", self.leases.release, [sid])
+
+    def ship(self, sid: str, pool: Any) -> None:
+        """Put ``sid``'s arrays in the object store for the actors, and its empirical data in the signals store."""
+        s = self.cohort[sid]
+        if self.store is not None:
+            self.guard(f"storing empirical data of {sid}", self.store.write_empirical, sid, s.bold, s.fc, s.tr_s,
+                       list(s.labels))
+        pool.put_subject(sid, subject_payload(self.cfg, s, self.spaces[sid], self.fc_mean))
+
+    def lost(self, sid: str) -> bool:
+        """Whether another driver took ``sid``'s lease over (this one looked stale): stop scheduling it."""
+        return sid in self.leases.lost
+
+    def refusal(self) -> str | None:
+        """Why this driver has nothing to do while other drivers hold subjects (None: it has work, or none is held)."""
+        if not self.held_elsewhere or self.active:
+            return None
+        now = time.time()
+        holders = "; ".join(f"{sid}: {h.describe(now)}" for sid, h in sorted(self.held_elsewhere.items()))
+        return (f"study {self.cfg.name!r}: every subject this driver could run is already being run by another "
+                f"driver ({holders}). Wait for it (`explorer status {self.cfg.name}`), stop it, or run other "
+                f"subjects (`--shard`); a lease frees itself when its driver stops or misses heartbeats for "
+                f"leases.stale_s = {self.cfg.leases.stale_s:g} s")
 
     def forget_signals(self, sid: str):
         """A callback deleting the partial signals of a reaped trial of ``sid``."""
@@ -115,42 +203,53 @@ class StudySession:
                            sid, trial.number)
         return forget
 
-    def todo(self, target: int) -> list[str]:
-        """Subjects with fewer than ``target`` done trials."""
-        return [sid for sid, c in self.counts.items() if c.done < target]
+    def todo(self) -> list[str]:
+        """Admitted subjects with trials left, in order."""
+        return [sid for sid in self.candidates if sid in self.active]
 
-    def unfinished(self, target: int) -> list[str]:
-        """Subjects with their trials whose finishing hooks have not run since (a session died before them)."""
-        return [sid for sid, c in self.counts.items()
-                if c.done >= target and finished_trials(self.studies[sid]) != c.done]
+
+def subject_window(cfg: StudyConfig, actors: int | None = None) -> int:
+    """How many subjects a driver holds at a time: ``leases.window``, else max(8, 2 x actors), enough to
+    feed every actor batches of different subjects; the rest stay free for other drivers."""
+    if cfg.leases.window:
+        return cfg.leases.window
+    return max(8, 2 * int(actors or cfg.ray.actors or os.cpu_count() or 1))
 
 
 def run_study(cfg: StudyConfig, study_dir: str | Path | None = None, only_subjects: list[str] | None = None,
-              actors: int | None = None, progress: Any = None) -> RunResult:
-    """Run or resume ``cfg`` until each selected subject has ``cfg.n_trials`` finished trials.
+              actors: int | None = None, progress: Any = None, shard: tuple[int, int] | None = None) -> RunResult:
+    """Run or resume ``cfg`` until each subject this driver leases has ``cfg.n_trials`` finished trials.
 
-    ``only_subjects`` restricts this session to some subjects (``explorer extend --subjects``).
-    ``actors`` overrides ``ray.actors``. ``progress``: a :class:`~explorer.runner.progress.Progress`
-    to show (None: nothing is shown). Returns a :class:`RunResult`; ``interrupted`` is set when
-    Ctrl-C (or SIGTERM) stopped it, after in-flight trials were marked and re-enqueued. Raises
+    ``only_subjects`` restricts this session to some subjects (``explorer extend --subjects``);
+    ``shard`` = (i, n) to the i-th of n interleaved parts of them (``explorer run --shard i/n``).
+    Several drivers may run one study at once, on one host or many: each leases the subjects it
+    runs in the Optuna storage (:mod:`explorer.search.leases`) and leaves those another live driver
+    holds; a driver that finds every subject with work left held elsewhere is refused (StudyError
+    naming the holders). ``actors`` overrides ``ray.actors``. ``progress``: a
+    :class:`~explorer.runner.progress.Progress` to show (None: nothing is shown).
+
+    Returns a :class:`RunResult`; ``interrupted`` is set when Ctrl-C (or SIGTERM) stopped it, after
+    in-flight trials were marked and re-enqueued. Raises
     :class:`~explorer.runner.scheduler.BrokenStudy` when the first batch of every subject failed with
     the same error (those trials do not count). A journal lock or torn record left by a killed driver
-    is repaired first (with a log line).
+    is repaired first (with a log line), when no other driver of this host is running the study.
     """
     study_dir = Path(study_dir or cfg.study_dir)
-    with Interrupts() as stop, StudyLock(study_dir, cfg.name):
-        recover_journal(optuna_storage_url(cfg, study_dir))
+    with Interrupts() as stop, StudyLock(study_dir, cfg.name, shared=True) as lock:
+        if lock.alone:
+            recover_journal(optuna_storage_url(cfg, study_dir))
         if not is_study_dir(study_dir):
             save_frozen(cfg, study_dir)
-        return _Session(cfg, study_dir, only_subjects, actors, progress or NullProgress(), stop).run()
+        return _Session(cfg, study_dir, only_subjects, actors, progress or NullProgress(), stop, shard).run()
 
 
 class _Session:
     """One driver session of a study: open it, run its scheduler, summarise, append to ``runs.jsonl``."""
 
     def __init__(self, cfg: StudyConfig, study_dir: Path, only: list[str] | None, actors: int | None,
-                 progress: Any, stop: Interrupts):
+                 progress: Any, stop: Interrupts, shard: tuple[int, int] | None = None):
         self.cfg = cfg
+        self.shard = shard
         self.study_dir = study_dir
         self.only = only
         self.actors = actors
@@ -161,30 +260,29 @@ class _Session:
         self.t_begin = time.monotonic()
 
     def run(self) -> RunResult:
-        session = StudySession(self.cfg, self.study_dir, self.only)
+        session = StudySession(self.cfg, self.study_dir, self.only, self.shard,
+                               subject_window(self.cfg, self.actors))
         try:
+            why = session.refusal()
+            if why:
+                raise StudyError(why)
             return self._run(session)
         finally:
             session.tracker.close(TRACKER_DRAIN_S if self.stop.requested else None)
+            session.leases.close()
 
     def _run(self, session: StudySession) -> RunResult:
         self.result.skipped_subjects = dict(session.cohort.skipped)
-        for sid, study in session.studies.items():
-            c = session.counts[sid]
-            best = best_summary(study, self.cfg.objectives).get("scores", {}).get(self.cfg.objectives[0])
-            self.progress.set_subject(sid, self.target, c.complete, c.failed, best)
-        for sid in session.unfinished(self.target):
-            session.finisher.finish(sid, session.studies[sid])
-        todo = session.todo(self.target)
+        now = time.time()
+        self.result.held_elsewhere = {sid: h.describe(now) for sid, h in session.held_elsewhere.items()}
+        self.result.takeovers = list(session.leases.takeovers)
+        for sid, who in sorted(self.result.held_elsewhere.items()):
+            log.info("subject %s is run by another driver (%s); this driver runs the others", sid, who)
+        todo = session.todo()
         if not todo:
             self.result.already_done = True
             session.tracker.close()
             return self._summarise(session)
-        if session.store is not None:
-            for s in session.cohort:
-                if s.id in todo:
-                    session.guard(f"storing empirical data of {s.id}", session.store.write_empirical, s.id, s.bold,
-                                  s.fc, s.tr_s, list(s.labels))
         if self.stop.requested:
             self.result.interrupted, self.result.signal = True, self.stop.name or ""
             session.tracker.close(TRACKER_DRAIN_S)
@@ -209,9 +307,6 @@ class _Session:
         t0 = t1 = None
         broken: BrokenStudy | None = None
         try:
-            for s in session.cohort:
-                if s.id in todo:
-                    pool.put_subject(s.id, subject_payload(cfg, s, session.spaces[s.id], session.fc_mean))
             pool.wait_ready(should_stop=lambda: self.stop.requested)
             t0 = time.monotonic()
             result.startup_s = t0 - self.t_begin
@@ -234,8 +329,7 @@ class _Session:
         finally:
             pool.shutdown()
         # what MLflow still has queued is part of the session's wall time (after a signal, at most TRACKER_DRAIN_S)
-        if not session.tracker.close(TRACKER_DRAIN_S if result.interrupted else None):
-            session.guard.failures.append(f"MLflow logging not finished {TRACKER_DRAIN_S:g} s after the interrupt")
+        session.tracker.close(TRACKER_DRAIN_S if result.interrupted else None)   # what it leaves: hook failures
         if t1 is not None and not result.interrupted:
             t1 = time.monotonic()
         result.calls = scheduler.calls
@@ -273,4 +367,6 @@ class _Session:
             "trials_per_min": round(r.trials_per_min, 2), "actors_replaced": r.actors_replaced,
             "subjects": sorted(todo), "batch_size": self.cfg.ray.batch_size, "calls": r.calls,
             "trials_per_call": round(r.trials_run / r.calls, 2) if r.calls else None,
-            "duration_s": self.cfg.simulation.duration_s, "hook_failures": r.hook_failures})
+            "duration_s": self.cfg.simulation.duration_s, "hook_failures": r.hook_failures,
+            "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+            "held_elsewhere": sorted(r.held_elsewhere), "takeovers": r.takeovers})

@@ -15,7 +15,7 @@ from explorer.config import StudyConfig
 from explorer.features import FeatureOptions, fcd, preprocess
 from explorer.runner.hooks import Guard
 from explorer.runner.inputs import bold_tr
-from explorer.search import FINISHED_ATTR, best_summary, complete_trials, subject_counts
+from explorer.search import FINISHED_ATTR, best_summary, complete_trials, from_trial, subject_counts
 
 
 def summary_arrays(store: Any, subject: Any, best_number: int, opts: FeatureOptions, tr_s: float
@@ -37,8 +37,15 @@ def summary_arrays(store: Any, subject: Any, best_number: int, opts: FeatureOpti
     return out
 
 
+def finished_records(study: Any, objectives: list[str], sid: str) -> list[Any]:
+    """The :class:`~explorer.records.TrialRecord` of every finished (COMPLETE or FAIL) trial of ``sid``'s study."""
+    return [from_trial(t, objectives, sid) for t in study.get_trials(deepcopy=False)
+            if t.state.name in ("COMPLETE", "FAIL")]
+
+
 class SubjectFinisher:
-    """Finishes subjects of one study: ``store: best`` pruning, packing, MLflow parent summary, FINISHED_ATTR."""
+    """Finishes subjects of one study: ``store: best`` pruning, packing, MLflow parent summary and trials
+    table, FINISHED_ATTR."""
 
     def __init__(self, cfg: StudyConfig, cohort: Any, store: Any, tracker: Any, guard: Guard, frozen_text: str):
         self.cfg = cfg
@@ -60,7 +67,10 @@ class SubjectFinisher:
                 guard(f"keeping the best {cfg.store.best_k} signals of {sid}", self.store.keep_best, sid,
                       cfg.store.best_k, cfg.objectives[0], maximise, (best["number"],))
             guard(f"packing the signals of {sid}", self.store.pack, sid)
-        if best:
+        records = finished_records(study, list(cfg.objectives), sid)
+        if not best:   # no summary to make: the trials table alone (every trial failed)
+            self.tracker.log_trial_table(sid, records)
+        else:
             subject = self.cohort[sid]
             arrays = guard(f"figure data of {sid}", summary_arrays, self.store, subject, best["number"],
                            self.features, bold_tr(cfg, subject)) or {}
@@ -68,7 +78,7 @@ class SubjectFinisher:
                                         objective=cfg.objectives[0], maximise=maximise, best_trial=best["number"],
                                         model=cfg.model, fixed_params=dict(cfg.params.fixed),
                                         objectives=list(cfg.objectives), directions=list(cfg.directions),
-                                        history=complete_trials(study), **arrays)
+                                        history=complete_trials(study), records=records, **arrays)
         # marked finished only once its summary is logged: a driver killed before that finishes it again
         self.tracker.then(f"marking {sid} finished", study.set_user_attr, FINISHED_ATTR, counts.done)
         return counts.complete > 0

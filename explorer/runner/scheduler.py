@@ -33,7 +33,7 @@ from typing import Any
 from explorer.errors import StudyError
 from explorer.features import objective_value
 from explorer.records import Task, TrialRecord
-from explorer.search import ABORTED, ask_params, reap_interrupted, tell_record, trial_seed
+from explorer.search import ABORTED, ask_params, best_summary, reap_interrupted, tell_record, trial_seed
 from explorer.search.studies import reason_kind
 
 log = logging.getLogger(__name__)
@@ -70,18 +70,17 @@ class Scheduler:
         self.session = session
         self.cfg = session.cfg
         self.pool = pool
-        self.todo = list(todo)
         self.progress = progress
         self.stop = stop
         self.result = result
         self.target = self.cfg.n_trials
-        self.done = {sid: c.done for sid, c in session.counts.items()}
-        self.inflight_n = {sid: 0 for sid in session.studies}
+        self.done: dict[str, int] = {}
+        self.inflight_n: dict[str, int] = {}
         self.inflight: dict[Any, Batch] = {}
         self.retry: deque[tuple[str, list[Task]]] = deque()
         self.trials: dict[tuple[str, int], Any] = {}
         self.rr = 0
-        self.probing = set(self.todo[:PROBE_SUBJECTS])   # subjects whose first batch is still awaited
+        self.probing = set(list(todo)[:PROBE_SUBJECTS])   # subjects whose first batch is still awaited
         self.held: list[tuple[str, list[TrialRecord]]] = []
         self.verdict: str | None = None if self.probing else "ok"
         self.trial_s: float | None = None      # running actor seconds per trial (call wall / trials)
@@ -89,7 +88,21 @@ class Scheduler:
         # store: best: each subject's best k objective values so far; a trial that cannot enter them is not stored
         self.best_k = self.cfg.store.best_k if self.cfg.store.mode == "best" else 0
         self.maximise = self.cfg.directions[0] == "maximize"
-        self.top: dict[str, list[float]] = {sid: self._top(study) for sid, study in session.studies.items()}
+        self.top: dict[str, list[float]] = {}
+        self.todo: list[str] = []      # the admitted subjects, in order (grows as the session admits more)
+        self.add_subjects(todo)
+
+    def add_subjects(self, subjects: list[str]) -> None:
+        """Take in subjects the session admitted: their counts, best values, progress row, arrays shipped."""
+        for sid in subjects:
+            study, c = self.session.studies[sid], self.session.counts[sid]
+            self.todo.append(sid)
+            self.done[sid] = c.done
+            self.inflight_n[sid] = 0
+            self.top[sid] = self._top(study)
+            best = best_summary(study, self.cfg.objectives).get("scores", {}).get(self.cfg.objectives[0])
+            self.progress.set_subject(sid, self.target, c.complete, c.failed, best)
+            self.session.ship(sid, self.pool)
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -113,11 +126,18 @@ class Scheduler:
         return self.target - self.done[sid] - self.inflight_n[sid]
 
     def _next_subject(self) -> str | None:
-        for i in range(len(self.todo)):
-            sid = self.todo[(self.rr + i) % len(self.todo)]
-            if self._remaining(sid) > 0:
-                self.rr = (self.rr + i + 1) % len(self.todo)
-                return sid
+        """The next subject with trials left to ask (round robin); when none, the session admits more."""
+        for _ in range(2):
+            for i in range(len(self.todo)):
+                sid = self.todo[(self.rr + i) % len(self.todo)]
+                if self._remaining(sid) > 0 and not self.session.lost(sid):
+                    self.rr = (self.rr + i + 1) % len(self.todo)
+                    return sid
+            room = self.session.window - len(self.session.active - self.session.leases.lost)
+            new = self.session.admit(room) if room > 0 and not self.stop.requested else []
+            if not new:
+                return None
+            self.add_subjects(new)
         return None
 
     def _top(self, study: Any) -> list[float]:
@@ -301,6 +321,12 @@ class Scheduler:
     def tell(self, sid: str, records: list[TrialRecord]) -> None:
         """Tell Optuna each record (attributes in one write), log the batch to MLflow, finish the subject if done."""
         session = self.session
+        if session.lost(sid):   # another driver took the subject over and reaped these trials: not ours to tell
+            log.warning("subject %s: %d result(s) dropped, its lease was taken over", sid, len(records))
+            for rec in records:
+                self.trials.pop((sid, rec.number), None)
+                self.inflight_n[sid] -= 1
+            return
         study = session.studies[sid]
         for rec in records:
             trial = self.trials.pop((sid, rec.number))
@@ -320,6 +346,7 @@ class Scheduler:
     def finish(self, sid: str) -> None:
         if not self.session.finisher.finish(sid, self.session.studies[sid]):
             self.result.failed_subjects.append(sid)
+        self.session.let_go(sid)
         self.progress.finished(sid)
 
     # -- stopping -------------------------------------------------------------------------
@@ -331,11 +358,14 @@ class Scheduler:
         (trials reaped, subjects left RUNNING).
         """
         self.pool.shutdown()
-        # Every RUNNING trial of these studies is ours: the study lock keeps other drivers out.
+        # Every RUNNING trial of these studies is ours: the subject leases keep other drivers out.
         # Reaping them all (not only those in self.trials) also catches a trial that Optuna had
         # created when the signal arrived but that the scheduler had not yet recorded.
         n, left = 0, []
-        for sid, study in self.session.studies.items():
+        for sid in sorted(self.session.active):   # a finished subject's lease may be another driver's by now
+            study = self.session.studies[sid]
+            if self.session.lost(sid):   # its RUNNING trials are the new holder's
+                continue
             if self.stop.forced:
                 left.append(sid)
                 continue

@@ -8,6 +8,8 @@ trial's score or a group name means.
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,7 +39,7 @@ def cohort_reference(study_dir: str | Path, subjects: Sequence[Any]) -> np.ndarr
     if fc_mean is None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")   # per process: two drivers may start together
     np.savez(tmp, fc_mean=fc_mean, subjects=np.array([s.id for s in subjects if s.fc is not None]))
     tmp.replace(path)
     return fc_mean

@@ -49,9 +49,11 @@ def journal_path(url: str) -> Path:
 
 def open_storage(url: str) -> "BaseStorage":
     """Open (creating if needed) the Optuna storage at ``url``."""
+    import optuna
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)   # not a line per study or lease created
     kind = storage_kind(url)
     try:
         if kind == "journal":

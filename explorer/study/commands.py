@@ -48,7 +48,8 @@ def add_verify_arguments(p: argparse.ArgumentParser) -> None:
     add_study_name(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--repair", action="store_true",
-                   help="re-create MLflow runs from Optuna, delete orphans, report what cannot be re-created")
+                   help="re-create MLflow runs and trials tables from Optuna, delete orphans, report what cannot "
+                        "be re-created")
 
 
 def verify_command(args: argparse.Namespace) -> int:

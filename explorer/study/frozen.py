@@ -73,7 +73,7 @@ def save_frozen(cfg: StudyConfig, study_dir: str | Path | None = None) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     doc = {"config": cfg.model_dump(mode="json"), "provenance": provenance()}
     path = d / FROZEN_FILE
-    tmp = path.with_suffix(".yaml.tmp")
+    tmp = path.with_suffix(f".yaml.{os.getpid()}.tmp")   # per process: two drivers may start together
     tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
     os.replace(tmp, path)
     return path

@@ -9,7 +9,7 @@ A study folder ``<studies_dir>/<name>/``::
     cohort_reference.npz    the cohort-mean empirical FC, fixed at the first run
     runs.jsonl              one line per driver session (trials, wall time, utilisation)
     report/                 the twin report (``explorer report``)
-    .driver.lock            held by the one driver running the study
+    .driver.lock            shared by the drivers of this host; `verify --repair` holds it alone
 
 The environment variables of :data:`ENV_OVERRIDES` move a store elsewhere (a PostgreSQL
 database, an MLflow server, an object store) without editing the config.

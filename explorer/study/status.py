@@ -61,6 +61,9 @@ def study_status(study_dir: str | Path) -> dict[str, Any]:
         c = subject_counts(study)
         subjects[sid] = {**asdict(c), "target": cfg.n_trials, "done": c.done,
                          "best": _finite(best_summary(study, cfg.objectives))}
+    from explorer.search.leases import running_drivers
+
+    drivers = running_drivers(storage, cfg.name, cfg.leases.stale_s)
     rows = read_runs(study_dir)
     runs = [r for r in rows if REPAIRED not in r]
     sim = sum(r.get("simulate_s", 0.0) for r in runs)
@@ -78,6 +81,7 @@ def study_status(study_dir: str | Path) -> dict[str, Any]:
         "last_run": runs[-1] if runs else None,
         "runs": len(runs),
         "hook_failures": failures,
+        "drivers": drivers,
     }
 
 
@@ -142,6 +146,10 @@ def status_lines(st: dict[str, Any], width: int = 80) -> list[str]:
         if reasons:
             words = [f"{k} x{v}" + ("," if i < len(reasons) - 1 else "") for i, (k, v) in enumerate(reasons)]
             lines += _wrap(["failed:"] + words, width, 4)
+    for d in st.get("drivers") or []:
+        what = "stale lease" if d["stale"] else "running"
+        lines += _wrap([f"{what}:", *", ".join(d["subjects"]).split(), "by", *d["driver"].split()]
+                       + ([f"({d['stale']}; the next driver takes it over)"] if d["stale"] else []), width, 0)
     u = st["utilisation"]
     lines += ["", f"runs: {st['runs']}; actor utilisation: {'n/a' if u is None else f'{100 * u:.1f}%'}"]
     lines += _wrap(["optuna storage:", str(st["optuna_storage"])], width, 0)   # a long path on a line of its own

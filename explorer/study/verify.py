@@ -2,16 +2,24 @@
 
 For every COMPLETE Optuna trial of every subject: its MLflow child run exists (FINISHED, state
 COMPLETE) and, unless ``store: none``, its zarr record exists, both with the same parameters and
-scores. Orphans are reported both ways (an MLflow COMPLETE run or a zarr record with no COMPLETE
-Optuna trial). The ``signals`` location each trial recorded (Optuna user attribute, MLflow tag) is
+scores. Which trials must have a child run follows ``tracking.children`` (resolved as the driver
+resolves it, :func:`explorer.tracking.modes.tracker_options`): ``all``, every COMPLETE trial;
+``best_k``, the subject's best k and its twin (:func:`explorer.tracking.modes.best_children`;
+other trials' runs may be there or not); ``none``, none. In ``best_k`` and ``none`` mode every
+finished (COMPLETE or FAIL) Optuna trial must also be a row of its subject's MLflow trials table,
+with Optuna's state, parameters and scores (``missing_table_row``, ``mismatch_table_row``).
+Orphans are reported both ways (an MLflow COMPLETE run or a zarr record with no COMPLETE Optuna
+trial). The ``signals`` location each trial recorded (Optuna user attribute, MLflow tag) is
 followed too: it must resolve (:meth:`SignalStore.resolve`, staged or packed) to that trial, with
 Optuna's parameters, scores and seed (``unresolved_signals``, ``mismatch_signals``). A trial whose
 zarr record is missing altogether is reported once, as ``missing_zarr``; with ``store: best`` the
 trials pruned on purpose are neither missing nor unresolved. Exit status 1 on any problem.
 
 ``--repair`` (holds the study lock, so never beside a running driver): re-creates missing or
-mismatched MLflow child runs from the Optuna records, deletes MLflow and zarr orphans, and
-reports what cannot be re-created (signals lost from zarr need the trial to be simulated again).
+mismatched MLflow child runs from the Optuna records (in ``best_k`` mode, deleting runs outside
+the best k), re-logs the trials table of a subject whose table is incomplete or wrong, deletes
+MLflow and zarr orphans, and reports what cannot be re-created (signals lost from zarr need the
+trial to be simulated again).
 A recorded location that does not resolve is never rewritten (Optuna keeps a finished trial's
 attributes as they are): when the trial's signals are in the store under its number, matching
 Optuna, ``--repair`` says so and gives the trial's current location; otherwise the signals must
@@ -48,7 +56,10 @@ KINDS = {
     "orphan_zarr": "zarr record without a COMPLETE Optuna trial",
     "unresolved_signals": "recorded signals location does not resolve",
     "mismatch_signals": "recorded signals location holds other data than Optuna's",
+    "missing_table_row": "finished Optuna trial missing from its subject's MLflow trials table",
+    "mismatch_table_row": "MLflow trials table row differs from Optuna",
 }
+FINISHED = ("COMPLETE", "FAIL")   # the Optuna states a trials table lists
 
 
 @dataclass
@@ -120,7 +131,8 @@ def _finite(scores: Mapping[str, Any]) -> dict[str, float]:
 
 
 def compare(optuna_trials: Trials, mlflow_runs: Trials, zarr_trials: Trials | None, *,
-            zarr_expected: Mapping[str, set[int]] | None = None, resolved: Trials | None = None) -> Report:
+            zarr_expected: Mapping[str, set[int]] | None = None, resolved: Trials | None = None,
+            mlflow_expected: Mapping[str, set[int]] | None = None, tables: Trials | None = None) -> Report:
     """Check three records of a study against each other.
 
     ``optuna_trials``: subject -> number -> {"params", "scores", "state" (default COMPLETE)};
@@ -133,6 +145,11 @@ def compare(optuna_trials: Trials, mlflow_runs: Trials, zarr_trials: Trials | No
     for the trials that recorded a location; None: not checked. A location must resolve to its own
     trial, with Optuna's params, scores and seed (Optuna's ``seed``, or ``record["seed"]``; -1 = unknown).
     It is not checked where the zarr record is absent (already ``missing_zarr``, or pruned on purpose).
+    ``mlflow_expected``: per subject the COMPLETE trial numbers that must have a child run
+    (``tracking.children: best_k`` or ``none``); default all. ``tables``: subject -> number ->
+    {"state", "params", "scores"} of each row of the subject's trials table, or None: not checked;
+    where given, every finished (COMPLETE or FAIL) Optuna trial must be a row, with its state,
+    params and scores.
     Scores compare on Optuna's finite scores; extra non-finite scores elsewhere are ignored.
     """
     report = Report()
@@ -144,12 +161,16 @@ def compare(optuna_trials: Trials, mlflow_runs: Trials, zarr_trials: Trials | No
         runs = {int(n): r for n, r in mlflow_runs.get(sid, {}).items()}
         zarr = {int(n): z for n, z in (zarr_trials or {}).get(sid, {}).items()}
         must_zarr = set(complete) if zarr_expected is None or sid not in zarr_expected else set(zarr_expected[sid])
+        must_run = set(complete) if mlflow_expected is None or sid not in mlflow_expected else set(mlflow_expected[sid])
+        if tables is not None:
+            report.problems += _table_problems(sid, opt, tables.get(sid, {}))
         for n, t in sorted(complete.items()):
             report.checked += 1
             params, scores = dict(t.get("params", {})), _finite(t.get("scores", {}))
             run = runs.get(n)
             if run is None:
-                report.problems.append(Problem(sid, n, "missing_mlflow"))
+                if n in must_run:
+                    report.problems.append(Problem(sid, n, "missing_mlflow"))
             else:
                 d = []
                 if run.get("state", "COMPLETE") != "COMPLETE":
@@ -198,6 +219,26 @@ def compare(optuna_trials: Trials, mlflow_runs: Trials, zarr_trials: Trials | No
     return report
 
 
+def _table_problems(sid: str, opt: Mapping[int, Mapping[str, Any]], rows: Mapping[int, Mapping[str, Any]]
+                    ) -> list[Problem]:
+    """Finished Optuna trials of ``sid`` missing from its trials table ``rows``, or listed otherwise."""
+    out = []
+    for n, t in sorted(opt.items()):
+        state = t.get("state", "COMPLETE")
+        if state not in FINISHED:
+            continue
+        row = rows.get(int(n))
+        if row is None:
+            out.append(Problem(sid, int(n), "missing_table_row", f"Optuna trial is {state}"))
+            continue
+        d = [f"state {row.get('state')!r} != {state!r}"] if row.get("state") != state else []
+        d += _diff(dict(t.get("params", {})), row.get("params", {}), "param")
+        d += _diff(_finite(t.get("scores", {})), _finite(row.get("scores", {})), "score", subset=True)
+        if d:
+            out.append(Problem(sid, int(n), "mismatch_table_row", "; ".join(d)))
+    return out
+
+
 # ---- gathering the three records of a study (public APIs of search, store, tracking) -------------
 def plain(rec) -> dict[str, Any]:
     """What :func:`compare` reads of a decoded :class:`~explorer.records.TrialRecord`:
@@ -218,11 +259,13 @@ def optuna_records(cfg, study_dir: Path) -> dict[str, dict[int, dict[str, Any]]]
     return out
 
 
-def _open_tracker(cfg, study_dir: Path):
+def _open_tracker(cfg, study_dir: Path, subjects: int = 0):
+    """The study's tracker, its child-run mode resolved for ``subjects`` subjects as the driver resolves it."""
     from explorer.tracking import Tracker
+    from explorer.tracking.modes import tracker_options
 
     return Tracker(mlflow_uri(cfg, study_dir), experiment=cfg.name, artifact_location=mlflow_artifacts(cfg, study_dir),
-                   settings=cfg.simulation)
+                   settings=cfg.simulation, **tracker_options(cfg, subjects))
 
 
 def _open_store(cfg, study_dir: Path):
@@ -235,23 +278,43 @@ def _open_store(cfg, study_dir: Path):
         return None  # nothing stored yet: every COMPLETE trial is missing
 
 
-def _zarr_expected(cfg, study_dir: Path, opt: Mapping[str, Mapping[int, Mapping[str, Any]]]
-                   ) -> dict[str, set[int]] | None:
+def _twins(cfg, study_dir: Path, subjects) -> dict[str, int | None]:
+    """Each subject's twin (its best trial, or the multi-objective compromise): number, or None."""
+    from explorer.search import best_summary, open_storage, open_subject_study
+
+    storage = open_storage(optuna_storage_url(cfg, study_dir))
+    return {sid: best_summary(open_subject_study(storage, cfg, sid, create=False), cfg.objectives).get("number")
+            for sid in subjects}
+
+
+def _best_expected(cfg, opt: Mapping[str, Mapping[int, Mapping[str, Any]]], twins: Mapping[str, int | None],
+                   k: int) -> dict[str, set[int]]:
+    """Per subject the best ``k`` COMPLETE trials by the first objective, and its twin (``store: best``'s
+    signals, ``tracking.children: best_k``'s child runs)."""
+    from explorer.tracking.modes import best_children
+
+    maximise = cfg.directions[0] == "maximize"
+    return {sid: best_children({n: t for n, t in trials.items() if t["state"] == "COMPLETE"}, k, cfg.objectives[0],
+                               maximise, () if twins.get(sid) is None else (twins[sid],))
+            for sid, trials in opt.items()}
+
+
+def _zarr_expected(cfg, study_dir: Path, opt: Mapping[str, Mapping[int, Mapping[str, Any]]],
+                   twins: Mapping[str, int | None] | None = None) -> dict[str, set[int]] | None:
     """``store: best``: only the best k COMPLETE trials of each subject, and its twin, must have signals."""
     if cfg.store.mode != "best":
         return None
-    from explorer.search import best_summary, open_storage, open_subject_study
-    from explorer.store import best_trials
+    return _best_expected(cfg, opt, twins if twins is not None else _twins(cfg, study_dir, opt), cfg.store.best_k)
 
-    storage = open_storage(optuna_storage_url(cfg, study_dir))
-    obj = cfg.objectives[0]
-    maximise = cfg.directions[0] == "maximize"
-    out = {}
-    for sid, trials in opt.items():
-        twin = best_summary(open_subject_study(storage, cfg, sid, create=False), cfg.objectives).get("number")
-        out[sid] = set(best_trials({n: t for n, t in trials.items() if t["state"] == "COMPLETE"},
-                                   cfg.store.best_k, obj, maximise, () if twin is None else (twin,)))
-    return out
+
+def _mlflow_expected(cfg, tracker, opt: Mapping[str, Mapping[int, Mapping[str, Any]]],
+                     twins: Mapping[str, int | None]) -> dict[str, set[int]] | None:
+    """The COMPLETE trials that must have a child run in the tracker's mode (None: all of them)."""
+    if tracker.children == "all":
+        return None
+    if tracker.children == "none":
+        return {sid: set() for sid in opt}
+    return _best_expected(cfg, opt, twins, tracker.best_k)
 
 
 def resolve_signals(store, opt: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[str, dict[int, dict]]:
@@ -283,7 +346,7 @@ def verify_study(study_dir: str | Path, repair: bool = False) -> Report:
     study_dir = Path(study_dir)
     cfg = load_frozen(study_dir)
     if repair:
-        with StudyLock(study_dir, cfg.name):
+        with StudyLock(study_dir, cfg.name, role="verify --repair"):
             report = _verify(cfg, study_dir, repair=True)
             if report.ok:   # earlier hook failures are mended: `explorer status` stops pointing at them
                 append_run(study_dir, {"ended": time.strftime("%Y-%m-%dT%H:%M:%S"), REPAIRED: len(report.repaired)})
@@ -293,22 +356,32 @@ def verify_study(study_dir: str | Path, repair: bool = False) -> Report:
 
 def _verify(cfg, study_dir: Path, repair: bool) -> Report:
     opt = optuna_records(cfg, study_dir)
-    tracker = _open_tracker(cfg, study_dir)
+    tracker = _open_tracker(cfg, study_dir, len(opt))
     store = None if cfg.store.mode == "none" else _open_store(cfg, study_dir)
     subjects = sorted(set(opt) | set(tracker.subjects()) | set(store.subjects() if store else []))
     runs = {sid: tracker.trial_runs(sid) for sid in subjects}
     zarr = None if cfg.store.mode == "none" else {sid: (store.trials(sid) if store else {}) for sid in subjects}
-    expected = _zarr_expected(cfg, study_dir, opt)
+    twins = _twins(cfg, study_dir, opt) if cfg.store.mode == "best" or tracker.children == "best_k" else {}
+    expected = _zarr_expected(cfg, study_dir, opt, twins)
     resolved = None if cfg.store.mode == "none" else resolve_signals(store, opt)
-    report = compare(opt, runs, zarr, zarr_expected=expected, resolved=resolved)
+    tables = None if tracker.children == "all" else {
+        sid: {n: plain(rec) for n, rec in tracker.trial_table(sid).items()} for sid in opt}
+    report = compare(opt, runs, zarr, zarr_expected=expected, resolved=resolved,
+                     mlflow_expected=_mlflow_expected(cfg, tracker, opt, twins), tables=tables)
     if not repair or report.ok:
         return report
     lost = {(p.subject, p.number) for p in report.problems if p.kind in ("missing_zarr", "mismatch_zarr")}
     from explorer.records import TrialRecord
 
     writable = None
+    for sid in sorted({p.subject for p in report.problems if p.kind.endswith("_table_row")}):
+        records = [TrialRecord(**t["record"]) for _, t in sorted(opt[sid].items()) if t["state"] in FINISHED]
+        tracker.log_trial_table(sid, records)
+        report.repaired.append(f"{sid}: MLflow trials table re-logged from Optuna ({len(records)} trials)")
     for p in report.problems:
         where = f"{p.subject} trial {p.number}"
+        if p.kind.endswith("_table_row"):
+            continue
         if p.kind in ("missing_mlflow", "mismatch_mlflow", "duplicate_mlflow"):
             rec = TrialRecord(**opt[p.subject][p.number]["record"])   # the Optuna trial's, decoded
             tracker.log_trials(p.subject, [rec], replace=p.kind != "missing_mlflow")

@@ -1,9 +1,13 @@
-"""MLflow tracking: one experiment per study, a parent run per subject, a child run per trial.
+"""MLflow tracking: one experiment per study, a parent run per subject (with every trial in its table
+``trials.json``), child runs for every trial or each subject's best k (``tracking.children``).
 
 Only this package imports mlflow (lazily, inside :class:`Tracker`).
 """
 
 from explorer.secrets import redact_text, redact_url
+from explorer.tracking.modes import describe as describe_children, resolve_children
+from explorer.tracking.outage import unreachable
 from explorer.tracking.tracker import Tracker, check_separate_databases
 
-__all__ = ["Tracker", "check_separate_databases", "redact_url", "redact_text"]
+__all__ = ["Tracker", "check_separate_databases", "redact_url", "redact_text", "resolve_children",
+           "describe_children", "unreachable"]

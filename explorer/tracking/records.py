@@ -139,3 +139,67 @@ def _number(text: str) -> Any:
         return float(text)
     except ValueError:
         return text
+
+
+# ---- the parent run's trials table: one row per trial ---------------------------------------------
+TABLE = "trials.json"
+#: the table's columns besides ``params.<name>`` (after ``seed``) and ``scores.<name>`` (after them)
+_HEAD = ("number", "state", "reason", "seed")
+_TAIL = ("asked_at", "told_at", "wall_seconds", "signals", "sim_seconds", "simulate_wall_seconds",
+         "score_wall_seconds", "store_wall_seconds", "started_at", "ended_at", "attempt", "actor", "node", "subject")
+_STR = {"state", "reason", "signals", "actor", "node", "subject"}
+_INT = {"number", "seed", "attempt"}
+
+
+def to_row(rec: TrialRecord) -> dict[str, Any]:
+    """One row of the trials table: every field of ``rec``, its free values as ``params.<name>`` (exact)
+    and its finite scores as ``scores.<name>``; ``reason`` and ``signals`` redacted. Times in epoch s."""
+    row: dict[str, Any] = {k: getattr(rec, k) for k in _HEAD}
+    row["reason"] = redact_text(rec.reason)
+    row.update({f"params.{k}": float(v) if isinstance(v, (int, float)) else str(v) for k, v in rec.params.items()})
+    row.update({f"scores.{k}": float(v) for k, v in rec.scores.items() if _finite(v)})
+    row.update({k: getattr(rec, k) for k in _TAIL})
+    row["signals"] = redact_text(rec.signals)
+    return row
+
+
+def to_table(records: list[TrialRecord]) -> dict[str, list]:
+    """The trials table of ``records`` in MLflow's table format (pandas ``orient="split"``: ``columns`` and
+    ``data``, one row per record in trial order; a cell a record lacks is None)."""
+    rows = [to_row(r) for r in sorted(records, key=lambda r: r.number)]
+    names = {k for row in rows for k in row}
+    params = sorted(k for k in names if k.startswith("params."))
+    scores = sorted(k for k in names if k.startswith("scores."))
+    columns = list(_HEAD) + params + scores + list(_TAIL)
+    return {"columns": columns, "data": [[_cell(row.get(c)) for c in columns] for row in rows]}
+
+
+def _cell(v: Any) -> Any:
+    """A JSON cell: a non-finite float is None (JSON has no NaN)."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def from_table(table: Mapping[str, Any]) -> dict[int, TrialRecord]:
+    """number -> the record of each row of a table written by :func:`to_table` (unknown columns ignored)."""
+    columns = list(table.get("columns", []))
+    out = {}
+    for values in table.get("data", []):
+        row = {c: v for c, v in zip(columns, values) if v is not None}
+        fields: dict[str, Any] = {"params": {}, "scores": {}}
+        for c, v in row.items():
+            head, _, name = c.partition(".")
+            if head in ("params", "scores") and name:
+                if head == "params" or _finite(v):
+                    fields[head][name] = v if head == "params" and isinstance(v, str) else float(v)
+            elif c in _STR:
+                fields[c] = str(v)
+            elif c in _INT:
+                fields[c] = int(v)
+            elif c in _TAIL:
+                fields[c] = float(v)
+        if "number" in fields:
+            fields.setdefault("subject", "")
+            fields.setdefault("seed", -1)
+            fields.setdefault("state", "")
+            out[fields["number"]] = TrialRecord(**fields)
+    return out

@@ -1,5 +1,15 @@
-"""MLflow tracking of a study: one experiment per study, one parent run per subject, one child run
-per trial (tag ``mlflow.parentRunId``), logged in batches through ``MlflowClient``.
+"""MLflow tracking of a study: one experiment per study, one parent run per subject, child runs
+(tag ``mlflow.parentRunId``) for the trials that ``tracking.children`` keeps, logged in batches
+through ``MlflowClient``.
+
+**Which trials get a child run** (the resolved mode, tag ``explorer.children`` on every parent,
+:mod:`explorer.tracking.modes`): ``all``, one per trial; ``best_k``, only the subject's best
+``best_k`` COMPLETE trials so far and its twin (a trial entering them is logged as it arrives, a
+child pushed out is deleted); ``none``, none. ``children: auto`` is ``all`` for studies of up to
+2,000 trials and ``best_k`` beyond, where thousands of runs would make MLflow's UI and
+``search_runs`` unusable. **In every mode** each parent run carries every finished trial (COMPLETE
+and FAIL) as one table artifact, ``trials.json`` (MLflow's table format, one row per trial:
+:func:`explorer.tracking.records.to_table`), rewritten whenever the subject is finished.
 
 Only the driver logs. Runs are created through the client API, so no git or system-metrics
 lookups happen (those belong to ``mlflow.start_run``'s context providers).
@@ -19,13 +29,15 @@ step = the new best trial's number (the latest value is the one shown), and the 
 from ``best_trial``, the params columns are those of an earlier best: ``best_params`` (JSON) is
 the current one.
 
-Parent run tags: ``subject``, ``best_trial`` (trial number), ``best_run_id`` (that trial's child
-run), ``best_params`` (JSON object), ``params_trial``, ``model``, ``fixed_params`` (JSON of
-``params.fixed`` of the frozen config; per-region lists too long for a tag are summarised),
+Parent run tags: ``subject``, ``explorer.children`` (and ``explorer.best_k``), ``best_trial``
+(trial number), ``best_run_id`` (that trial's child run, where it has one), ``best_params`` (JSON
+object), ``params_trial``, ``model``, ``fixed_params`` (JSON of ``params.fixed`` of the frozen
+config; per-region lists too long for a tag are summarised),
 ``objectives`` and ``directions`` (JSON lists, in the same order), and ``participant``/
 ``session`` for cohorts with sessions. Parent metrics: the best trial's scores (step = its trial
 number) and ``best_so_far_<objective>`` for each objective: the best value among the COMPLETE
-trials up to each one, step = trial number, so MLflow's chart of it is the convergence curve
+trials up to each one (from the finished trials' records, not from the child runs), step = trial
+number, so MLflow's chart of it is the convergence curve
 (each objective on its own; with several objectives the best trial is a Pareto trade-off and
 its scores need not equal every ``best_so_far``).
 
@@ -44,6 +56,7 @@ import json
 import logging
 import math
 import re
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -52,19 +65,24 @@ from typing import Any
 from explorer.errors import TrackingError
 from explorer.records import TrialRecord
 from explorer.secrets import redact_text, redact_url
+from explorer.tracking.modes import best_children
+from explorer.tracking.outage import fail_fast_http
 from explorer.tracking.records import (  # noqa: F401 - param_name: public here too
     MAX_TAG_VALUE,
     PARENT,
     ROLE,
+    TABLE,
     TRIAL_METRICS,
     _ms,
     fmt_param as _fmt_param,
     from_run,
+    from_table,
     metric_key,
     param_key,
     param_name,
     settings_params,
     to_run,
+    to_table,
 )
 
 log = logging.getLogger(__name__)
@@ -72,6 +90,9 @@ log = logging.getLogger(__name__)
 # MLflow's documented per-request limits of log_batch
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
 BEST_SO_FAR = "best_so_far_"    # parent metric prefix: best_so_far_<objective>, step = trial number
+CHILDREN_TAG = "explorer.children"   # parent tag: the child-run mode (all, best_k, none)
+BEST_K_TAG = "explorer.best_k"       # parent tag: k, in best_k mode
+LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"   # MLflow's tag listing a run's tables (what log_table sets)
 
 
 def _db_identity(url: str) -> tuple[str, ...] | None:
@@ -149,10 +170,21 @@ class Tracker:
     URI; the server decides when None). ``settings``: the study's run settings (its ``simulation``
     section, or a mapping); every child run records those of
     :data:`~explorer.tracking.records.SETTINGS_PARAMS` (``dt_ms``, ``duration_s``) as params.
+    ``children``: which trials get a child run, ``all``, ``best_k`` or ``none`` (resolved:
+    :func:`~explorer.tracking.modes.resolve_children`); ``best_k`` ranks by ``objective`` (the
+    study's first; ``maximise`` its direction). Making a Tracker shortens MLflow's HTTP retries
+    where the user has not set them (:func:`~explorer.tracking.outage.fail_fast_http`).
     """
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None,
-                 settings: Any = None) -> None:
+                 settings: Any = None, *, children: str = "all", best_k: int = 10, objective: str = "fc_r",
+                 maximise: bool = True) -> None:
+        if children not in ("all", "best_k", "none"):
+            raise TrackingError(f"children must be 'all', 'best_k' or 'none' (tracking.children, resolved), "
+                                f"got {children!r}")
+        if int(best_k) < 1:
+            raise TrackingError(f"tracking.best_k must be at least 1, got {best_k}")
+        fail_fast_http()
         _quiet_mlflow()
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
@@ -160,6 +192,8 @@ class Tracker:
         self.tracking_uri = str(tracking_uri)
         self.experiment = experiment
         self.settings = settings_params(settings)
+        self.children, self.best_k = children, int(best_k)
+        self.objective, self.maximise = objective, bool(maximise)
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -170,8 +204,15 @@ class Tracker:
                 if loc and "://" not in loc:
                     Path(loc).mkdir(parents=True, exist_ok=True)
                     loc = Path(loc).resolve().as_uri()
-                self.experiment_id = self.client.create_experiment(experiment, artifact_location=loc,
-                                                                   tags={"explorer.study": experiment})
+                try:
+                    self.experiment_id = self.client.create_experiment(experiment, artifact_location=loc,
+                                                                       tags={"explorer.study": experiment})
+                except MlflowException as exc:
+                    # another driver of the study created it a moment ago: use theirs
+                    exp = self.client.get_experiment_by_name(experiment)
+                    if exp is None or exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    self.experiment_id = exp.experiment_id
             else:
                 if exp.lifecycle_stage == "deleted":
                     self.client.restore_experiment(exp.experiment_id)
@@ -180,7 +221,11 @@ class Tracker:
             raise TrackingError(f"cannot open MLflow at {redact_url(self.tracking_uri)} for study {experiment!r}: "
                                 f"{exc}. Check storage.mlflow (or start the tracking server)") from None
         self._parents: dict[str, str] = {}
-        self._logged: dict[str, set[int]] = {}
+        # subject -> number -> {run_id, state, scores, duplicates} of its child runs (searched once a session)
+        self._children: dict[str, dict[int, dict[str, Any]]] = {}
+        self._always: dict[str, set[int]] = {}       # best_k: trials that keep their run (the twin)
+        self._half: dict[tuple[str, int], str] = {}   # a child run whose logging failed half-way
+        self._tabled: set[str] = set()                # parent runs whose LOGGED_ARTIFACTS tag lists the table
         self.log_seconds = 0.0     # wall time spent in log_trials
         self.logged_trials = 0
 
@@ -199,19 +244,34 @@ class Tracker:
                 return runs
 
     # ---- runs --------------------------------------------------------------------------
+    def _find_parent(self, subject_id: str) -> Any:
+        """The subject's parent run (the oldest if several), or None."""
+        runs = self._search(f"tags.`{ROLE}` = 'subject' and tags.subject = '{_escape(subject_id)}'")
+        return sorted(runs, key=lambda r: r.info.start_time)[0] if runs else None
+
     def parent_run(self, subject_id: str) -> str:
-        """The subject's parent run id, created (RUNNING) if missing; a KILLED/FAILED one is reopened."""
+        """The subject's parent run id, created (RUNNING) if missing; a KILLED/FAILED one is reopened.
+
+        Once a session, it is tagged with the child-run mode (``explorer.children``, and
+        ``explorer.best_k`` in ``best_k`` mode)."""
+        from mlflow.entities import RunTag
+
         if subject_id in self._parents:
             return self._parents[subject_id]
-        runs = self._search(f"tags.`{ROLE}` = 'subject' and tags.subject = '{_escape(subject_id)}'")
-        if runs:
-            run = sorted(runs, key=lambda r: r.info.start_time)[0]
+        mode = {CHILDREN_TAG: self.children, **({BEST_K_TAG: str(self.best_k)} if self.children == "best_k" else {})}
+        run = self._find_parent(subject_id)
+        if run is not None:
             if run.info.status in ("KILLED", "FAILED"):
                 self.client.update_run(run.info.run_id, status="RUNNING")
             run_id = run.info.run_id
+            if self.children == "best_k" and run.data.tags.get("best_trial", "").isdigit():
+                self._always.setdefault(subject_id, {int(run.data.tags["best_trial"])})
+            changed = [RunTag(k, v) for k, v in mode.items() if run.data.tags.get(k) != v]
+            if changed:
+                self.client.log_batch(run_id, tags=changed)
         else:
             run = self.client.create_run(self.experiment_id, run_name=subject_id,
-                                         tags={ROLE: "subject", "subject": subject_id})
+                                         tags={ROLE: "subject", "subject": subject_id, **mode})
             run_id = run.info.run_id
         self._parents[subject_id] = run_id
         return run_id
@@ -222,51 +282,94 @@ class Tracker:
         for k, v in tags.items():
             self.client.set_tag(rid, k, str(v))
 
-    def _logged_numbers(self, subject_id: str) -> set[int]:
-        if subject_id not in self._logged:
-            self._logged[subject_id] = set(self.trial_runs(subject_id))
-        return self._logged[subject_id]
+    def _known(self, subject_id: str) -> dict[int, dict[str, Any]]:
+        """number -> {run_id, state, scores, duplicates} of the subject's child runs: searched once a
+        session, then kept up to date by this tracker's own logging and deleting."""
+        if subject_id not in self._children:
+            self._children[subject_id] = {
+                n: {k: e[k] for k in ("run_id", "state", "scores", "duplicates")}
+                for n, e in self.trial_runs(subject_id).items()}
+        return self._children[subject_id]
 
     def log_trials(self, subject_id: str, records: Sequence[TrialRecord], *, replace: bool = False) -> int:
-        """One child run per trial record (COMPLETE -> FINISHED, FAIL -> FAILED); returns runs created.
+        """Child runs for the trial records the mode keeps; returns runs created.
+
+        ``all``: one child run per record (COMPLETE -> FINISHED, FAIL -> FAILED). ``best_k``: only
+        for the subject's best ``best_k`` COMPLETE trials so far (:func:`~explorer.tracking.modes.best_children`,
+        over this call's records and the subject's existing child runs, plus its twin once
+        :meth:`finish_subject` named it); a child run pushed out of them is deleted. ``none``: no
+        child runs. In every mode the subject's parent run exists (RUNNING) afterwards.
 
         What a run holds of a record is :func:`explorer.tracking.records.to_run`'s (plus the tracker's
         ``settings`` as params). Per trial: create_run, log_batch (params, metrics, tags within
         MLflow's limits), set_terminated. A trial number that already has a child run is skipped
-        unless ``replace``.
+        unless ``replace``. A call that fails part-way (the server went away) can be made again:
+        a run it left half-logged is deleted first, so no trial gets two.
         """
-        from mlflow.entities import Metric, Param, RunTag
-
         t0 = time.perf_counter()
         parent = self.parent_run(subject_id)
-        done = self._logged_numbers(subject_id)
-        created = 0
         for rec in records:
             if rec.subject != subject_id:
                 raise TrackingError(f"trial {rec.number} of subject {rec.subject} logged under subject {subject_id}")
-            if rec.number in done and not replace:
+        if self.children == "none":
+            return 0
+        known = self._known(subject_id)
+        todo, drop = list(records), []
+        if self.children == "best_k":
+            keep, drop = self._rank(subject_id, records)
+            todo = [r for r in records if r.number in keep]
+        created = 0
+        for rec in todo:
+            if rec.number in known and not replace:
                 continue
-            if rec.number in done:
-                self.delete_trial_runs(subject_id, [rec.number])
-            enc = to_run(rec, self.settings)
-            run = self.client.create_run(self.experiment_id, start_time=enc.start_time,
-                                         run_name=f"{subject_id}-t{rec.number:05d}", tags={PARENT: parent})
-            rid = run.info.run_id
-            metrics = [Metric(k, v, enc.end_time, 0) for k, v in enc.metrics.items()]
-            params = [Param(k, v) for k, v in enc.params.items()]
-            tag_list = [RunTag(k, v) for k, v in enc.tags.items()]
-            m_chunks, p_chunks, t_chunks = (list(_chunks(metrics, MAX_METRICS)), list(_chunks(params, MAX_PARAMS)),
-                                            list(_chunks(tag_list, MAX_TAGS)))
-            for i in range(max(len(m_chunks), len(p_chunks), len(t_chunks), 1)):
-                self.client.log_batch(rid, metrics=m_chunks[i] if i < len(m_chunks) else [],
-                                      params=p_chunks[i] if i < len(p_chunks) else [],
-                                      tags=t_chunks[i] if i < len(t_chunks) else [])
-            self.client.set_terminated(rid, enc.status, end_time=enc.end_time)
-            done.add(rec.number)
+            if rec.number in known:   # replace: every run of the number goes
+                self._delete_child(subject_id, rec.number)
+            self._log_child(subject_id, parent, rec)
             created += 1
+        for n in drop:
+            self._delete_child(subject_id, n)
         self.log_seconds += time.perf_counter() - t0
         self.logged_trials += created
         return created
+
+    def _rank(self, subject_id: str, records: Sequence[TrialRecord]) -> tuple[set[int], list[int]]:
+        """``best_k``: (the trial numbers that keep a child run, the numbers of child runs to delete)."""
+        known = self._known(subject_id)
+        cands = {n: {"scores": e["scores"]} for n, e in known.items() if e["state"] == "COMPLETE"}
+        cands.update({r.number: {"scores": r.scores} for r in records if r.state == "COMPLETE"})
+        keep = best_children(cands, self.best_k, self.objective, self.maximise, self._always.get(subject_id, ()))
+        return keep, sorted(n for n in known if n not in keep)
+
+    def _delete_child(self, subject_id: str, number: int) -> None:
+        """Delete every known child run of trial ``number``."""
+        known = self._known(subject_id)
+        for rid in [known[number]["run_id"], *known[number].get("duplicates", [])]:
+            self.client.delete_run(rid)
+        del known[number]
+
+    def _log_child(self, subject_id: str, parent: str, rec: TrialRecord) -> str:
+        """Create the child run of ``rec`` (deleting first the run an earlier, failed attempt left)."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        key = (subject_id, rec.number)
+        if key in self._half:
+            self.client.delete_run(self._half[key])
+            del self._half[key]
+        enc = to_run(rec, self.settings)
+        run = self.client.create_run(self.experiment_id, start_time=enc.start_time,
+                                     run_name=f"{subject_id}-t{rec.number:05d}", tags={PARENT: parent})
+        rid = run.info.run_id
+        self._half[key] = rid
+        metrics = [Metric(k, v, enc.end_time, 0) for k, v in enc.metrics.items()]
+        params = [Param(k, v) for k, v in enc.params.items()]
+        tag_list = [RunTag(k, v) for k, v in enc.tags.items()]
+        for mc, pc, tc in _zip_chunks(metrics, params, tag_list, at_least_one=True):
+            self.client.log_batch(rid, metrics=mc, params=pc, tags=tc)
+        self.client.set_terminated(rid, enc.status, end_time=enc.end_time)
+        del self._half[key]
+        self._known(subject_id)[rec.number] = {"run_id": rid, "state": rec.state, "scores": dict(rec.scores),
+                                               "duplicates": []}
+        return rid
 
     def trial_runs(self, subject_id: str) -> dict[int, dict]:
         """Child runs of a subject: number -> {run_id, status, state, params (float), scores, tags, record, ...}.
@@ -309,24 +412,34 @@ class Tracker:
                 if n in wanted:
                     ids.add(e["run_id"])
                     ids.update(e["duplicates"])
-            self._logged.get(subject_id, set()).difference_update(wanted)
         for rid in ids:
             self.client.delete_run(rid)
-        if run_ids:
-            self._logged.pop(subject_id, None)
+        self._children.pop(subject_id, None)   # searched again when next needed
         return len(ids)
 
     def subjects(self) -> list[str]:
         """Subjects with a parent run in this experiment."""
         return sorted({r.data.tags.get("subject", "") for r in self._search(f"tags.`{ROLE}` = 'subject'")} - {""})
 
-    def end_stale_runs(self, status: str = "KILLED") -> int:
-        """Runs left RUNNING by a killed driver end as ``status`` (KILLED); returns how many."""
+    def end_stale_runs(self, status: str = "KILLED", subjects: Iterable[str] | None = None) -> int:
+        """Runs left RUNNING by a killed driver end as ``status`` (KILLED); returns how many.
+
+        ``subjects``: only those subjects' runs, their parent runs (tag ``subject``) and child runs (tag
+        ``subject``, or a parent among theirs: a run killed before its tags were logged), so that a
+        driver leaves the runs of subjects that other live drivers hold alone; None: every run.
+        """
         runs = self._search("attributes.status = 'RUNNING'")
+        if subjects is not None:
+            wanted = set(subjects)
+            parents = {r.info.run_id for r in self._search(f"tags.`{ROLE}` = 'subject'")
+                       if r.data.tags.get("subject") in wanted}
+            runs = [r for r in runs if r.info.run_id in parents or r.data.tags.get(PARENT) in parents
+                    or (r.data.tags.get("subject") in wanted and r.data.tags.get(ROLE) in ("subject", "trial"))]
         now = int(time.time() * 1000)
         for run in runs:
             self.client.set_terminated(run.info.run_id, status, end_time=now)
-        self._parents.clear()
+        for sid in (list(self._parents) if subjects is None else wanted):
+            self._parents.pop(sid, None)
         return len(runs)
 
     def finish_subject(self, subject_id: str, best_params: Mapping[str, float], best_scores: Mapping[str, float],
@@ -336,13 +449,18 @@ class Tracker:
                        history: Sequence[Mapping[str, Any]] | None = None,
                        emp_fc=None, best_fc=None, emp_fcd_values=None, best_fcd_values=None,
                        trial_scores: Sequence[float] | None = None, trial_numbers: Sequence[int] | None = None,
-                       objective: str = "fc_r", maximise: bool = True) -> None:
+                       objective: str = "fc_r", maximise: bool = True,
+                       records: Sequence[TrialRecord] | None = None) -> None:
         """Summarise a finished subject on its parent run, and end it FINISHED (see the module doc).
 
+        ``records``: every finished trial of the subject (COMPLETE and FAIL); they become the parent's
+        trials table (:meth:`log_trial_table`), and in ``best_k`` mode the twin ``best_trial`` gets
+        (and keeps) a child run even where it is not among the best k by the first objective.
         Logs the best trial's params and scores under the children's names (``best_trial``: its
         number), the tags that describe the subject's fit, ``best_so_far_<objective>`` for every
         COMPLETE trial of ``history`` (``[{"number", "values" (one per objective), "ended_at"
-        (epoch s, optional)}]`` in trial order; default: the subject's COMPLETE child runs) not yet
+        (epoch s, optional)}]`` in trial order; default: from ``records``, else, in ``all`` mode
+        only, the subject's COMPLETE child runs) not yet
         logged, the frozen study config (secrets redacted) as ``study.yaml``, and figures as PNG
         artifacts: the given ``figures`` (name -> matplotlib Figure or file path) plus, from arrays
         when given, ``fc_empirical_vs_best.png``, ``fcd_distributions.png`` and ``convergence.png``
@@ -359,8 +477,13 @@ class Tracker:
         if directions is None:
             directions = ["maximize" if maximise else "minimize"] + [""] * (len(objectives) - 1)
         directions = [str(d).lower() for d in directions]
+        if records is not None:
+            self.log_trial_table(subject_id, records)
+        if self.children == "best_k" and best_trial is not None:
+            self._always[subject_id] = {int(best_trial)}
+            self.log_trials(subject_id, [r for r in records or () if r.number == int(best_trial)])  # and re-rank
         if history is None:
-            history = self._history(subject_id, objectives)
+            history = history_of(records, objectives) if records is not None else self._history(subject_id, objectives)
         run = self.client.get_run(rid)
         step = int(best_trial) if best_trial is not None else 0
         same_best = best_trial is not None and run.data.tags.get("best_trial") == str(step)
@@ -414,8 +537,45 @@ class Tracker:
                 self.client.log_figure(rid, fig, name if name.endswith((".png", ".svg", ".pdf")) else f"{name}.png")
         self.client.set_terminated(rid, "FINISHED")
 
+    def log_trial_table(self, subject_id: str, records: Sequence[TrialRecord]) -> None:
+        """Write every record (one row per trial, :func:`~explorer.tracking.records.to_table`) as the table
+        ``trials.json`` of the subject's parent run, replacing the one there.
+
+        The file is MLflow's table format (what ``MlflowClient.log_table`` writes and ``load_table``
+        reads), listed in the run's ``mlflow.loggedArtifacts`` tag as log_table lists it. It is
+        written here rather than by log_table, which appends to an existing table (a rewrite would
+        repeat every row) and rounds floats to 10 decimals (the free values are kept exactly here).
+        """
+        rid = self.parent_run(subject_id)
+        for rec in records:
+            if rec.subject != subject_id:
+                raise TrackingError(f"trial {rec.number} of subject {rec.subject} in the table of subject {subject_id}")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / TABLE
+            path.write_text(json.dumps(to_table(list(records)), allow_nan=False))
+            self.client.log_artifact(rid, str(path))
+        if rid not in self._tabled:
+            listed = json.loads(self.client.get_run(rid).data.tags.get(LOGGED_ARTIFACTS, "[]"))
+            entry = {"path": TABLE, "type": "table"}
+            if entry not in listed:
+                self.client.set_tag(rid, LOGGED_ARTIFACTS, json.dumps(listed + [entry]))
+            self._tabled.add(rid)
+
+    def trial_table(self, subject_id: str) -> dict[int, TrialRecord]:
+        """number -> record of each row of the subject's trials table; {} without a parent run or table."""
+        run = self._find_parent(subject_id)
+        if run is None or TABLE not in {a.path for a in self.client.list_artifacts(run.info.run_id)}:
+            return {}
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self.client.download_artifacts(run.info.run_id, TABLE, tmp)
+            return {n: rec for n, rec in from_table(json.loads(Path(local).read_text())).items()}
+
     def _history(self, subject_id: str, objectives: Sequence[str]) -> list[dict[str, Any]]:
-        """The COMPLETE child runs with every objective, as ``finish_subject``'s ``history``."""
+        """The COMPLETE child runs with every objective, as ``finish_subject``'s ``history`` (``all`` mode:
+        in the other modes the child runs are not every trial, so ``records`` must be given)."""
+        if self.children != "all":
+            raise TrackingError(f"finish_subject of {subject_id} needs its records (or history): with "
+                                f"tracking.children {self.children} the child runs are not every trial")
         runs = self.trial_runs(subject_id)
         out = []
         for n in sorted(runs):
@@ -484,7 +644,20 @@ class Tracker:
         return 1000.0 * self.log_seconds / self.logged_trials if self.logged_trials else float("nan")
 
 
-def _zip_chunks(metrics: list, params: list, tags: list):
+def history_of(records: Sequence[TrialRecord], objectives: Sequence[str]) -> list[dict[str, Any]]:
+    """``finish_subject``'s ``history`` from trial records: the COMPLETE ones whose every objective (a score
+    or a combination of scores) is finite, in trial order; ``ended_at`` is the tell time (epoch s)."""
+    from explorer.features import objective_value
+
+    out = []
+    for r in sorted(records, key=lambda r: r.number):
+        values = [float(r.scores[o]) if o in r.scores else objective_value(r.scores, o) for o in objectives]
+        if r.state == "COMPLETE" and all(math.isfinite(v) for v in values):
+            out.append({"number": r.number, "values": values, "ended_at": (r.told_at or r.ended_at) or None})
+    return out
+
+
+def _zip_chunks(metrics: list, params: list, tags: list, at_least_one: bool = False):
     m, p, t = list(_chunks(metrics, MAX_METRICS)), list(_chunks(params, MAX_PARAMS)), list(_chunks(tags, MAX_TAGS))
-    for i in range(max(len(m), len(p), len(t))):
+    for i in range(max(len(m), len(p), len(t), int(at_least_one))):
         yield (m[i] if i < len(m) else [], p[i] if i < len(p) else [], t[i] if i < len(t) else [])

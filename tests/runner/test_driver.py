@@ -14,7 +14,7 @@ from explorer.study.frozen import save_frozen
 from explorer.study.layout import optuna_storage_url
 from explorer.errors import StudyError
 from explorer.runner.commands import extend_config
-from explorer.study.status import study_status
+from explorer.study.status import status_lines, study_status
 from explorer.runner.driver import run_study
 from explorer.study.lock import StudyLock
 from explorer.search import list_subject_studies, open_storage, open_subject_study
@@ -203,11 +203,58 @@ def test_too_short_simulation_is_refused_before_any_actor_starts(tmp_path):
         run_study(cfg)
 
 
-def test_second_driver_is_refused(tmp_path):
+def test_a_driver_is_refused_while_a_repair_holds_the_study_alone(tmp_path):
     cfg = fast_config(tmp_path, name="locked")
-    with StudyLock(cfg.study_dir, cfg.name):
-        with pytest.raises(StudyError, match="already being run by another driver"):
+    with StudyLock(cfg.study_dir, cfg.name, role="verify --repair"):
+        with pytest.raises(StudyError, match=r"held by another process \(verify --repair pid"):
             run_study(cfg)
+
+
+def _hold(cfg, subjects):
+    """Leases on ``subjects`` held by this process, as a live driver of this host would hold them."""
+    from explorer.search.leases import SubjectLeases
+
+    leases = SubjectLeases(open_storage(optuna_storage_url(cfg, cfg.study_dir)), cfg.name)
+    assert leases.acquire(subjects) == {}
+    return leases
+
+
+def test_second_driver_on_the_same_subjects_is_refused_naming_the_holder(tmp_path):
+    import os
+    import platform
+
+    cfg = fast_config(tmp_path, name="leased")
+    leases = _hold(cfg, ["NAP_001", "NAP_002"])
+    try:
+        with pytest.raises(StudyError, match=f"already being run by another driver .*NAP_001: driver pid "
+                                             f"{os.getpid()} on {platform.node()}"):
+            run_study(cfg)
+    finally:
+        leases.close()
+    # the refused driver left nothing held: the subjects are free again
+    assert _hold(cfg, ["NAP_001", "NAP_002"]).close() is None
+
+
+def test_a_second_driver_runs_the_subjects_nobody_holds(tmp_path, ray_session):
+    cfg = fast_config(tmp_path, name="split")
+    leases = _hold(cfg, ["NAP_001"])
+    try:
+        result = run_study(cfg)
+        st = study_status(cfg.study_dir)      # `explorer status` names the driver still running NAP_001
+    finally:
+        leases.close()
+    assert [d["subjects"] for d in st["drivers"]] == [["NAP_001"]] and not st["drivers"][0]["stale"]
+    assert any(line.startswith("running: NAP_001 by driver pid") for line in status_lines(st, 80))
+    assert sorted(result.subjects) == ["NAP_002"] and list(result.held_elsewhere) == ["NAP_001"]
+    assert result.hook_failures == []
+    studies = _studies(cfg, cfg.study_dir)
+    assert sorted(studies) == ["NAP_002"] and len(studies["NAP_002"].get_trials()) == 4
+    run = json.loads((cfg.study_dir / "runs.jsonl").read_text().splitlines()[-1])
+    assert run["held_elsewhere"] == ["NAP_001"] and run["subjects"] == ["NAP_002"]
+    # the held subject's turn: a rerun takes it, and leaves the finished one as it was
+    again = run_study(cfg)
+    assert sorted(again.subjects) == ["NAP_001", "NAP_002"] and again.held_elsewhere == {}
+    assert again.trials_run == 4 and again.hook_failures == []
 
 
 def test_fic_and_map_study_refuses_and_fails_with_reasons_and_reports_full_params(tmp_path, ray_session):
