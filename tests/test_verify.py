@@ -162,6 +162,25 @@ def test_verify_command_clean_broken_and_repaired(study, capsys):
     assert 9 not in tracker.trial_runs("NAP_002")
 
 
+def test_repair_is_refused_beside_a_driver_on_another_host(study):
+    from explorer.errors import StudyError
+    from explorer.search import open_storage
+    from explorer.search.leases import SubjectLeases
+    from explorer.study.layout import optuna_storage_url
+    from explorer.study.verify import verify_study
+
+    cfg, d, _, _ = study
+    remote = SubjectLeases(open_storage(optuna_storage_url(cfg, d)), cfg.name)
+    remote.host = "node7"             # the lock file cannot see it; its lease and heartbeat can
+    assert remote.acquire(["NAP_001"]) == {}
+    try:
+        with pytest.raises(StudyError, match=r"being run by driver pid \d+ on node7.*\(NAP_001\)"):
+            verify_study(d, repair=True)
+        assert verify_study(d).checked == 6          # checking alone is fine
+    finally:
+        remote.close()
+
+
 def _old_style(sid: str, n: int, loc: str, store) -> str:
     """The location older versions recorded: the attempt's staging group."""
     from pathlib import Path

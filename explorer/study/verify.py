@@ -347,11 +347,26 @@ def verify_study(study_dir: str | Path, repair: bool = False) -> Report:
     cfg = load_frozen(study_dir)
     if repair:
         with StudyLock(study_dir, cfg.name, role="verify --repair"):
+            _refuse_beside_drivers(cfg, study_dir)
             report = _verify(cfg, study_dir, repair=True)
             if report.ok:   # earlier hook failures are mended: `explorer status` stops pointing at them
                 append_run(study_dir, {"ended": time.strftime("%Y-%m-%dT%H:%M:%S"), REPAIRED: len(report.repaired)})
             return report
     return _verify(cfg, study_dir, repair=False)
+
+
+def _refuse_beside_drivers(cfg, study_dir: Path) -> None:
+    """A repair beside a live driver on another host (the lock file only sees this host's) is refused."""
+    from explorer.errors import StudyError
+    from explorer.search import open_storage
+    from explorer.search.leases import running_drivers
+
+    live = [d for d in running_drivers(open_storage(optuna_storage_url(cfg, study_dir)), cfg.name,
+                                       cfg.leases.stale_s) if not d["stale"]]
+    if live:
+        who = "; ".join(f"{d['driver']} ({', '.join(d['subjects'])})" for d in live)
+        raise StudyError(f"study {cfg.name!r} is being run by {who}: a repair must not run beside a driver. "
+                         "Wait for it to finish, then run `explorer verify --repair` again")
 
 
 def _verify(cfg, study_dir: Path, repair: bool) -> Report:
