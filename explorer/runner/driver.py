@@ -20,7 +20,7 @@ from typing import Any
 
 from explorer.config import StudyConfig
 from explorer.errors import StudyError
-from explorer.runner.finisher import SubjectFinisher
+from explorer.runner.finisher import SubjectFinisher, finished_records
 from explorer.runner.hooks import Guard, TrackerThread, open_store, open_tracker
 from explorer.runner.inputs import bold_tr, load_study_cohort, preflight, study_inputs, subject_payload, worker_spec
 from explorer.runner.interrupts import Interrupted, Interrupts
@@ -33,7 +33,7 @@ from explorer.search import (
 )
 from explorer.study.frozen import frozen_text, save_frozen
 from explorer.study.layout import is_study_dir, optuna_storage_url
-from explorer.study.lock import StudyLock
+from explorer.study.lock import StudyLock, setup_lock
 from explorer.study.status import append_run
 
 log = logging.getLogger(__name__)
@@ -98,9 +98,10 @@ class StudySession:
         for sid, problems in self.cohort.skipped.items():
             log.warning("skipped subject %s: %s", sid, "; ".join(problems))
         self.guard = Guard()
-        self.storage = open_storage(optuna_storage_url(cfg, study_dir))
-        self.store, self.store_url = open_store(cfg, study_dir)
-        tracker = open_tracker(cfg, study_dir, [s.id for s in self.cohort], self.storage)
+        with setup_lock(study_dir):   # another driver may be creating the same databases right now
+            self.storage = open_storage(optuna_storage_url(cfg, study_dir))
+            self.store, self.store_url = open_store(cfg, study_dir)
+            tracker = open_tracker(cfg, study_dir, [s.id for s in self.cohort], self.storage)
         self.tracker = TrackerThread(tracker, self.guard, cfg.tracking.drain_s)   # off the loop, in order
         self.finisher = SubjectFinisher(cfg, self.cohort, self.store, self.tracker, self.guard,
                                         frozen_text(cfg, study_dir))
@@ -126,6 +127,7 @@ class StudySession:
         call; one with every trial done is finished if its finishing hooks never ran, then let go.
         """
         new: list[str] = []
+        log.debug("admitting up to %d subject(s)", n)
         while len(new) < n:
             pending = [sid for sid in self.candidates if sid not in self.studies and sid not in self.settled]
             if not pending:
@@ -149,8 +151,12 @@ class StudySession:
         s = self.cohort[sid]
         study = open_subject_study(self.storage, self.cfg, sid)
         # RUNNING trials of a subject this driver holds the lease of were left by a dead driver
-        reap_interrupted(study, on_reaped=self.forget_signals(sid))
+        reaped = reap_interrupted(study, on_reaped=self.forget_signals(sid))
         counts = subject_counts(study)
+        if reaped or (counts.done >= self.target and finished_trials(study) != counts.done):
+            # a driver died here: the trials it told Optuna but had not yet logged get their MLflow runs
+            # (the tracker skips those it has)
+            self.tracker.log_trials(sid, finished_records(study, list(self.cfg.objectives), sid))
         if s.session is not None and "session" not in study.user_attrs:
             # one twin per (participant, session): keep them apart, and pairable, in Optuna and MLflow
             study.set_user_attr("participant", s.participant)
@@ -167,10 +173,12 @@ class StudySession:
         return False
 
     def let_go(self, sid: str) -> None:
-        """``sid`` needs nothing more from this driver: release its lease once what is queued for it is logged."""
+        """``sid`` needs nothing more from this driver: release its lease."""
         self.active.discard(sid)
         self.settled.add(sid)
-        self.tracker.then(f"releasing the lease of {sid}", self.leases.release, [sid])
+        # at once, not behind MLflow calls (which may wait for a server): a driver that takes the subject
+        # before its summary is logged only finishes it again
+        self.leases.release([sid])
 
     def ship(self, sid: str, pool: Any) -> None:
         """Put ``sid``'s arrays in the object store for the actors, and its empirical data in the signals store."""
@@ -273,11 +281,8 @@ class _Session:
 
     def _run(self, session: StudySession) -> RunResult:
         self.result.skipped_subjects = dict(session.cohort.skipped)
-        now = time.time()
-        self.result.held_elsewhere = {sid: h.describe(now) for sid, h in session.held_elsewhere.items()}
-        self.result.takeovers = list(session.leases.takeovers)
-        for sid, who in sorted(self.result.held_elsewhere.items()):
-            log.info("subject %s is run by another driver (%s); this driver runs the others", sid, who)
+        for sid, h in sorted(session.held_elsewhere.items()):
+            log.info("subject %s is run by another driver (%s); this driver runs the others", sid, h.describe())
         todo = session.todo()
         if not todo:
             self.result.already_done = True
@@ -303,6 +308,8 @@ class _Session:
         n = default_actors(cfg, self.actors)
         pool = ActorPool(worker_spec(cfg, bold_tr(cfg, session.cohort.subjects[0]), session.store_url), n, cfg.name)
         result.actors = n
+        if not cfg.leases.window:   # the cluster's actors are known now: enough subjects to feed them all
+            session.window = max(session.window, subject_window(cfg, n))
         scheduler = Scheduler(session, pool, todo, self.progress, self.stop, result)
         t0 = t1 = None
         broken: BrokenStudy | None = None
@@ -340,7 +347,7 @@ class _Session:
             result.utilisation = result.simulate_s / (n * wall)
             result.trials_per_min = result.trials_run / (wall / 60.0)
         self._summarise(session)
-        self._append_run(todo)
+        self._append_run(scheduler.todo)   # the subjects admitted later included
         if broken is not None:
             raise broken
 
@@ -355,6 +362,9 @@ class _Session:
             log.warning("subject %s: every trial failed (%s); the other subjects continued", sid,
                         self.result.subjects[sid]["reasons"])
         self.result.hook_failures = list(session.guard.failures)
+        now = time.time()   # who still held what when this driver last looked, and what it took over
+        self.result.held_elsewhere = {sid: h.describe(now) for sid, h in session.held_elsewhere.items()}
+        self.result.takeovers = list(session.leases.takeovers)
         return self.result
 
     def _append_run(self, todo: list[str]) -> None:

@@ -18,6 +18,10 @@ from explorer.study.layout import ray_address
 log = logging.getLogger(__name__)
 
 ACTOR_PREFIX = "explorer-sim"
+#: seconds a replacement actor that holds queued work may stay unplaced while other actors are ready
+REPLACE_TIMEOUT_S = 60.0
+#: replacements per slot (on average) that may die while starting before the pool stops replacing them
+MAX_RESTARTS_PER_SLOT = 3
 
 
 def default_actors(cfg: StudyConfig, override: int | None = None) -> int:
@@ -52,7 +56,11 @@ def init_ray(cfg: StudyConfig, actors: int | None = None) -> bool:
 
 @dataclass
 class Slot:
-    """One actor position of the pool; ``generation`` counts replacements."""
+    """One actor position of the pool; ``generation`` counts replacements.
+
+    ``ready_ref`` is the actor's pending ``ready()`` call until it has been placed on a node and has
+    compiled its model (then None and ``ready`` True); ``retired``: given up (see :meth:`ActorPool.poll`).
+    """
 
     index: int
     handle: Any
@@ -61,12 +69,24 @@ class Slot:
     subjects: set[str] = field(default_factory=set)
     inflight: int = 0
     alive: bool = True
+    ready: bool = False
+    ready_ref: Any = None
+    started: float = field(default_factory=time.monotonic)
+    retired: bool = False
 
 
 class ActorPool:
-    """``n`` named actors (``explorer-sim-<study>-<run>-<i>.<gen>``) sharing the subjects' ObjectRefs."""
+    """``n`` named actors (``explorer-sim-<study>-<run>-<i>.<gen>``) sharing the subjects' ObjectRefs.
 
-    def __init__(self, spec: WorkerSpec, n: int, study: str):
+    An actor that dies is replaced (:meth:`replace`), but its replacement gets work only once it is
+    ready (placed on a node and compiled) while any other actor is: on a cluster that lost a node,
+    the replacement may wait for a free CPU forever, and the dead actor's batches go to the living
+    actors at once (:attr:`slots` lists only the ready ones). A replacement that is still not placed
+    after ``replace_timeout_s`` while work is queued on it (no other actor was ready then) is given up:
+    it is killed, its batches fail with ``RayActorError`` and are retried on the actors that are.
+    """
+
+    def __init__(self, spec: WorkerSpec, n: int, study: str, replace_timeout_s: float = REPLACE_TIMEOUT_S):
         import ray
 
         self._ray = ray
@@ -74,13 +94,65 @@ class ActorPool:
         self.cls = remote_actor_class()
         self.prefix = f"{ACTOR_PREFIX}-{study}-{uuid.uuid4().hex[:6]}"
         self.subject_refs: dict[str, Any] = {}
-        self.slots = [self._start(i, 0) for i in range(n)]
+        self.replace_timeout_s = float(replace_timeout_s)
+        self.all_slots = [self._start(i, 0) for i in range(n)]
         self.replaced = 0
+        self.retired = 0
+        self._restarts = 0
 
     def _start(self, index: int, generation: int) -> Slot:
         name = f"{self.prefix}-{index}.{generation}"
         handle = self.cls.options(name=name).remote(self.spec)
-        return Slot(index=index, handle=handle, name=name, generation=generation)
+        return Slot(index=index, handle=handle, name=name, generation=generation, ready_ref=handle.ready.remote())
+
+    @property
+    def slots(self) -> list[Slot]:
+        """The slots to give work to: the ready ones; while none is ready, every slot not given up
+        (their calls queue until the actors start, as at start-up). Polls the pending replacements."""
+        self.poll()
+        live = [s for s in self.all_slots if s.alive and not s.retired]
+        return [s for s in live if s.ready] or live
+
+    def poll(self) -> None:
+        """Mark the replacements that became ready; replace those that died starting; give up those that
+        cannot be placed within ``replace_timeout_s`` while work waits on them and another actor is ready."""
+        from ray.exceptions import RayActorError
+
+        pending = {s.ready_ref: s for s in self.all_slots if s.ready_ref is not None and s.alive}
+        if not pending:
+            return
+        done, _ = self._ray.wait(list(pending), num_returns=len(pending), timeout=0)
+        for ref in done:
+            slot = pending.pop(ref)
+            slot.ready_ref = None
+            try:
+                self._ray.get(ref)
+            except RayActorError:
+                self._restarts += 1
+                if self._restarts > MAX_RESTARTS_PER_SLOT * len(self.all_slots):
+                    self._retire(slot, "kept dying while starting")
+                else:
+                    self.replace(slot)
+                continue
+            slot.ready = True
+            log.info("actor %s ready after %.1f s", slot.name, time.monotonic() - slot.started)
+        if not any(s.ready and s.alive for s in self.all_slots):
+            return
+        now = time.monotonic()
+        for slot in pending.values():
+            if slot.inflight and now - slot.started > self.replace_timeout_s:
+                self._retire(slot, f"not placed on any node within {self.replace_timeout_s:g} s")
+
+    def _retire(self, slot: Slot, why: str) -> None:
+        """Give up a slot for good (its queued calls fail with RayActorError); the pool goes on without it."""
+        slot.retired, slot.alive, slot.ready_ref = True, False, None
+        self.retired += 1
+        try:
+            self._ray.kill(slot.handle, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        log.warning("actor %s %s; going on with the %d other actor(s)", slot.name, why,
+                    sum(1 for s in self.all_slots if s.alive))
 
     def wait_ready(self, timeout_s: float = 600.0, max_restarts: int = 3,
                    should_stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
@@ -90,7 +162,7 @@ class ActorPool:
         """
         from ray.exceptions import RayActorError
 
-        pending = {s.handle.ready.remote(): s for s in self.slots}
+        pending = {s.ready_ref: s for s in self.all_slots if s.ready_ref is not None and s.alive}
         info: list[dict[str, Any]] = []
         restarts = 0
         deadline = time.monotonic() + timeout_s
@@ -104,14 +176,17 @@ class ActorPool:
                 continue
             for ref in ready:
                 slot = pending.pop(ref)
+                slot.ready_ref = None
                 try:
                     info.append(self._ray.get(ref))
                 except RayActorError:
                     restarts += 1
-                    if restarts > max_restarts * len(self.slots):
+                    if restarts > max_restarts * len(self.all_slots):
                         raise
                     new = self.replace(slot)
-                    pending[new.handle.ready.remote()] = new
+                    pending[new.ready_ref] = new
+                    continue
+                slot.ready = True
         return info
 
     def put_subject(self, subject_id: str, payload: dict[str, Any]) -> None:
@@ -133,22 +208,31 @@ class ActorPool:
         return getattr(slot.handle, method).remote(subject_id, tasks, **kwargs)
 
     def replace(self, slot: Slot) -> Slot:
-        """Start a fresh actor in place of a dead one (same index, next generation)."""
+        """Start a fresh actor in place of a dead one (same index, next generation); returns it.
+
+        Idempotent: a slot already replaced returns its replacement. A slot given up (:meth:`poll`) is
+        not replaced: the least busy working slot is returned instead."""
+        current = self.all_slots[slot.index]
+        if slot.retired or current.retired:
+            working = self.slots
+            if not working:
+                raise RuntimeError(f"no simulator actor left in pool {self.prefix}")
+            return min(working, key=lambda s: s.inflight)
         if not slot.alive:
-            return self.slots[slot.index]
+            return current
         slot.alive = False
         try:
             self._ray.kill(slot.handle, no_restart=True)
         except Exception:  # noqa: BLE001 - already gone
             pass
         new = self._start(slot.index, slot.generation + 1)
-        self.slots[slot.index] = new
+        self.all_slots[slot.index] = new
         self.replaced += 1
-        log.warning("actor %s died; replaced by %s", slot.name, new.name)
+        log.warning("actor %s died; replaced by %s (it gets work once it is placed and ready)", slot.name, new.name)
         return new
 
     def shutdown(self) -> None:
-        for s in self.slots:
+        for s in self.all_slots:
             try:
                 self._ray.kill(s.handle, no_restart=True)
             except Exception:  # noqa: BLE001

@@ -186,7 +186,7 @@ def reap_interrupted(study: "optuna.Study", numbers: set[int] | None = None,
                      on_reaped: Callable[["FrozenTrial"], None] | None = None) -> list[int]:
     """Mark RUNNING trials FAIL ``"interrupted"`` and re-enqueue their parameter sets.
 
-    Only call this while holding the study lock (no live driver owns those trials).
+    Only call this while holding the subject's lease (no live driver owns those trials).
     ``numbers`` restricts it to those trial numbers (a driver reaping its own in-flight trials).
     Idempotent: a trial whose parameters were already re-enqueued is not enqueued twice,
     so a crash half-way through reaping loses nothing and duplicates nothing.

@@ -10,6 +10,7 @@ A study folder ``<studies_dir>/<name>/``::
     runs.jsonl              one line per driver session (trials, wall time, utilisation)
     report/                 the twin report (``explorer report``)
     .driver.lock            shared by the drivers of this host; `verify --repair` holds it alone
+    .setup.lock             held while a driver opens (and first creates) the study's databases
 
 The environment variables of :data:`ENV_OVERRIDES` move a store elsewhere (a PostgreSQL
 database, an MLflow server, an object store) without editing the config.
@@ -35,6 +36,7 @@ REFERENCE_FILE = "cohort_reference.npz"
 RUNS_FILE = "runs.jsonl"
 REPORT_DIR = "report"
 LOCK_FILE = ".driver.lock"
+SETUP_LOCK_FILE = ".setup.lock"
 
 STUDIES_DIR_ENV = "EXPLORER_STUDIES_DIR"
 ENV_OVERRIDES = {

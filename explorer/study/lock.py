@@ -13,10 +13,12 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from explorer.errors import StudyError
-from explorer.study.layout import LOCK_FILE
+from explorer.study.layout import LOCK_FILE, SETUP_LOCK_FILE
 
 
 class StudyLock:
@@ -84,3 +86,18 @@ class StudyLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+@contextmanager
+def setup_lock(study_dir: str | Path) -> Iterator[None]:
+    """Held (blocking, exclusive) while a driver of this host opens the study's databases: two drivers
+    creating the embedded SQLite stores at the same moment would race in their schema migrations."""
+    path = Path(study_dir) / SETUP_LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

@@ -55,6 +55,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import tempfile
 import time
@@ -185,6 +186,8 @@ class Tracker:
         if int(best_k) < 1:
             raise TrackingError(f"tracking.best_k must be at least 1, got {best_k}")
         fail_fast_http()
+        # MLflow prints a "View run" URL per terminated run over HTTP: thousands of lines, and not JSON
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         _quiet_mlflow()
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException

@@ -7,7 +7,8 @@ from collections import defaultdict
 import pytest
 
 from cluster_helpers import (
-    assert_exact, cluster_env, explorer, launch_explorer, optuna_trials, study_config, verify, write_config,
+    assert_exact, cluster_env, explorer, launch_explorer, optuna_trials, study_config, verify, verify_ok,
+    write_config,
 )
 
 pytestmark = pytest.mark.cluster
@@ -40,11 +41,9 @@ def test_two_drivers_on_one_postgres_study_split_the_subjects(postgres_server, m
             pools[t.user_attrs["actor"].rsplit("-", 1)[0]].add(sid)
     assert len(pools) == 2, dict(pools)
     assert sorted(s for subjects in pools.values() for s in subjects) == SUBJECTS, dict(pools)
-    outputs = "\n".join(d.output for d in drivers)
-    assert "left to the other driver(s) running them" in outputs
+    assert "left to the other driver(s) running them" in "\n".join(d.output for d in drivers)
     # every lease is released (deleted), and the three records agree
     assert current_leases(open_storage(optuna_url), cfg["name"]) == {}
-    report = verify(cfg["name"], env, tmp_path)
-    assert report["ok"] and report["checked"] == trials * len(SUBJECTS), report
+    verify_ok(verify(cfg["name"], env, tmp_path), trials * len(SUBJECTS))
     status = explorer(["status", cfg["name"], "--studies-dir", str(tmp_path / "studies")], env, tmp_path)
     assert status.returncode == 0 and "running:" not in status.stdout, status.stdout + status.stderr

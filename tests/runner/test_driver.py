@@ -235,8 +235,36 @@ def test_second_driver_on_the_same_subjects_is_refused_naming_the_holder(tmp_pat
     assert _hold(cfg, ["NAP_001", "NAP_002"]).close() is None
 
 
+_HOLD = """
+import sys, time
+from explorer.search import open_storage
+from explorer.search.leases import SubjectLeases
+SubjectLeases(open_storage(sys.argv[1]), sys.argv[2]).acquire(sys.argv[3:])
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def _hold_then_die(cfg, subjects) -> int:
+    """Leases on ``subjects`` left by a driver process of this host that was then SIGKILLed; returns its pid."""
+    import subprocess
+    import sys
+
+    url = optuna_storage_url(cfg, cfg.study_dir)
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, url, cfg.name, *subjects], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    proc.kill()
+    proc.wait()
+    return proc.pid
+
+
 def test_a_second_driver_runs_the_subjects_nobody_holds(tmp_path, ray_session):
-    cfg = fast_config(tmp_path, name="split")
+    """One subject at a time (leases.window 1): NAP_001 is held by a live driver, NAP_002 is free, NAP_007
+    is held by a dead one. The driver runs NAP_002, then takes NAP_007 over when its window frees."""
+    cfg = fast_config(tmp_path, name="split", cohort={"subjects": ["NAP_001", "NAP_002", "NAP_007"]},
+                      leases={"window": 1})
+    save_frozen(cfg)
+    dead = _hold_then_die(cfg, ["NAP_007"])
     leases = _hold(cfg, ["NAP_001"])
     try:
         result = run_study(cfg)
@@ -245,16 +273,18 @@ def test_a_second_driver_runs_the_subjects_nobody_holds(tmp_path, ray_session):
         leases.close()
     assert [d["subjects"] for d in st["drivers"]] == [["NAP_001"]] and not st["drivers"][0]["stale"]
     assert any(line.startswith("running: NAP_001 by driver pid") for line in status_lines(st, 80))
-    assert sorted(result.subjects) == ["NAP_002"] and list(result.held_elsewhere) == ["NAP_001"]
-    assert result.hook_failures == []
+    assert sorted(result.subjects) == ["NAP_002", "NAP_007"] and list(result.held_elsewhere) == ["NAP_001"]
+    assert len(result.takeovers) == 1 and result.takeovers[0].startswith("subject NAP_007: took over the lease")
+    assert f"its process (pid {dead}) is gone" in result.takeovers[0]
+    assert result.hook_failures == [] and result.trials_run == 8
     studies = _studies(cfg, cfg.study_dir)
-    assert sorted(studies) == ["NAP_002"] and len(studies["NAP_002"].get_trials()) == 4
+    assert sorted(studies) == ["NAP_002", "NAP_007"] and all(len(s.get_trials()) == 4 for s in studies.values())
     run = json.loads((cfg.study_dir / "runs.jsonl").read_text().splitlines()[-1])
-    assert run["held_elsewhere"] == ["NAP_001"] and run["subjects"] == ["NAP_002"]
-    # the held subject's turn: a rerun takes it, and leaves the finished one as it was
+    assert run["held_elsewhere"] == ["NAP_001"] and run["subjects"] == ["NAP_002", "NAP_007"]
+    # the held subject's turn: a rerun takes it, and leaves the finished ones as they were
     again = run_study(cfg)
-    assert sorted(again.subjects) == ["NAP_001", "NAP_002"] and again.held_elsewhere == {}
-    assert again.trials_run == 4 and again.hook_failures == []
+    assert sorted(again.subjects) == ["NAP_001", "NAP_002", "NAP_007"] and again.held_elsewhere == {}
+    assert again.trials_run == 4 and again.hook_failures == [] and again.takeovers == []
 
 
 def test_fic_and_map_study_refuses_and_fails_with_reasons_and_reports_full_params(tmp_path, ray_session):

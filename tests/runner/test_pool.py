@@ -1,0 +1,121 @@
+"""ActorPool on a local Ray: a dead actor's replacement that cannot be placed never holds up the work.
+
+The actors here are tiny stand-ins (no simulator, no JIT): the pool's bookkeeping is what is tested.
+A replacement asks for a resource that no node has, as the replacement of an actor of a lost node
+asks for a CPU that the surviving nodes' own actors hold.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from explorer.runner.pool import ActorPool, Slot
+
+
+def _worker_class():
+    """Defined in a function, so that Ray ships it by value (the workers cannot import this test module)."""
+
+    class Worker:
+        def __init__(self, spec):
+            self.spec = spec
+
+        def ready(self):
+            return {"spec": self.spec}
+
+        def add_subject(self, subject_id, payload):
+            return subject_id
+
+        def run_batch(self, subject_id, tasks, keep_from=None):
+            return {"subject": subject_id, "tasks": list(tasks)}
+
+    return Worker
+
+
+class _Pool(ActorPool):
+    """The pool with stand-in actors; generation >= 1 (replacements) asks for an absent resource."""
+
+    def _start(self, index: int, generation: int) -> Slot:
+        import ray
+
+        cls = ray.remote(num_cpus=1, max_restarts=0)(_worker_class())
+        opts = {"name": f"{self.prefix}-{index}.{generation}"}
+        if generation >= 1 and self.unplaceable:
+            opts["resources"] = {"no_such_node": 1}
+        handle = cls.options(**opts).remote(self.spec)
+        return Slot(index=index, handle=handle, name=opts["name"], generation=generation,
+                    ready_ref=handle.ready.remote())
+
+
+def _pool(unplaceable: bool, timeout_s: float = 60.0) -> _Pool:
+    _Pool.unplaceable = unplaceable
+    pool = _Pool("spec", 2, "pooltest", replace_timeout_s=timeout_s)
+    pool.put_subject("S1", {"x": 1})
+    info = pool.wait_ready(timeout_s=120, max_restarts=0)
+    assert [i["spec"] for i in info] == ["spec", "spec"]
+    return pool
+
+
+def _kill(ray, slot: Slot) -> None:
+    ray.kill(slot.handle, no_restart=True)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(slot.handle.ready.remote(), timeout=60)
+
+
+def test_unplaceable_replacement_gets_no_work_and_the_survivor_takes_it(ray_session):
+    ray = ray_session
+    pool = _pool(unplaceable=True)
+    try:
+        dead, survivor = pool.slots
+        _kill(ray, dead)
+        new = pool.replace(dead)
+        assert pool.replace(dead) is new            # a second failed batch of the same actor: no second actor
+        assert new.generation == 1 and not new.ready and pool.replaced == 1
+        time.sleep(0.5)
+        # the replacement is pending (no node has its resource): work goes to the ready survivor only
+        assert pool.slots == [survivor]
+        ref = pool.submit(pool.slots[0], "S1", [1, 2])
+        assert ray.get(ref, timeout=60) == {"subject": "S1", "tasks": [1, 2]}
+        # nothing queued on it: the pending replacement is kept (it joins if the cluster gains room)
+        pool.poll()
+        assert not new.retired and pool.all_slots[0] is new
+    finally:
+        pool.shutdown()
+
+
+def test_replacement_holding_work_is_given_up_after_the_timeout(ray_session):
+    ray = ray_session
+    pool = _pool(unplaceable=True, timeout_s=1.0)
+    try:
+        dead, survivor = pool.slots
+        _kill(ray, dead)
+        new = pool.replace(dead)
+        # work queued on it while it was the only choice (e.g. every actor had died at once)
+        stuck = pool.submit(new, "S1", [3])
+        time.sleep(1.5)
+        assert pool.slots == [survivor]             # polls: past the timeout, the replacement is given up
+        assert new.retired and pool.retired == 1
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(stuck, timeout=60)              # its queued batch fails, so the scheduler retries it
+        # the scheduler then "replaces" it: no new actor, the survivor is returned for the retry
+        assert pool.replace(new) is survivor and pool.replaced == 1
+        assert ray.get(pool.submit(survivor, "S1", [3]), timeout=60)["tasks"] == [3]
+    finally:
+        pool.shutdown()
+
+
+def test_placeable_replacement_joins_once_ready(ray_session):
+    ray = ray_session
+    pool = _pool(unplaceable=False)
+    try:
+        dead, survivor = pool.slots
+        _kill(ray, dead)
+        new = pool.replace(dead)
+        deadline = time.monotonic() + 60
+        while len(pool.slots) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pool.slots == [new, survivor] and new.ready
+        assert ray.get(pool.submit(new, "S1", [4]), timeout=60)["tasks"] == [4]
+    finally:
+        pool.shutdown()
