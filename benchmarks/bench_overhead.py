@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                     "(default 4, or the config's)")
     ap.add_argument("--actors", type=int, default=None, help="default: one per CPU")
     ap.add_argument("--store", default="all", choices=["all", "best", "none"])
+    ap.add_argument("--children", default=None, choices=["auto", "all", "best_k", "none"],
+                    help="tracking.children (default: the config's, else auto)")
     args = ap.parse_args(argv)
 
     from explorer.config import load_config, parse_config
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_overhead_") as tmp:
         if args.config:
             cfg = load_config(args.config, studies_dir=tmp, trials=args.trials, **{"ray.actors": args.actors,
-                              "ray.batch_size": args.batch_size})
+                              "ray.batch_size": args.batch_size, "tracking.children": args.children})
         else:
             cfg = parse_config({
                 "name": "bench_overhead", "studies_dir": tmp, "model": args.model,
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                 "simulation": {"duration_s": args.duration_s, "dt_ms": args.dt_ms, "transient_s": 0},
                 "trials": args.trials or 8, "store": {"mode": args.store},
                 "ray": {"actors": args.actors, "batch_size": args.batch_size or 4},
+                "tracking": {"children": args.children or "auto"},
             })
         r = run_study(cfg)
         wall = r.driver_wall_s
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             "simulate_s": round(r.simulate_s, 2), "actor_call_s": round(r.actor_call_s, 2),
             "trial_wall_s": round(r.actor_call_s / max(1, r.trials_run), 3),
             "trials_per_min": round(r.trials_per_min, 2), "store": cfg.store.mode, "cpus": os.cpu_count(),
+            "children": cfg.tracking.children,
         }
     print(json.dumps(out))
     return 0

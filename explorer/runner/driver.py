@@ -180,6 +180,10 @@ class StudySession:
         # before its summary is logged only finishes it again
         self.leases.release([sid])
 
+    def room(self) -> int:
+        """How many more subjects this driver may take in now (its window less those it runs)."""
+        return self.window - len(self.active - self.leases.lost)
+
     def ship(self, sid: str, pool: Any) -> None:
         """Put ``sid``'s arrays in the object store for the actors, and its empirical data in the signals store."""
         s = self.cohort[sid]

@@ -133,7 +133,7 @@ class Scheduler:
                 if self._remaining(sid) > 0 and not self.session.lost(sid):
                     self.rr = (self.rr + i + 1) % len(self.todo)
                     return sid
-            room = self.session.window - len(self.session.active - self.session.leases.lost)
+            room = self.session.room()
             new = self.session.admit(room) if room > 0 and not self.stop.requested else []
             if not new:
                 return None

@@ -238,15 +238,25 @@ def tell_record(study: "optuna.Study", trial: "optuna.Trial", rec: "TrialRecord"
 def set_trial_user_attrs(study: "optuna.Study", trial: "optuna.Trial", attrs: dict[str, Any]) -> None:
     """Write a trial's user attributes in one storage call where the storage allows it.
 
-    Optuna's public API writes one attribute per call, and a journal file then takes one lock,
-    one append and one fsync per attribute. For a ``JournalStorage`` the attributes go in one
-    append instead (the same records Optuna writes, one per attribute), so the whole set lands in
-    a single write. Other storages get one call per attribute.
+    Optuna's public API writes one attribute per call: a journal file then takes one lock, one
+    append and one fsync per attribute, a SQL database one transaction (commit) per attribute. For
+    a ``JournalStorage`` the attributes go in one append instead (the same records Optuna writes,
+    one per attribute); for an ``RDBStorage`` in one transaction (the same upserts Optuna makes).
+    Either way the whole set lands in a single write. Other storages get one call per attribute.
     """
     from optuna.storages import JournalStorage
 
     storage = study._storage
     trial_id = trial._trial_id
+    rdb = _rdb_backend(storage)
+    if rdb is not None and attrs:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(rdb.scoped_session, True) as session:
+            for k, v in attrs.items():
+                rdb._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, k, v)
+        return
     if isinstance(storage, JournalStorage) and attrs and _journal_internals(storage):
         from optuna.storages.journal._storage import JournalOperation
 
@@ -258,6 +268,22 @@ def set_trial_user_attrs(study: "optuna.Study", trial: "optuna.Trial", attrs: di
         return
     for k, v in attrs.items():
         storage.set_trial_user_attr(trial_id, k, v)
+
+
+def _rdb_backend(storage: Any) -> Any:
+    """The ``RDBStorage`` behind ``storage`` (Optuna wraps it in a cache) when it has the internals
+    :func:`set_trial_user_attrs` uses, else None."""
+    try:
+        from optuna.storages import RDBStorage
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session  # noqa: F401
+    except ImportError:  # pragma: no cover - another Optuna layout: the public API then
+        return None
+    backend = getattr(storage, "_backend", storage)
+    if isinstance(backend, RDBStorage) and hasattr(backend, "_set_trial_attr_without_commit") \
+            and hasattr(models, "TrialUserAttributeModel"):
+        return backend
+    return None
 
 
 def _journal_internals(storage: Any) -> bool:

@@ -57,6 +57,9 @@ class _Finisher:
 
 
 class _Progress:
+    def set_subject(self, sid, target, complete, failed, best):
+        pass
+
     def trial(self, sid, state, score):
         pass
 
@@ -75,9 +78,23 @@ class _Session:
         self.tracker = _Tracker()
         self.finisher = _Finisher()
         self.forgotten: list[tuple[str, int]] = []
+        self.active = set(subjects)
 
     def forget_signals(self, sid):
         return lambda trial: self.forgotten.append((sid, trial.number))
+
+    # the subject admission of a StudySession: every subject is in from the start, nothing more to take
+    def room(self):
+        return 0
+
+    def ship(self, sid, pool):
+        pass
+
+    def lost(self, sid):
+        return False
+
+    def let_go(self, sid):
+        self.active.discard(sid)
 
 
 class _Pool:

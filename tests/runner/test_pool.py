@@ -58,9 +58,17 @@ def _pool(unplaceable: bool, timeout_s: float = 60.0) -> _Pool:
 
 
 def _kill(ray, slot: Slot) -> None:
+    """Kill the actor of ``slot`` and wait until it answers no more (``ray.kill`` lands asynchronously)."""
     ray.kill(slot.handle, no_restart=True)
-    with pytest.raises(ray.exceptions.RayActorError):
-        ray.get(slot.handle.ready.remote(), timeout=60)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ray.get(slot.handle.ready.remote(), timeout=60)
+        except ray.exceptions.RayActorError:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"actor {slot.name} still answers 60 s after ray.kill")
+        time.sleep(0.1)
 
 
 def test_unplaceable_replacement_gets_no_work_and_the_survivor_takes_it(ray_session):

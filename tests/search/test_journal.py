@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import optuna
+import pytest
 
 from explorer.search import open_storage, recover_journal, set_trial_user_attrs
 
@@ -33,12 +34,22 @@ def test_user_attrs_of_a_trial_go_in_one_journal_append(tmp_path):
     assert t.user_attrs == {"seed": 7, "reason": "diverged", "scores": {"fc_r": 0.5}}
 
 
-def test_user_attrs_on_sqlite_are_written_too(tmp_path):
+def test_user_attrs_on_sqlite_go_in_one_transaction(tmp_path):
+    import sqlalchemy
+
     storage = open_storage(f"sqlite:///{tmp_path / 'o.db'}")
     study = optuna.create_study(storage=storage, study_name="s")
     trial = study.ask()
-    set_trial_user_attrs(study, trial, {"seed": 1, "node": "n"})
-    assert study.trials[0].user_attrs == {"seed": 1, "node": "n"}
+    trial.set_user_attr("node", "old")
+    commits = []
+    sqlalchemy.event.listen(storage.engine, "commit", lambda conn: commits.append(1))
+    set_trial_user_attrs(study, trial, {"seed": 1, "node": "n", "scores": {"fc_r": 0.5}})
+    assert len(commits) == 1                    # one commit for the three attributes (Optuna: one each)
+    fresh = optuna.load_study(study_name="s", storage=open_storage(f"sqlite:///{tmp_path / 'o.db'}"))
+    assert fresh.trials[0].user_attrs == {"seed": 1, "node": "n", "scores": {"fc_r": 0.5}}   # upserted
+    study.tell(trial, 0.5)
+    with pytest.raises(RuntimeError, match="finished"):   # a finished trial's attributes stay as they are
+        set_trial_user_attrs(study, trial, {"seed": 2})
 
 
 def test_recover_journal_removes_a_stale_lock_and_a_torn_record(tmp_path, caplog):
