@@ -1,29 +1,82 @@
-"""A study on a real multi-node Ray cluster, with PostgreSQL (Optuna) and an MLflow tracking server.
+"""A study on a real multi-node Ray cluster, with PostgreSQL (Optuna) and an MLflow tracking server,
+submitted as a Ray job (the README's runbook, tested).
 
 Nothing in the config says "cluster": the same `explorer run CONFIG` is pointed at the cluster only
 through the environment (EXPLORER_RAY_ADDRESS, EXPLORER_OPTUNA_STORAGE, EXPLORER_MLFLOW_URI), as
 a user of `ray up ray_cluster.yaml` would do. The cluster has two Ray nodes of one CPU each (two
 raylets on this machine, started with `ray start`), so the two simulator actors must land on two
-different nodes; the driver runs in its own `explorer` process and joins by address.
+different nodes.
+
+The first run is `ray job submit --working-dir . -- explorer run CONFIG`: the job server lives in the
+head node's dashboard; the client reaches it over HTTP with the cluster's auth token in its
+environment; `--working-dir .` uploads the repository (Ray honours .gitignore and .rayignore:
+neither the virtual environment nor studies/ nor .git travel); the job's environment variables go
+through `--runtime-env-json`. The rerun is a plain `explorer run` from this process.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from cluster_helpers import SUBJECTS, TRIALS, cluster_env, explorer, optuna_trials, study_config, write_config
+from cluster_helpers import (BIN, SUBJECTS, TRIALS, cluster_env, explorer, optuna_trials, study_config,
+                             write_config)
 
 pytestmark = pytest.mark.cluster
 
 NAME = "on_cluster"
 CONFIG = study_config(NAME)
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_study_on_ray_cluster_with_postgres_and_mlflow_server(postgres_server, mlflow_server, ray_cluster,
+def _ray(args: list[str], env: dict, timeout_s: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ray"), *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout_s)
+
+
+def _plain(text: str) -> str:
+    """``text`` without the terminal colour codes of Ray's CLI."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _submit_as_job(ray_cluster, config: Path, optuna_url: str, tracking_uri: str) -> None:
+    """`ray job submit --working-dir . -- explorer run CONFIG`: the job succeeds and prints explorer's summary."""
+    job_env = {"EXPLORER_OPTUNA_STORAGE": optuna_url, "EXPLORER_MLFLOW_URI": tracking_uri,
+               "EXPLORER_RAY_ADDRESS": "auto"}
+    client_env = {**ray_cluster.env}
+    for key in ("EXPLORER_OPTUNA_STORAGE", "EXPLORER_MLFLOW_URI", "EXPLORER_RAY_ADDRESS", "EXPLORER_ZARR_URL"):
+        client_env.pop(key, None)     # the job must get them from --runtime-env-json, not from this process
+    job_id = f"explorer-on-cluster-{uuid.uuid4().hex[:8]}"
+    submit = _ray(["job", "submit", "--address", ray_cluster.dashboard_url, "--submission-id", job_id,
+                   "--working-dir", ".", "--runtime-env-json", json.dumps({"env_vars": job_env}),
+                   "--", "explorer", "run", str(config), "--no-progress"], client_env)
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+    status = _ray(["job", "status", "--address", ray_cluster.dashboard_url, job_id], client_env)
+    assert f"Job '{job_id}' succeeded" in _plain(status.stdout), status.stdout + status.stderr   # SUCCEEDED
+    logs = _ray(["job", "logs", "--address", ray_cluster.dashboard_url, job_id], client_env)
+    assert logs.returncode == 0, logs.stderr
+    # explorer's end-of-run summary, printed by the job's driver
+    assert f"study {NAME} (hopf, tpe, {TRIALS} trials per subject)" in logs.stdout, logs.stdout
+    assert f"this session: {TRIALS * len(SUBJECTS)} trials in" in logs.stdout, logs.stdout
+    # what --working-dir uploaded: the code, not the virtual environment, the studies or .git
+    packages = [p for p in Path(ray_cluster.temp_dir).glob("session_latest/runtime_resources/working_dir_files/*")
+                if p.is_dir()]
+    assert len(packages) == 1, packages
+    pkg = packages[0]
+    assert (pkg / "explorer" / "runner" / "pool.py").is_file() and (pkg / "pyproject.toml").is_file()
+    for heavy in (".venv", "studies", ".git"):
+        assert not (pkg / heavy).exists(), f"{heavy} was uploaded with --working-dir"
+    size = sum(f.stat().st_size for f in pkg.rglob("*") if f.is_file())
+    assert size < 20 * 2**20, f"the working dir uploaded {size / 2**20:.1f} MiB"
+
+
+def test_study_submitted_as_a_ray_job_with_postgres_and_mlflow_server(postgres_server, mlflow_server, ray_cluster,
                                                                tmp_path):
     from mlflow import MlflowClient
     from optuna.trial import TrialState
@@ -34,8 +87,7 @@ def test_study_on_ray_cluster_with_postgres_and_mlflow_server(postgres_server, m
     config = write_config(tmp_path, CONFIG)
     env = cluster_env(ray_cluster, optuna_url, tracking_uri)
 
-    run = explorer(["run", str(config), "--no-progress"], env, tmp_path)
-    assert run.returncode == 0, run.stdout + run.stderr
+    _submit_as_job(ray_cluster, config, optuna_url, tracking_uri)
 
     # Optuna: the trials are in PostgreSQL, not in a journal file of the study folder
     study_dir = tmp_path / "studies" / NAME
