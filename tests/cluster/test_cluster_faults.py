@@ -1,8 +1,8 @@
-"""Faults on the 2-node Ray cluster (PostgreSQL for Optuna, an MLflow server), each mid-sweep:
+"""Faults on the 2-node Ray cluster (PostgreSQL for Optuna, an MLflow server), mid-sweep:
 
-- a worker node is lost: its trials finish on the other node;
 - the driver is SIGKILLed: the same command, run again from another process, resumes the study;
-- the MLflow server goes down: the sweep goes on; `explorer verify --repair` fills MLflow in later.
+- a worker node is lost and the MLflow server goes down at once: the lost node's trials finish on
+  the other node, the sweep goes on, and `explorer verify --repair` fills MLflow in later.
 
 Every test ends with exact counts in PostgreSQL (each subject exactly `trials` COMPLETE trials, nothing
 RUNNING, no parameter set evaluated twice) and `explorer verify NAME --json` ok (zarr, Optuna and
@@ -23,43 +23,6 @@ pytestmark = pytest.mark.cluster
 
 def _runs(study_dir) -> list[dict]:
     return [json.loads(line) for line in (study_dir / "runs.jsonl").read_text().splitlines() if line.strip()]
-
-
-def test_lost_worker_node_its_trials_finish_on_the_other_node(postgres_server, mlflow_server, ray_cluster,
-                                                              tmp_path):
-    trials = 16
-    # 1200 s of BOLD per trial (gw_fit's length): enough work left on both nodes when the worker goes
-    cfg = study_config("node_loss", trials=trials, simulation={"duration_s": 1200})
-    mlflow_server.wait_healthy()
-    optuna_url, _ = postgres_server
-    env = cluster_env(ray_cluster, optuna_url, mlflow_server.uri)
-    run = launch_explorer(["run", str(write_config(tmp_path, cfg)), "--no-progress"], env, tmp_path)
-    try:
-        # mid-sweep: both actors have run (and each holds queued batches) when the node goes
-        wait_until("2 COMPLETE trials", lambda: count_complete(optuna_url, cfg) >= 2, alive=run.proc)
-        ray_cluster.kill_worker()
-        code = run.wait(timeout_s=300)
-    finally:
-        if run.proc.poll() is None:
-            run.kill()
-    assert code == 0, run.output
-
-    all_trials = optuna_trials(optuna_url, cfg)
-    assert_exact(all_trials, SUBJECTS, trials)
-    flat = [t for ts in all_trials.values() for t in ts]
-    # the lost node's batches were sent again (attempt 1) and ran on the node that survived
-    retried = [t for t in flat if t.user_attrs["attempt"] >= 1]
-    assert retried, "no trial was retried: the node was lost after its actor had finished its work"
-    nodes = {t.user_attrs["node"] for t in flat}
-    assert len(nodes) == 2, nodes
-    survivor = {t.user_attrs["node"] for t in retried}
-    assert len(survivor) == 1
-    last = max(flat, key=lambda t: t.datetime_complete)
-    assert last.user_attrs["node"] in survivor
-    study_dir = tmp_path / "studies" / cfg["name"]
-    assert _runs(study_dir)[-1]["actors_replaced"] >= 1
-
-    verify_ok(verify(cfg["name"], env, tmp_path), trials * len(SUBJECTS))
 
 
 def _running(optuna_url: str, cfg: dict) -> int:
@@ -103,26 +66,53 @@ def test_killed_driver_then_the_same_command_resumes_the_study(postgres_server, 
     verify_ok(verify(cfg["name"], env, tmp_path), trials * len(SUBJECTS))
 
 
-def test_mlflow_server_down_mid_sweep_then_repaired(postgres_server, mlflow_server, ray_cluster, tmp_path):
+def _complete_nodes(optuna_url: str, cfg: dict) -> set[str]:
+    """The Ray nodes that have completed trials of the study so far."""
+    try:
+        trials = optuna_trials(optuna_url, cfg)
+    except Exception:  # noqa: BLE001 - not created yet
+        return set()
+    return {t.user_attrs["node"] for ts in trials.values() for t in ts if t.state.name == "COMPLETE"}
+
+
+def test_worker_node_lost_and_mlflow_server_down_mid_sweep(postgres_server, mlflow_server, ray_cluster,
+                                                           tmp_path):
+    """Both at once, mid-sweep: the lost node's batches finish on the other node, the MLflow calls are
+    spooled; the sweep ends with exact counts, and `explorer verify --repair` fills MLflow in later."""
     from mlflow import MlflowClient
 
-    trials = 6
-    # what is still queued for MLflow when the loop ends is waited for 5 s (drain_s), then left to --repair
-    cfg = study_config("mlflow_down", trials=trials, tracking={"drain_s": 5})
+    trials = 32
+    # 2400 s of BOLD per trial: work left on both nodes when the worker goes; what is still queued for
+    # MLflow when the loop ends is waited for 5 s (drain_s), then left to --repair
+    cfg = study_config("faults", trials=trials, simulation={"duration_s": 2400}, tracking={"drain_s": 5})
     mlflow_server.wait_healthy()
     optuna_url, _ = postgres_server
     env = cluster_env(ray_cluster, optuna_url, mlflow_server.uri)
     run = launch_explorer(["run", str(write_config(tmp_path, cfg)), "--no-progress"], env, tmp_path)
     try:
-        wait_until("2 COMPLETE trials", lambda: count_complete(optuna_url, cfg) >= 2, alive=run.proc)
+        # mid-sweep: both nodes' actors have completed trials (and hold queued batches) when the faults come
+        wait_until("COMPLETE trials on both nodes", lambda: len(_complete_nodes(optuna_url, cfg)) == 2,
+                   alive=run.proc)
+        ray_cluster.kill_worker()
         mlflow_server.stop()
         code = run.wait(timeout_s=300)
     finally:
         if run.proc.poll() is None:
             run.kill()
     assert code == 0, run.output
-    # Optuna has every trial; the study was not finished when MLflow went away
-    assert_exact(optuna_trials(optuna_url, cfg), SUBJECTS, trials)
+
+    all_trials = optuna_trials(optuna_url, cfg)
+    assert_exact(all_trials, SUBJECTS, trials)       # Optuna has every trial, exactly
+    flat = [t for ts in all_trials.values() for t in ts]
+    # the lost node's batches were sent again (attempt 1) and ran on the node that survived
+    retried = [t for t in flat if t.user_attrs["attempt"] >= 1]
+    assert retried, "no trial was retried: the node was lost after its actor had finished its work"
+    survivor = {t.user_attrs["node"] for t in retried}
+    assert len({t.user_attrs["node"] for t in flat}) == 2 and len(survivor) == 1
+    assert max(flat, key=lambda t: t.datetime_complete).user_attrs["node"] in survivor
+    run_line = _runs(tmp_path / "studies" / cfg["name"])[-1]
+    assert run_line["actors_replaced"] >= 1
+    assert any("MLflow" in f for f in run_line["hook_failures"]), run_line["hook_failures"]
 
     mlflow_server.start()   # same port, backend store and artifacts
     mlflow_server.wait_healthy()
@@ -137,5 +127,4 @@ def test_mlflow_server_down_mid_sweep_then_repaired(postgres_server, mlflow_serv
     exp = client.get_experiment_by_name(cfg["name"])
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     children = {(r.data.tags.get("subject"), int(r.data.tags["trial"])) for r in runs if "trial" in r.data.tags}
-    assert children == {(sid, t.number) for sid, ts in optuna_trials(optuna_url, cfg).items() for t in ts
-                        if t.state.name == "COMPLETE"}
+    assert children == {(sid, t.number) for sid, ts in all_trials.items() for t in ts if t.state.name == "COMPLETE"}
