@@ -45,9 +45,10 @@ def postgres_server():
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray session per test module (2 CPUs)."""
+    """One local Ray session (2 CPUs) for the whole suite: started by the first test that asks for it
+    (starting and stopping Ray costs seconds, per module it added up to most of a minute)."""
     import ray
 
     if not ray.is_initialized():
