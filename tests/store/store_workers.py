@@ -113,3 +113,18 @@ def write_then_die(url: str, subject: str, number: int) -> None:
 
 def checksum(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest()
+
+
+def dataset_checksums(url: str) -> dict[tuple[str, int], tuple[str, str, float]]:
+    """(subject, number) -> checksums of bold and fc, and fc_r, of every trial as open_signals shows it."""
+    from explorer.store import open_signals
+
+    ds = open_signals(url).load()
+    out = {}
+    for sid in ds.subject.values:
+        sub = ds.sel(subject=sid)
+        for j in range(ds.sizes["trial"]):
+            n = int(sub.trial_number[j])
+            if n >= 0:
+                out[(str(sid), n)] = (checksum(sub.bold[j].values), checksum(sub.fc[j].values), float(sub.fc_r[j]))
+    return out

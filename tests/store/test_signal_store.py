@@ -7,7 +7,8 @@ import pickle
 
 import numpy as np
 import pytest
-from store_workers import N_REGIONS, N_TIME, checksum, trial_data, trial_record, write_then_die, write_trials
+from store_workers import (N_REGIONS, N_TIME, checksum, dataset_checksums, trial_data, trial_record, write_then_die,
+                           write_trials)
 
 from explorer.errors import StoreError
 from explorer.store import SignalStore, open_signals, parse_location, resolve_location, trial_location
@@ -21,18 +22,6 @@ def _fill(store: SignalStore, plan: dict[str, list[int]]) -> None:
         emp = rng.standard_normal((60, N_REGIONS)).astype(np.float32)
         store.write_empirical(sid, emp, np.corrcoef(emp.T), 2.0, LABELS)
         write_trials(store.url, [(sid, n) for n in numbers])
-
-
-def _checksums(url: str) -> dict[tuple[str, int], tuple[str, str]]:
-    ds = open_signals(url).load()
-    out = {}
-    for sid in ds.subject.values:
-        sub = ds.sel(subject=sid)
-        for j in range(ds.sizes["trial"]):
-            n = int(sub.trial_number[j])
-            if n >= 0:
-                out[(str(sid), n)] = (checksum(sub.bold[j].values), checksum(sub.fc[j].values))
-    return out
 
 
 def test_roundtrip_dims_values_and_coords(tmp_path):
@@ -108,7 +97,7 @@ def test_parallel_writers_match_serial(tmp_path):
     for p in procs:
         p.join(120)
         assert p.exitcode == 0
-    a, b = _checksums(serial), _checksums(parallel)
+    a, b = dataset_checksums(serial), dataset_checksums(parallel)
     assert len(a) == len(jobs) and a == b
     for sid, n in jobs:
         assert checksum(trial_data(sid, n)["bold"]) == b[(sid, n)][0]
@@ -117,7 +106,7 @@ def test_parallel_writers_match_serial(tmp_path):
     for sid in ("S1", "S2", "S3"):
         store.pack(sid)
         assert all(t["packed"] for t in store.trials(sid).values())
-    assert _checksums(parallel) == a
+    assert dataset_checksums(parallel) == a
 
 
 def test_killed_writer_is_invisible_and_retry_is_complete(tmp_path):
@@ -145,7 +134,7 @@ def test_pack_layout_keep_best_delete_and_staged_after_pack(tmp_path):
     url = str(tmp_path / "s.zarr")
     store = SignalStore(url)
     _fill(store, {"S1": list(range(6))})
-    before = _checksums(url)
+    before = dataset_checksums(url)
     store.pack("S1", shard_trials=4)
     import zarr
 
@@ -153,7 +142,7 @@ def test_pack_layout_keep_best_delete_and_staged_after_pack(tmp_path):
     arr = zarr.open_array(url, path=f"subjects/S1/packed/{cur}/bold", mode="r")
     assert arr.shape == (6, N_TIME, N_REGIONS) and arr.shards == (4, N_TIME, N_REGIONS)
     assert arr.chunks == (1, N_TIME, N_REGIONS)
-    assert _checksums(url) == before
+    assert dataset_checksums(url) == before
     write_trials(url, [("S1", 9)])  # a later trial (extend) stays staged beside the packed ones
     assert open_signals(url).trial_number.values.tolist() == [[0, 1, 2, 3, 4, 5, 9]]
     store.delete_trial("S1", 2)
@@ -162,7 +151,7 @@ def test_pack_layout_keep_best_delete_and_staged_after_pack(tmp_path):
     kept = store.keep_best("S1", 2, "fc_r", maximise=True)
     assert kept == sorted(sorted(scores, key=scores.get)[-2:])
     assert set(store.trials("S1")) == set(kept)
-    after = _checksums(url)
+    after = dataset_checksums(url)
     assert after == {k: v for k, v in before.items() if k[1] in kept} | {k: v for k, v in after.items()
                                                                             if k[1] == 9}
     emp = store.empirical("S1")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_workers import (N_REGIONS, N_TIME, checksum, trial_data, trial_record, write_call, write_call_then_die,
-                           write_calls, write_legacy_trial)
+from store_workers import (N_REGIONS, N_TIME, checksum, dataset_checksums, trial_data, trial_record, write_call,
+                           write_call_then_die, write_calls, write_legacy_trial)
 
 from explorer.errors import StoreError
 from explorer.store import SignalStore, TrialSignals, open_signals, trial_location
@@ -31,19 +31,6 @@ def _check(store: SignalStore, sid: str, n: int, packed: bool | None = None) -> 
         assert got["seed"] == d["seed"] and got["location"] == trial_location(store.url, sid, n)
         if packed is not None:
             assert got["packed"] is packed
-
-
-def _dataset(url: str) -> dict[tuple[str, int], tuple[str, str, float]]:
-    """(subject, number) -> checksums of bold and fc, and fc_r, as open_signals shows them."""
-    ds = open_signals(url).load()
-    out = {}
-    for sid in ds.subject.values:
-        sub = ds.sel(subject=sid)
-        for j in range(ds.sizes["trial"]):
-            n = int(sub.trial_number[j])
-            if n >= 0:
-                out[(str(sid), n)] = (checksum(sub.bold[j].values), checksum(sub.fc[j].values), float(sub.fc_r[j]))
-    return out
 
 
 def _expected(trials: dict[str, list[int]]) -> dict[tuple[str, int], tuple[str, str, float]]:
@@ -182,12 +169,12 @@ def test_parallel_calls_match_serial_writes(tmp_path):
         p.join(120)
         assert p.exitcode == 0
     expected = _expected({"S1": list(range(6)), "S2": list(range(6))})
-    assert _dataset(serial) == expected and _dataset(parallel) == expected
+    assert dataset_checksums(serial) == expected and dataset_checksums(parallel) == expected
     store = SignalStore(parallel)
     for sid in ("S1", "S2"):
         store.pack(sid)
         assert all(t["packed"] for t in store.trials(sid).values())
-    assert _dataset(parallel) == expected
+    assert dataset_checksums(parallel) == expected
 
 
 def _mixed(url: str) -> dict[str, list[int]]:
@@ -212,7 +199,7 @@ def test_open_signals_and_locations_over_a_mixed_store(tmp_path):
     trials = _mixed(url)
     old = write_legacy_trial(url, "S2", 3)  # an old recorded location: the one-trial group
     trials["S2"].append(3)
-    assert _dataset(url) == _expected(trials)
+    assert dataset_checksums(url) == _expected(trials)
     ds = open_signals(url)
     assert ds.trial_number.values.tolist() == [list(range(9)), [0, 1, 2, 3, -1, -1, -1, -1, -1]]
     assert ds.location.sel(subject="S1").values.tolist() == [trial_location(url, "S1", n) for n in range(9)]
@@ -231,7 +218,7 @@ def test_open_signals_and_locations_over_a_mixed_store(tmp_path):
     store.pack("S1", shard_trials=4)
     write_call(url, "S1", [10, 9])
     trials["S1"] += [9, 10]
-    assert _dataset(url) == _expected(trials)
+    assert dataset_checksums(url) == _expected(trials)
     kinds = [(k, b - a) for k, _, a, b, _ in _pieces(store._entries("S1"), "bold")]
     assert kinds == [("packed", 9), ("batch", 2)]
     for n in trials["S1"]:
@@ -243,7 +230,7 @@ def test_pack_after_single_and_multi_trial_writes(tmp_path):
     url = str(tmp_path / "s.zarr")
     store = SignalStore(url)
     trials = _mixed(url)
-    before = _dataset(url)
+    before = dataset_checksums(url)
     assert before == _expected(trials)
     out = store.pack("S1", shard_trials=4)
     assert out == {"packed": 9, "removed_staged": 6, "removed_stale": 0}
@@ -253,7 +240,7 @@ def test_pack_after_single_and_multi_trial_writes(tmp_path):
     cur = zarr.open_group(url, path="subjects/S1/packed", mode="r").attrs["current"]
     arr = zarr.open_array(url, path=f"subjects/S1/packed/{cur}/bold", mode="r")
     assert arr.shape == (9, N_TIME, N_REGIONS) and arr.shards == (4, N_TIME, N_REGIONS)
-    assert _dataset(url) == before
+    assert dataset_checksums(url) == before
     for n in trials["S1"]:
         _check(store, "S1", n, packed=True)
     t = store.trials("S1")
@@ -261,7 +248,7 @@ def test_pack_after_single_and_multi_trial_writes(tmp_path):
     # repacking a packed subject and packing the other one keep every trial
     store.pack("S1")
     store.pack("S2")
-    assert _dataset(url) == before
+    assert dataset_checksums(url) == before
 
 
 def test_delete_one_trial_of_a_multi_trial_group(tmp_path):
@@ -282,7 +269,7 @@ def test_delete_one_trial_of_a_multi_trial_group(tmp_path):
     with pytest.raises(StoreError, match="is not in the signals store"):
         store.read_trial("S1", 1)
     assert open_signals(url).trial_number.values.tolist() == [[0, 2, 3]]
-    assert _dataset(url) == _expected({"S1": [0, 2, 3]})
+    assert dataset_checksums(url) == _expected({"S1": [0, 2, 3]})
     # a retry of trial 1 (a later call) is visible again; the deleted copy stays deleted
     write_call(url, "S1", [1])
     assert set(store.trials("S1")) == {0, 1, 2, 3}
@@ -293,9 +280,9 @@ def test_delete_one_trial_of_a_multi_trial_group(tmp_path):
     store.delete_trial("S1", 2)  # the group's last trial: the group goes
     assert not group.exists() and set(store.trials("S1")) == {3}
     write_call(url, "S1", [4, 5])
-    assert store.pack("S1")["packed"] == 3 and _dataset(url) == _expected({"S1": [3, 4, 5]})
+    assert store.pack("S1")["packed"] == 3 and dataset_checksums(url) == _expected({"S1": [3, 4, 5]})
     store.delete_trial("S1", 4)  # packed: repacked without it
-    assert _dataset(url) == _expected({"S1": [3, 5]})
+    assert dataset_checksums(url) == _expected({"S1": [3, 5]})
 
 
 def test_keep_best_prunes_trials_inside_multi_trial_groups(tmp_path):
@@ -311,7 +298,7 @@ def test_keep_best_prunes_trials_inside_multi_trial_groups(tmp_path):
     best = sorted(scores, key=scores.get)[-3:]
     assert kept == sorted({*best, twin})
     assert set(store.trials("S1")) == set(kept)
-    assert _dataset(url) == _expected({"S1": kept})
+    assert dataset_checksums(url) == _expected({"S1": kept})
     for n in kept:
         _check(store, "S1", n, packed=False)
     for n in set(range(9)) - set(kept):
@@ -326,4 +313,4 @@ def test_keep_best_prunes_trials_inside_multi_trial_groups(tmp_path):
         assert set(numbers) & set(kept)
         assert set(attrs.get("deleted", [])) == set(numbers) - set(kept)
     assert store.pack("S1")["packed"] == len(kept)
-    assert _dataset(url) == _expected({"S1": kept})
+    assert dataset_checksums(url) == _expected({"S1": kept})
