@@ -188,14 +188,10 @@ def main() -> int:
         _worker(json.loads(args.worker))
         return 0
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_sim import aal80
-
-    import numpy as np
+    from bench_sim import aal80_file
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "aal80.npz"
-        w, ln = aal80()
-        np.savez(path, weights=w, lengths=ln)
+        path = aal80_file(tmp)
         for model in args.models:
             for peer in args.peers:
                 cfg = dict(connectome=str(path), model=model, duration_s=args.duration_s, dt_ms=0.1,

@@ -45,6 +45,15 @@ def aal80(subject: str = "NAP_001") -> tuple[np.ndarray, np.ndarray]:
     return s.weights, s.lengths
 
 
+def aal80_file(folder: str | Path) -> Path:
+    """:func:`aal80` written as ``<folder>/aal80.npz`` (keys weights, lengths): a connectome file the
+    peers and ``explorer bench`` read alike."""
+    path = Path(folder) / "aal80.npz"
+    w, ln = aal80()
+    np.savez(path, weights=w, lengths=ln)
+    return path
+
+
 def _ratios(model: str, best: dict[tuple, dict[str, Any]], peers: list[str]) -> list[dict[str, Any]]:
     out = []
     for key, rec in best.items():
@@ -96,9 +105,7 @@ def main() -> int:
     from explorer.sim.bench import bench
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "aal80.npz"
-        w, ln = aal80()
-        np.savez(path, weights=w, lengths=ln)
+        path = aal80_file(tmp)
         for model in args.models:
             runs: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
             peers = [p for p in args.peers if model in PEER_MODELS[p]]
