@@ -107,7 +107,7 @@ class StudySession:
                                         frozen_text(cfg, study_dir))
         self.leases = SubjectLeases(self.storage, cfg.name, cfg.leases.heartbeat_s, cfg.leases.stale_s)
         self.candidates = shard_of([s.id for s in self.cohort], shard)   # this driver's part, in order
-        self.window = window or len(self.candidates)
+        self.window = window or subject_window(cfg)
         self.held_elsewhere: dict[str, Any] = {}     # subject -> Holder of a live driver running it
         self.studies: dict[str, Any] = {}            # admitted subjects (with trials left)
         self.counts: dict[str, Any] = {}
@@ -140,7 +140,7 @@ class StudySession:
             if not got:
                 break
             # MLflow runs a dead driver left RUNNING for these subjects end as KILLED
-            self.tracker.then("ending stale MLflow runs", self.tracker.tracker.end_stale_runs, subjects=got)
+            self.tracker.end_stale_runs(got)
             for sid in got:
                 if self._open(sid):
                     new.append(sid)
@@ -153,7 +153,8 @@ class StudySession:
         # RUNNING trials of a subject this driver holds the lease of were left by a dead driver
         reaped = reap_interrupted(study, on_reaped=self.forget_signals(sid))
         counts = subject_counts(study)
-        if reaped or (counts.done >= self.target and finished_trials(study) != counts.done):
+        unfinished = counts.done >= self.target and finished_trials(study) != counts.done
+        if reaped or unfinished:
             # a driver died here: the trials it told Optuna but had not yet logged get their MLflow runs
             # (the tracker skips those it has)
             self.tracker.log_trials(sid, finished_records(study, list(self.cfg.objectives), sid))
@@ -167,7 +168,7 @@ class StudySession:
         if counts.done < self.target:
             self.active.add(sid)
             return True
-        if finished_trials(study) != counts.done:   # a session died before finishing it
+        if unfinished:   # a session died before finishing it
             self.finisher.finish(sid, study)
         self.let_go(sid)
         return False

@@ -206,6 +206,9 @@ class TrackerThread:
     def tag_subject(self, subject_id: str, tags: dict[str, str]) -> None:
         self._put(f"MLflow tags of {subject_id}", "tag_subject", subject_id, dict(tags))
 
+    def end_stale_runs(self, subjects: list[str]) -> None:
+        self._put(f"ending stale MLflow runs of {', '.join(subjects)}", "end_stale_runs", subjects=list(subjects))
+
     def close(self, timeout_s: float | None = None) -> bool:
         """Stop after the calls already queued, waiting at most ``timeout_s`` (None: ``drain_s``) for them;
         returns whether they all ran. Those that did not are never made: each is recorded in ``guard``,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.search import best_summary, list_subject_studies, open_storage, open_subject_study, subject_counts
+from explorer.search.leases import running_drivers
 from explorer.secrets import redact_url
 from explorer.study.frozen import load_frozen
 from explorer.study.layout import RUNS_FILE, optuna_storage_url
@@ -61,8 +62,6 @@ def study_status(study_dir: str | Path) -> dict[str, Any]:
         c = subject_counts(study)
         subjects[sid] = {**asdict(c), "target": cfg.n_trials, "done": c.done,
                          "best": _finite(best_summary(study, cfg.objectives))}
-    from explorer.search.leases import running_drivers
-
     drivers = running_drivers(storage, cfg.name, cfg.leases.stale_s)
     rows = read_runs(study_dir)
     runs = [r for r in rows if REPAIRED not in r]
