@@ -29,7 +29,8 @@ from explorer.runner.progress import NullProgress
 from explorer.runner.scheduler import BrokenStudy, Scheduler
 from explorer.search.leases import SubjectLeases, shard_of
 from explorer.search import (
-    best_summary, finished_trials, open_storage, open_subject_study, reap_interrupted, recover_journal, subject_counts,
+    best_summary, distributions, finished_trials, open_storage, open_subject_study, reap_interrupted, recover_journal,
+    subject_counts,
 )
 from explorer.study.frozen import frozen_text, save_frozen
 from explorer.study.layout import is_study_dir, optuna_storage_url
@@ -151,7 +152,7 @@ class StudySession:
         s = self.cohort[sid]
         study = open_subject_study(self.storage, self.cfg, sid)
         # RUNNING trials of a subject this driver holds the lease of were left by a dead driver
-        reaped = reap_interrupted(study, on_reaped=self.forget_signals(sid))
+        reaped = reap_interrupted(study, on_reaped=self.forget_signals(sid), names=distributions(self.cfg))
         counts = subject_counts(study)
         unfinished = counts.done >= self.target and finished_trials(study) != counts.done
         if reaped or unfinished:

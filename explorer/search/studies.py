@@ -23,7 +23,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
@@ -183,14 +183,17 @@ def _trials(study_or_trials: Any) -> list["FrozenTrial"]:
 
 
 def reap_interrupted(study: "optuna.Study", numbers: set[int] | None = None,
-                     on_reaped: Callable[["FrozenTrial"], None] | None = None) -> list[int]:
+                     on_reaped: Callable[["FrozenTrial"], None] | None = None,
+                     names: Iterable[str] | None = None) -> list[int]:
     """Mark RUNNING trials FAIL ``"interrupted"`` and re-enqueue their parameter sets.
 
     Only call this while holding the subject's lease (no live driver owns those trials).
     ``numbers`` restricts it to those trial numbers (a driver reaping its own in-flight trials).
     Idempotent: a trial whose parameters were already re-enqueued is not enqueued twice,
     so a crash half-way through reaping loses nothing and duplicates nothing.
-    ``on_reaped`` is called for each reaped trial (e.g. to delete partial signals).
+    ``on_reaped`` is called for each reaped trial (e.g. to delete partial signals). ``names``: the free
+    parameters of a trial; one killed while it was being asked (Optuna writes a new trial, then its
+    parameters one by one) lacks some, was never simulated, and is not re-enqueued.
     """
     from optuna.trial import TrialState
 
@@ -204,7 +207,8 @@ def reap_interrupted(study: "optuna.Study", numbers: set[int] | None = None,
         if t.state != TrialState.RUNNING or (numbers is not None and t.number not in numbers):
             continue
         storage.set_trial_user_attr(t._trial_id, FAIL_REASON_ATTR, INTERRUPTED)
-        if t.number not in requeued and t.params:
+        complete = bool(t.params) and (names is None or set(names) <= set(t.params))
+        if t.number not in requeued and complete:
             study.enqueue_trial(dict(t.params), user_attrs={REQUEUED_ATTR: t.number})
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         reaped.append(t.number)

@@ -80,3 +80,21 @@ def test_recover_journal_leaves_an_intact_journal_and_sql_urls_alone(tmp_path):
     assert recover_journal(url, wait_s=0.1) == []
     assert (tmp_path / "optuna.log").read_bytes() == before
     assert recover_journal("sqlite:///nowhere.db") == []
+
+
+def test_a_trial_killed_while_being_asked_is_reaped_but_not_re_enqueued(tmp_path):
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState
+
+    from explorer.search import reap_interrupted
+
+    url, storage, study = _journal(tmp_path)
+    dists = {"G": FloatDistribution(0.0, 1.0), "a": FloatDistribution(-1.0, 0.0)}
+    whole = study.ask(dists)                                  # asked in full, then the driver died
+    part = study.ask()
+    part.suggest_float("G", 0.0, 1.0)                          # killed between its two parameter writes
+    assert reap_interrupted(study, names=dists) == [whole.number, part.number]
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials[:2]] == [TrialState.FAIL, TrialState.FAIL]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [whole.params]   # only the whole set runs again
