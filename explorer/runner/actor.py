@@ -38,6 +38,7 @@ class WorkerSpec:
     directions: list[str] | None = None  # the objectives' ("maximize"/"minimize"); None = maximise
     fic_target_hz: float | None = None  # report re-simulations: FIC's target rate (Hz), None = no FIC
     git_revision: str | None = None     # the code's (explorer.study.frozen.git_revision), stored with the signals
+    best_k: int = 0                     # store: best: a call writes the signals of at most its k best trials (0: all)
 
 
 def _compact_error(exc: BaseException) -> str:
@@ -91,7 +92,8 @@ class SimWorker:
         The batch is simulated in one call, scored in one vectorised pass and its COMPLETE trials
         written to the signals store in one call. ``keep_from`` (``store: best``): a trial whose first
         objective is worse than this (the subject's k-th best so far) cannot enter the best k, and
-        its signals are not written. Returns ``{"records": [TrialRecord], "simulate_s", "call_s",
+        its signals are not written; nor are those of a trial behind ``best_k`` better ones of its own
+        batch (:attr:`WorkerSpec.best_k`). Returns ``{"records": [TrialRecord], "simulate_s", "call_s",
         "actor", "node"}``; ``simulate_s`` is the wall time inside the simulator.
         """
         t0 = time.perf_counter()
@@ -223,20 +225,26 @@ class SimWorker:
                      keep_from: float | None) -> None:
         """Write the COMPLETE trials that may still enter the best k to the signals store, in one call.
 
+        With ``store: best`` a trial is left unwritten when it is worse than ``keep_from`` or behind
+        ``best_k`` better trials of this batch: either way it can never be among the subject's best k.
         A trial cannot be COMPLETE without its signals: if the write fails, its trials are FAIL
         ``error: store: ...``.
         """
         if self.store is None:
             return
         maximise = not self.spec.directions or self.spec.directions[0] == "maximize"
-        items = []
+        ranked = []
         for rec, bold, fc in scored:
             if rec.state != "COMPLETE":
                 continue
             value = objective_value(rec.scores, self.spec.objectives[0])
             if keep_from is not None and (value < keep_from if maximise else value > keep_from):
                 continue    # can never be among the best k (store: best): not written
-            items.append((rec, bold.astype(np.float32), fc.astype(np.float32)))
+            ranked.append((value, rec, bold, fc))
+        if self.spec.best_k and len(ranked) > self.spec.best_k:
+            ranked.sort(key=lambda item: item[0], reverse=maximise)   # stable: ties keep their order
+            ranked = ranked[:self.spec.best_k]
+        items = [(rec, bold.astype(np.float32), fc.astype(np.float32)) for _, rec, bold, fc in ranked]
         if not items:
             return
         try:

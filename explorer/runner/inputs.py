@@ -101,4 +101,5 @@ def worker_spec(cfg: StudyConfig, tr_s: float, store_url: str | None, repeats: i
                       repeats=cfg.simulation.repeats if repeats is None else repeats,
                       objectives=cfg.objectives, directions=cfg.directions, store_url=store_url,
                       fic_target_hz=cfg.params.fic_target_hz if cfg.params.fic else None,
-                      git_revision=git_revision() if store_url is not None else None)
+                      git_revision=git_revision() if store_url is not None else None,
+                      best_k=cfg.store.best_k if cfg.store.mode == "best" else 0)

@@ -4,9 +4,11 @@ It keeps ``IN_FLIGHT_PER_ACTOR`` batches queued on every actor (each actor simul
 driver tells the other's results and asks its next), collects with ``ray.wait``, tells Optuna
 COMPLETE/FAIL (reason in the user attribute ``reason``), queues each result batch for MLflow (a
 background thread logs it), and hands a subject to the
-:class:`~explorer.runner.finisher.SubjectFinisher` when it is done. Each call's size follows the
-measured cost per trial (:meth:`Scheduler.batch_size`); with ``store: best`` an actor does not write
-the signals of a trial that can no longer enter the best k (:meth:`Scheduler.keep_from`).
+:class:`~explorer.runner.finisher.SubjectFinisher` when it is done (on a finishing thread, off the
+loop). Each call's size follows the measured cost per trial (:meth:`Scheduler.batch_size`) and
+shrinks as the session ends so that the actors run out of work together (:meth:`Scheduler.share`);
+with ``store: best`` an actor does not write the signals of a trial that can no longer enter the
+best k (:meth:`Scheduler.keep_from`).
 
 Signals are deferred (:mod:`explorer.runner.interrupts`): the loop looks at the flag between
 steps, records the results already back, then marks the in-flight trials FAIL "interrupted" and
@@ -27,6 +29,7 @@ import logging
 import math
 import time
 from collections import deque
+from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +93,8 @@ class Scheduler:
         self.maximise = self.cfg.directions[0] == "maximize"
         self.top: dict[str, list[float]] = {}
         self.todo: list[str] = []      # the admitted subjects, in order (grows as the session admits more)
+        self.finishing: dict[str, futures.Future] = {}   # subjects done, being finished on the finishing thread
+        self._finisher_pool: futures.ThreadPoolExecutor | None = None
         self.add_subjects(todo)
 
     def add_subjects(self, subjects: list[str]) -> None:
@@ -110,16 +115,23 @@ class Scheduler:
         import ray
 
         self.fill()
-        while self.inflight and not self.stop.requested:
-            ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=0.5)
+        while (self.inflight or self.finishing) and not self.stop.requested:
+            ready = []
+            if self.inflight:
+                ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=0.5)
+            else:   # only subjects being finished: wait for them
+                futures.wait(list(self.finishing.values()), timeout=0.5)
             if ready:
                 ready, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=0)
                 for ref in ready:   # results already back are recorded even after a signal
                     if self.stop.forced:
                         break
                     self.collect(ref)
+            if ready or self.finishing:
+                self.settle()
                 self.fill()
             self.progress.refresh()
+        self.settle(wait=True)
         self.stop.check()
 
     def _remaining(self, sid: str) -> int:
@@ -160,12 +172,25 @@ class Scheduler:
 
     def batch_size(self) -> int:
         """Trials for the next call: about ``ray.call_s`` of actor time at the measured cost per trial,
-        within [min(batch_size, KERNEL_BATCH), batch_size]; the lower bound until a call has been measured."""
+        within [min(batch_size, KERNEL_BATCH), batch_size] (the lower bound until a call has been
+        measured), and at most an even share of what is left (:meth:`share`)."""
         upper = self.cfg.ray.batch_size
         lower = min(upper, KERNEL_BATCH)
-        if self.trial_s is None:
-            return lower
-        return max(lower, min(upper, math.ceil(self.cfg.ray.call_s / max(self.trial_s, 1e-6))))
+        n = lower if self.trial_s is None else max(lower, min(upper, math.ceil(self.cfg.ray.call_s / max(self.trial_s, 1e-6))))
+        return min(n, self.share(upper))
+
+    def share(self, upper: int) -> int:
+        """Guided self-scheduling at the end of a session: ``ceil(left / queue places)``, with ``left`` the
+        trials not yet asked and ``IN_FLIGHT_PER_ACTOR`` places per live actor; ``upper`` while more is left
+        than every place can take at ``upper``, or while the session may still admit subjects.
+
+        Calls shrink as the session ends, so the actors run out of work together (one big last call
+        would leave the other actors idle while it runs)."""
+        places = max(1, len(self.pool.slots)) * IN_FLIGHT_PER_ACTOR
+        left = sum(max(0, self._remaining(sid)) for sid in self.todo if not self.session.lost(sid))
+        if left >= places * upper or self.session.waiting():
+            return upper
+        return max(1, math.ceil(left / places))
 
     def _measured(self, call_s: float, n: int) -> None:
         per = call_s / max(1, n)
@@ -344,10 +369,32 @@ class Scheduler:
             self.finish(sid)
 
     def finish(self, sid: str) -> None:
-        if not self.session.finisher.finish(sid, self.session.studies[sid]):
-            self.result.failed_subjects.append(sid)
-        self.session.let_go(sid)
-        self.progress.finished(sid)
+        """Finish ``sid`` (prune, pack, summarise: :class:`~explorer.runner.finisher.SubjectFinisher`) on the
+        finishing thread, off the loop, so that the actors' next batches are not held behind it;
+        :meth:`settle` lets it go once done."""
+        if self._finisher_pool is None:
+            self._finisher_pool = futures.ThreadPoolExecutor(1, thread_name_prefix="explorer-finish")
+        self.finishing[sid] = self._finisher_pool.submit(self.session.finisher.finish, sid, self.session.studies[sid])
+
+    def settle(self, wait: bool = False) -> None:
+        """Let go of the subjects whose finishing is done (all of them with ``wait``): lease released,
+        progress row closed, a subject with no COMPLETE trial (or whose finishing raised) counted failed."""
+        for sid, fut in list(self.finishing.items()):
+            if not (wait or fut.done()):
+                continue
+            try:
+                ok = fut.result()
+            except Exception:  # noqa: BLE001 - the finisher guards its own calls; anything else is logged here
+                log.exception("finishing subject %s failed", sid)
+                ok = False
+            del self.finishing[sid]
+            if not ok:
+                self.result.failed_subjects.append(sid)
+            self.session.let_go(sid)
+            self.progress.finished(sid)
+        if wait and self._finisher_pool is not None:
+            self._finisher_pool.shutdown(wait=True)
+            self._finisher_pool = None
 
     # -- stopping -------------------------------------------------------------------------
     def interrupt(self) -> tuple[int, list[str]]:
@@ -358,6 +405,7 @@ class Scheduler:
         (trials reaped, subjects left RUNNING).
         """
         self.pool.shutdown()
+        self.settle(wait=True)   # a subject being finished is finished (its trials are all told)
         # Every RUNNING trial of these studies is ours: the subject leases keep other drivers out.
         # Reaping them all (not only those in self.trials) also catches a trial that Optuna had
         # created when the signal arrived but that the scheduler had not yet recorded.

@@ -95,3 +95,30 @@ def test_stored_signals_describe_themselves(tmp_path):
     np.testing.assert_allclose(stored["fc"], sim_fc, atol=1e-4)
     ds = open_signals(url)
     assert ds.attrs["model"] == "hopf" and ds.attrs["dt_ms"] == 1.0 and ds.attrs["duration_s"] == 40.0
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_store_best_writes_only_what_can_enter_the_best_k(tmp_path, direction):
+    """store: best with k = 2: of a batch of 5, only its 2 best trials are written (the others are behind two
+    better ones of their own batch), and none worse than ``keep_from``; all 5 are COMPLETE with their scores."""
+    from explorer.cohort import demo
+
+    objective = {"maximize": "fc_r", "minimize": "fc_rmse"}[direction]
+    cfg = fast_config(tmp_path, store={"mode": "best", "best_k": 2}, objective=objective)
+    assert cfg.directions == [direction]
+    subject = demo().subjects[0]
+    spec = worker_spec(cfg, 2.0, str(tmp_path / "signals.zarr"), repeats=1)
+    assert spec.best_k == 2
+    worker = SimWorker(spec)
+    worker.add_subject(subject.id, subject_payload(cfg, subject, subject_spaces(cfg, [subject])[subject.id], None))
+    tasks = [Task(number=n, free={"G": g, "a": -0.02}, seed=7 + n) for n, g in enumerate((0.3, 0.6, 0.9, 1.2, 1.5))]
+    recs = worker.run_batch(subject.id, tasks)["records"]
+    assert [r.state for r in recs] == ["COMPLETE"] * 5
+    values = [r.scores[objective] for r in recs]
+    order = sorted(range(5), key=lambda i: values[i], reverse=direction == "maximize")
+    assert {i for i, r in enumerate(recs) if r.signals} == set(order[:2])
+    # a threshold between the best and the second best: only the best is written
+    middle = (values[order[0]] + values[order[1]]) / 2
+    again = [Task(number=10 + t.number, free=t.free, seed=t.seed) for t in tasks]
+    recs = worker.run_batch(subject.id, again, keep_from=middle)["records"]
+    assert [r.number for r in recs if r.signals] == [10 + order[0]]
