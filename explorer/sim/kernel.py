@@ -51,6 +51,7 @@ from numba.extending import intrinsic
 from explorer.models.base import Model
 from explorer.models.vecmath import hash64, normal_pair
 from explorer.sim.bold import balloon_signal, balloon_step
+from explorer.sim.jitcache import cache_kernel
 
 BOLD_OFF, BOLD_BALLOON, BOLD_SAMPLE = 0, 1, 2
 
@@ -403,8 +404,8 @@ def small_tiles(model: Model) -> bool:
 
 
 def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
-    """Build the numba kernel of ``model`` (compiled on first call, per dtype); ``mode``: see
-    :func:`get_kernel`."""
+    """Build the numba kernel of ``model`` (compiled on first call, per dtype, or loaded from the on-disk
+    cache of an earlier process: :mod:`explorer.sim.jitcache`); ``mode``: see :func:`get_kernel`."""
     dfun = model.dfun
     NS = len(model.states)
     CS = np.array(model.coupled_states, dtype=np.int64)
@@ -614,4 +615,4 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
                     kb += 1
         return kt, kb
 
-    return kernel
+    return cache_kernel(kernel, model, MODE)
