@@ -21,7 +21,7 @@ from typing import Any
 from explorer.config import StudyConfig
 from explorer.errors import StudyError
 from explorer.runner.finisher import SubjectFinisher, finished_records
-from explorer.runner.hooks import Guard, TrackerThread, open_store, open_tracker
+from explorer.runner.hooks import Guard, TrackerThread, open_store, tracker_opener
 from explorer.runner.inputs import bold_tr, load_study_cohort, preflight, study_inputs, subject_payload, worker_spec
 from explorer.runner.interrupts import Interrupted, Interrupts
 from explorer.runner.pool import ActorPool, default_actors, init_ray
@@ -102,8 +102,10 @@ class StudySession:
         with setup_lock(study_dir):   # another driver may be creating the same databases right now
             self.storage = open_storage(optuna_storage_url(cfg, study_dir))
             self.store, self.store_url = open_store(cfg, study_dir)
-            tracker = open_tracker(cfg, study_dir, [s.id for s in self.cohort], self.storage)
-        self.tracker = TrackerThread(tracker, self.guard, cfg.tracking.drain_s)   # off the loop, in order
+        # MLflow is opened on the tracker's thread (seconds for a new store) while the driver starts Ray and
+        # its actors; its calls are made there, in order, off the loop. tracker.ready() raises what opening raised
+        self.tracker = TrackerThread(None, self.guard, cfg.tracking.drain_s,
+                                     opener=tracker_opener(cfg, study_dir, [s.id for s in self.cohort], self.storage))
         self.finisher = SubjectFinisher(cfg, self.cohort, self.store, self.tracker, self.guard,
                                         frozen_text(cfg, study_dir))
         self.leases = SubjectLeases(self.storage, cfg.name, cfg.leases.heartbeat_s, cfg.leases.stale_s)
@@ -118,6 +120,7 @@ class StudySession:
             self.admit(self.window)
         except BaseException:
             self.leases.close()
+            self.tracker.close(0.0)
             raise
         self.leases.start()
 
@@ -296,6 +299,7 @@ class _Session:
             log.info("subject %s is run by another driver (%s); this driver runs the others", sid, h.describe())
         todo = session.todo()
         if not todo:
+            session.tracker.ready()
             self.result.already_done = True
             session.tracker.close()
             return self._summarise(session)
@@ -326,6 +330,7 @@ class _Session:
         broken: BrokenStudy | None = None
         try:
             pool.wait_ready(should_stop=lambda: self.stop.requested)
+            session.tracker.ready()   # MLflow opened meanwhile (a failure to open it stops the session here)
             t0 = time.monotonic()
             result.startup_s = t0 - self.t_begin
             self.progress.started = time.monotonic()

@@ -20,6 +20,7 @@ from explorer.config import StudyConfig
 from explorer.store import SignalStore, simulation_attrs
 from explorer.study.frozen import git_revision
 from explorer.study.layout import embedded_mlflow_uri, mlflow_artifacts, mlflow_uri, optuna_storage_url, zarr_url
+from explorer.study.lock import setup_lock
 from explorer.tracking import Tracker, check_separate_databases, describe_children, unreachable
 from explorer.tracking.modes import tracker_options
 from explorer.tracking.relocate import repair_artifact_locations
@@ -90,6 +91,18 @@ def open_tracker(cfg: StudyConfig, study_dir: Path, subjects: Iterable[str] = ()
         return NullTracker()
 
 
+def tracker_opener(cfg: StudyConfig, study_dir: Path, subjects: Iterable[str], storage: Any) -> Any:
+    """A callable opening the study's tracker (:func:`open_tracker`) under the study's setup lock, for
+    :class:`TrackerThread` to call on its thread; an MLflow URI that is the Optuna database is refused now."""
+    check_separate_databases(optuna_storage_url(cfg, study_dir), mlflow_uri(cfg, study_dir))
+    subjects = list(subjects)
+
+    def open_() -> Any:
+        with setup_lock(study_dir):   # another driver may be creating the same MLflow store right now
+            return open_tracker(cfg, study_dir, subjects, storage)
+    return open_
+
+
 class Guard:
     """Calls a hook (a store or tracker write), logging instead of raising when it fails.
 
@@ -130,11 +143,19 @@ class TrackerThread:
 
     :meth:`close` waits at most ``drain_s`` (``tracking.drain_s``) for the queue; what is not
     logged by then is recorded in ``guard`` as a failure naming ``explorer verify NAME --repair``.
+
+    ``opener`` (instead of ``tracker``): a callable that opens the tracker, called first on the thread,
+    so that opening MLflow (imports, schema migrations of a new store: seconds) overlaps the driver's
+    start of Ray and its actors. Calls queued meanwhile wait for it; :meth:`ready` waits too, and
+    raises what opening raised (then no queued call is made).
     """
 
     def __init__(self, tracker: Any, guard: Guard, drain_s: float = DRAIN_S, *, retry_first_s: float = RETRY_FIRST_S,
-                 retry_max_s: float = RETRY_MAX_S):
+                 retry_max_s: float = RETRY_MAX_S, opener: Any = None):
         self.tracker = tracker
+        self._opener = opener
+        self._opened = threading.Event()
+        self._open_error: BaseException | None = None
         self.guard = guard
         self.drain_s = float(drain_s)
         self.retry_first_s, self.retry_max_s = float(retry_first_s), float(retry_max_s)
@@ -149,6 +170,14 @@ class TrackerThread:
         self.thread.start()
 
     def _work(self) -> None:
+        if self._opener is not None:
+            try:
+                self.tracker = self._opener()
+            except BaseException as exc:  # noqa: BLE001 - raised by ready(), in the driver's thread
+                self._open_error = exc
+                self._opened.set()
+                return
+        self._opened.set()
         while not self._abandon.is_set():
             item = self.queue.get()
             if item is None:
@@ -183,12 +212,25 @@ class TrackerThread:
                 self.outage_since = None
             return
 
+    def ready(self) -> Any:
+        """Wait until the tracker is open and return it; raise what opening it raised."""
+        self._opened.wait()
+        if self._open_error is not None:
+            raise self._open_error
+        return self.tracker
+
     def pending(self) -> int:
         """Calls not yet made (the one being made, or waiting to be tried again, included)."""
         return self.queue.qsize() + (self.current is not None)
 
     def _put(self, what: str, method: str, *args: Any, **kwargs: Any) -> None:
-        self.queue.put((what, getattr(self.tracker, method), args, kwargs))
+        self.queue.put((what, self._method(method), args, kwargs))
+
+    def _method(self, name: str) -> Any:
+        """The tracker's method ``name``, looked up when called (the tracker may still be opening)."""
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return getattr(self.tracker, name)(*args, **kwargs)
+        return call
 
     def then(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
         """Call ``fn`` after the tracker calls queued so far (e.g. mark a subject finished once it is logged)."""

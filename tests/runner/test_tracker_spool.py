@@ -120,3 +120,37 @@ def test_a_tracker_shortens_mlflow_http_retries_unless_set(monkeypatch, tmp_path
     Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "envs", str(tmp_path / "art"))
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "300"
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == FAIL_FAST_HTTP["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+
+
+def test_a_tracker_opened_on_the_thread_makes_the_calls_queued_while_it_opened():
+    """The driver queues calls (stale runs, tags) while MLflow opens on the tracker's thread: they run after it, in order."""
+    import threading
+
+    gate = threading.Event()
+    tracker = _Flaky(down=0)
+
+    def opener():
+        gate.wait(10.0)
+        return tracker
+
+    t = TrackerThread(None, Guard(), 30.0, opener=opener)
+    t.log_trials("S1", [0])
+    t.finish_subject("S1")
+    assert tracker.made == []              # still opening
+    gate.set()
+    assert t.ready() is tracker
+    assert t.close(30.0)
+    assert tracker.made == [("log_trials", "S1", [0]), ("finish_subject", "S1")]
+
+
+def test_a_tracker_that_fails_to_open_raises_in_ready_and_makes_no_call():
+    from explorer.errors import TrackingError
+
+    def opener():
+        raise TrackingError("cannot reach MLflow at http://mlflow:5000")
+
+    t = TrackerThread(None, Guard(), 30.0, opener=opener)
+    t.log_trials("S1", [0])
+    with pytest.raises(TrackingError, match="cannot reach MLflow"):
+        t.ready()
+    assert t.close(1.0) and t.guard.failures == []
