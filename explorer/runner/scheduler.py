@@ -138,7 +138,14 @@ class Scheduler:
         return self.target - self.done[sid] - self.inflight_n[sid]
 
     def _next_subject(self) -> str | None:
-        """The next subject with trials left to ask (round robin); when none, the session admits more."""
+        """The next subject with trials left to ask: round robin, and at the end of the session (:meth:`ending`)
+        the one with the fewest left, so that subjects finish one after another while the actors run the
+        others (their pruning, packing and MLflow summaries then overlap the last simulations instead of
+        following them all at once); when none is left, the session admits more."""
+        if self.ending():
+            live = [sid for sid in self.todo if self._remaining(sid) > 0 and not self.session.lost(sid)]
+            if live:
+                return min(live, key=self._remaining)
         for _ in range(2):
             for i in range(len(self.todo)):
                 sid = self.todo[(self.rr + i) % len(self.todo)]
@@ -178,6 +185,11 @@ class Scheduler:
         lower = min(upper, KERNEL_BATCH)
         n = lower if self.trial_s is None else max(lower, min(upper, math.ceil(self.cfg.ray.call_s / max(self.trial_s, 1e-6))))
         return min(n, self.share(upper))
+
+    def ending(self) -> bool:
+        """Whether the session nears its end: calls are being shrunk to share out what is left (:meth:`share`)."""
+        upper = self.cfg.ray.batch_size
+        return self.share(upper) < upper
 
     def share(self, upper: int) -> int:
         """Guided self-scheduling at the end of a session: ``ceil(left / queue places)``, with ``left`` the

@@ -139,6 +139,37 @@ def _quiet_mlflow() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def fast_sqlite(client: Any) -> bool:
+    """An embedded SQLite MLflow store (``sqlite:///...``) in WAL mode with ``synchronous=NORMAL``; returns
+    whether it was set.
+
+    MLflow opens SQLite with its defaults (rollback journal, ``synchronous=FULL``): every commit syncs
+    to disk, ~1 ms here and several under load, and a child run takes a few dozen commits. With a
+    write-ahead log a commit is ~0.01 ms, readers (``explorer ui``) never block the writer, and a
+    crash of the process loses nothing committed (a power cut may lose the last commits; `explorer
+    verify --repair` logs them again from Optuna). WAL needs the database on a local file system, as
+    the embedded store is meant to be (a cluster uses an MLflow server)."""
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    engine = getattr(store, "engine", None)
+    if engine is None or engine.dialect.name != "sqlite":
+        return False
+    from sqlalchemy import event
+
+    if not event.contains(engine, "connect", _sqlite_pragmas):
+        event.listen(engine, "connect", _sqlite_pragmas)
+        engine.dispose()   # connections opened before (schema migrations) are reopened with the pragmas
+    with engine.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+    return str(mode).lower() == "wal"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
 def _chunks(items: list, size: int) -> Iterable[list]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
@@ -201,6 +232,7 @@ class Tracker:
             Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.client = MlflowClient(tracking_uri=self.tracking_uri)
+            fast_sqlite(self.client)
             exp = self.client.get_experiment_by_name(experiment)
             if exp is None:
                 loc = artifact_location

@@ -226,3 +226,25 @@ def test_mlflow_keys_of_regional_parameters_and_combined_objectives():
     assert metric_key("fc_r + 0.5*fc_r_residual - fcd_ks") == "fc_r_plus_0.5_x_fc_r_residual_minus_fcd_ks"
     assert metric_key("fc_r") == "fc_r"
     _validate_metric_name(metric_key("fc_r + 0.5*fc_r_residual - fcd_ks"))
+
+
+def test_the_embedded_sqlite_store_commits_to_a_write_ahead_log(tmp_path):
+    """WAL with synchronous=NORMAL on every connection of the embedded store (not MLflow's per-commit sync);
+    what one tracker logged is read back by another, from another connection."""
+    import sqlite3
+
+    from explorer.tracking.tracker import fast_sqlite
+
+    db = tmp_path / "mlflow.db"
+    tr = Tracker(f"sqlite:///{db}", experiment="wal")
+    engine = tr.client._tracking_client.store.engine
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar().lower() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1          # NORMAL
+    assert fast_sqlite(tr.client)                                                # idempotent
+    tr.log_trials("S1", [TrialRecord(subject="S1", number=0, state="COMPLETE", params={"G": 0.5},
+                                     scores={"fc_r": 0.4}, seed=1)])
+    with sqlite3.connect(db) as raw:                                             # a reader of its own
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        names = {r[0] for r in raw.execute("SELECT name FROM runs")}
+    assert len(names) == 2                                                       # the subject's parent and trial 0
