@@ -65,7 +65,7 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
     from explorer.models import get_model
     from explorer.sim import simulate, warmup
     from explorer.sim.connectome import build_connectome
-    from explorer.sim.kernel import buffer_bytes, machine_info, small_tiles, tile_fits_l2, tile_width
+    from explorer.sim.kernel import buffer_bytes, machine_info, model_tile_width, tile_fits_l2
 
     data = np.load(cfg["connectome"])
     w, ln = data["weights"], data["lengths"]
@@ -74,7 +74,7 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
     conn = build_connectome(w, ln, float(cfg["velocity"]), float(cfg["dt_ms"]))
     model = get_model(cfg["model"])
     shape = (conn.n, conn.max_delay + 1, len(model.coupled_states), cfg["dtype"])
-    tile = min(B, tile_width(*shape, flat=small_tiles(model)))
+    tile = min(B, model_tile_width(model, conn.n, conn.max_delay + 1, cfg["dtype"]))
     machine = machine_info()
     tr = cfg["bold_tr_s"] if cfg["bold_tr_s"] else None
     walls = []

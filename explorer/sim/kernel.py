@@ -4,17 +4,19 @@ Loop order: tile -> time -> phase -> (region, trial), with the trial innermost a
 
 - state ``x`` [state, region, trial], parameters ``p`` [param, region, trial];
 - batch tiles: :func:`~explorer.sim.simulator.run_batch` runs a batch as tiles of
-  :func:`tile_width` trials (sized so that a tile's delay buffer stays in the L2 cache), each tile
-  with its own time loop and its own delay buffer (one, reused); trials are independent, so tiling
-  changes no bit of any trial;
+  :func:`model_tile_width` trials (rww_ei: sized so that a tile's delay buffer stays in the L2 cache;
+  hopf: rows of one gather chunk), each tile with its own time loop and its own delay buffer (one,
+  reused); trials are independent, so tiling changes no bit of any trial;
 - delays: a ring buffer of the coupled states ``buf`` [slot, region, coupled state, trial] holding
   the last ``max_delay + 1`` steps; the connectome in CSR form (row = receiving region i,
   ``col`` = sending region j, integer delay in steps per nonzero), so that
   ``c_i = sum_j W_ij z_j(t - d_ij)``; the buffer is read through a flat 1-D view, each nonzero being
   one contiguous row of NC * B values (``c[cc, b]`` flat, every coupled state at once) at offset
-  ``slot * N * NC * B + col * NC * B``, computed once per nonzero and step. The gather is explicit
-  SIMD (:func:`accumulate_rows`): per chunk of 4 vectors of 64 bytes the partial sums stay in
-  registers over the whole row, one load, multiply and add per vector and nonzero. It is bound by
+  ``slot * N * NC * B + col * NC * B``, computed per nonzero as it is gathered (wrapping around the
+  ring). The gather is explicit SIMD (:func:`accumulate_ring_rows`): per chunk of 4 vectors of 64
+  bytes the partial sums stay in registers over the whole row, one load, multiply and add per vector
+  and nonzero; rows of one vector (rww_ei's tiles of 8 float64 or 16 float32 trials) are gathered 4
+  regions at a time (:func:`accumulate_ring_group`), their sums interleaved. It is bound by
   the bandwidth from L2/L3 (measured on a Zen 4 core: ~2.5-3.5 cycles per 64-byte vector and
   nonzero from L2 or L3, ~1.2 from L1). The caller allocates ``buf`` on a 64-byte boundary and the
   kernel puts ``c`` on one too (numpy's large arrays start 16 bytes into a page, which made every
@@ -34,7 +36,8 @@ Loop order: tile -> time -> phase -> (region, trial), with the trial innermost a
 - monitors online (temporal average, Balloon-Windkessel BOLD or sampled state): no trajectory
   at dt resolution is ever held, memory is O(tile x N x max delay + B x N x samples kept);
 - divergence per trial: a trial whose state leaves the model bounds (or is NaN) is frozen and its
-  step recorded; the others are untouched.
+  step recorded; the others are untouched (the update counts the lanes of active trials that left
+  their bounds, and only a step that has some reduces them per trial).
 """
 
 from __future__ import annotations
@@ -60,50 +63,165 @@ BOLD_OFF, BOLD_BALLOON, BOLD_SAMPLE = 0, 1, 2
 _CHUNK_VECTORS = 4
 
 
-def _emit_rows(builder, acc_p, buf_p, offs_p, wgt_p, k0, k1, m0, lane, units, align):
+def _splat(builder, lane, w):
+    """``w`` in every lane of ``lane`` (a vector type), or ``w`` itself for a scalar lane."""
+    nl = lane.count if isinstance(lane, ir.VectorType) else 1
+    if nl == 1:
+        return w
+    v = builder.insert_element(ir.Constant(lane, ir.Undefined), w, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(v, ir.Constant(lane, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), nl), [0] * nl))
+
+
+def _lane_ptr(builder, lane, base, index):
+    p = cgutils.gep(builder, base, index)
+    return builder.bitcast(p, lane.as_pointer()) if isinstance(lane, ir.VectorType) else p
+
+
+def _emit_term(builder, buf_p, offs_p, wgt_p, shift, wrap, k, m0, lane, units, align, slots):
+    """slots[u] += wgt[k] * buf[offs[k] + m0 + u lanes] (one load, multiply and add per unit); with
+    ``shift`` (else None) the row is ``offs[k] + shift``, plus ``wrap`` where that is negative."""
+    i64 = ir.IntType(64)
+    nl = lane.count if isinstance(lane, ir.VectorType) else 1
+    o = builder.load(cgutils.gep(builder, offs_p, k))
+    if shift is not None:
+        o = builder.add(o, shift)
+        o = builder.select(builder.icmp_signed("<", o, ir.Constant(i64, 0)), builder.add(o, wrap), o)
+    w = _splat(builder, lane, builder.load(cgutils.gep(builder, wgt_p, k)))
+    row = builder.add(o, m0)
+    for u in range(units):
+        r = builder.load(_lane_ptr(builder, lane, buf_p, builder.add(row, ir.Constant(i64, u * nl))), typ=lane)
+        r.align = align
+        builder.store(builder.fadd(builder.load(slots[u], typ=lane), builder.fmul(w, r)), slots[u])
+
+
+def _emit_rows(builder, acc_p, buf_p, offs_p, wgt_p, k0, k1, shift, wrap, m0, lane, units, align):
     """acc[m0 : m0 + units lanes] = E + O, E (O) the sum of wgt[k] * buf[offs[k] + m] over the even
-    (odd) positions k - k0 of [k0, k1), each accumulated in order from +0.0 (no fused multiply-add)."""
+    (odd) positions k - k0 of [k0, k1), each accumulated in order from +0.0 (no fused multiply-add).
+    With ``shift`` (else None), ``offs[k] + shift``, plus ``wrap`` where that is negative."""
     i64 = ir.IntType(64)
     nl = lane.count if isinstance(lane, ir.VectorType) else 1
     zero = ir.Constant(lane, None)
     even = [cgutils.alloca_once(builder, lane) for _ in range(units)]
     odd = [cgutils.alloca_once(builder, lane) for _ in range(units)]
-    for s in even + odd:
-        builder.store(zero, s)
-
-    def splat(w):
-        if nl == 1:
-            return w
-        v = builder.insert_element(ir.Constant(lane, ir.Undefined), w, ir.Constant(ir.IntType(32), 0))
-        return builder.shuffle_vector(v, ir.Constant(lane, ir.Undefined),
-                                      ir.Constant(ir.VectorType(ir.IntType(32), nl), [0] * nl))
-
-    def ptr(base, index):
-        p = cgutils.gep(builder, base, index)
-        return builder.bitcast(p, lane.as_pointer()) if nl > 1 else p
-
-    def one(k, slots):
-        o = builder.load(cgutils.gep(builder, offs_p, k))
-        w = splat(builder.load(cgutils.gep(builder, wgt_p, k)))
-        row = builder.add(o, m0)
-        for u in range(units):
-            r = builder.load(ptr(buf_p, builder.add(row, ir.Constant(i64, u * nl))), typ=lane)
-            r.align = align
-            builder.store(builder.fadd(builder.load(slots[u], typ=lane), builder.fmul(w, r)), slots[u])
-
+    for sl in even + odd:
+        builder.store(zero, sl)
+    term = (builder, buf_p, offs_p, wgt_p, shift, wrap)
     two = ir.Constant(i64, 2)
     npairs = builder.udiv(builder.sub(k1, k0), two)
     with cgutils.for_range(builder, npairs) as loop:
         k = builder.add(k0, builder.mul(loop.index, two))
-        one(k, even)
-        one(builder.add(k, ir.Constant(i64, 1)), odd)
+        _emit_term(*term, k, m0, lane, units, align, even)
+        _emit_term(*term, builder.add(k, ir.Constant(i64, 1)), m0, lane, units, align, odd)
     last = builder.add(k0, builder.mul(npairs, two))
     with builder.if_then(builder.icmp_signed("<", last, k1)):
-        one(last, even)
+        _emit_term(*term, last, m0, lane, units, align, even)
     for u in range(units):
-        s = builder.fadd(builder.load(even[u], typ=lane), builder.load(odd[u], typ=lane))
-        st = builder.store(s, ptr(acc_p, builder.add(m0, ir.Constant(i64, u * nl))))
+        sm = builder.fadd(builder.load(even[u], typ=lane), builder.load(odd[u], typ=lane))
+        st = builder.store(sm, _lane_ptr(builder, lane, acc_p, builder.add(m0, ir.Constant(i64, u * nl))))
         st.align = align
+
+
+#: rows of one vector gathered side by side (:func:`_emit_row_group`)
+_GROUP_ROWS = 4
+
+
+def _emit_row_group(builder, acc_p, buf_p, offs_p, wgt_p, rowptr_p, i0, shift, wrap, lane, align):
+    """Rows ``i0 .. i0 + _GROUP_ROWS - 1`` of one vector each (``acc[i]`` = the vector at ``i`` lanes):
+    the sums of :func:`_emit_rows`, with the same terms in the same order per row, but the rows'
+    even and odd sums interleaved over their common pairs (2 x _GROUP_ROWS independent chains of
+    additions instead of 2: a one-vector row is otherwise bound by the latency of its additions),
+    then each row's own rest."""
+    i64 = ir.IntType(64)
+    nl = lane.count
+    G = _GROUP_ROWS
+    zero = ir.Constant(lane, None)
+    two = ir.Constant(i64, 2)
+    m0 = ir.Constant(i64, 0)
+    term = (builder, buf_p, offs_p, wgt_p, shift, wrap)
+    k0 = [builder.load(cgutils.gep(builder, rowptr_p, builder.add(i0, ir.Constant(i64, g)))) for g in range(G + 1)]
+    even = [[cgutils.alloca_once(builder, lane)] for _ in range(G)]
+    odd = [[cgutils.alloca_once(builder, lane)] for _ in range(G)]
+    npairs = [builder.udiv(builder.sub(k0[g + 1], k0[g]), two) for g in range(G)]
+    common = npairs[0]
+    for g in range(G):
+        builder.store(zero, even[g][0])
+        builder.store(zero, odd[g][0])
+        if g:
+            common = builder.select(builder.icmp_unsigned("<", npairs[g], common), npairs[g], common)
+    with cgutils.for_range(builder, common) as loop:
+        for g in range(G):
+            k = builder.add(k0[g], builder.mul(loop.index, two))
+            _emit_term(*term, k, m0, lane, 1, align, even[g])
+            _emit_term(*term, builder.add(k, ir.Constant(i64, 1)), m0, lane, 1, align, odd[g])
+    for g in range(G):
+        start = builder.add(k0[g], builder.mul(common, two))
+        with cgutils.for_range(builder, builder.sub(npairs[g], common)) as loop:
+            k = builder.add(start, builder.mul(loop.index, two))
+            _emit_term(*term, k, m0, lane, 1, align, even[g])
+            _emit_term(*term, builder.add(k, ir.Constant(i64, 1)), m0, lane, 1, align, odd[g])
+        last = builder.add(k0[g], builder.mul(npairs[g], two))
+        with builder.if_then(builder.icmp_signed("<", last, k0[g + 1])):
+            _emit_term(*term, last, m0, lane, 1, align, even[g])
+        sm = builder.fadd(builder.load(even[g][0], typ=lane), builder.load(odd[g][0], typ=lane))
+        dst = builder.mul(builder.add(i0, ir.Constant(i64, g)), ir.Constant(i64, nl))
+        st = builder.store(sm, _lane_ptr(builder, lane, acc_p, dst))
+        st.align = align
+
+
+def _rows_args_ok(acc, buf, rows, wgt) -> bool:
+    """Whether the gather's arguments are 1-D contiguous arrays of one float dtype (int64 ``rows``)."""
+    return (isinstance(acc, types.Array) and acc.dtype in (types.float32, types.float64)
+            and isinstance(buf, types.Array) and buf.dtype == acc.dtype
+            and isinstance(wgt, types.Array) and wgt.dtype == acc.dtype
+            and isinstance(rows, types.Array) and rows.dtype == types.int64
+            and all(a.ndim == 1 and a.layout == "C" for a in (acc, buf, rows, wgt)))
+
+
+def _rows_codegen(context, builder, signature, args):
+    """The gather of :func:`accumulate_rows` (6 arguments) or :func:`accumulate_ring_rows` (8)."""
+    acc_v, buf_v, rows_v, wgt_v, k0, k1 = args[:6]
+    shift, wrap = args[6:] if len(args) == 8 else (None, None)
+    aty, bty, oty, wty = signature.args[:4]
+    acc_a = context.make_array(aty)(context, builder, acc_v)
+    buf_a = context.make_array(bty)(context, builder, buf_v)
+    rows_a = context.make_array(oty)(context, builder, rows_v)
+    wgt_a = context.make_array(wty)(context, builder, wgt_v)
+    fty = context.get_value_type(aty.dtype)
+    size = 4 if aty.dtype == types.float32 else 8
+    V = 64 // size
+    vec = ir.VectorType(fty, V)
+    i64 = ir.IntType(64)
+    M = cgutils.unpack_tuple(builder, acc_a.shape, 1)[0]
+    ptrs = (acc_a.data, buf_a.data, rows_a.data, wgt_a.data, k0, k1, shift, wrap)
+    C = _CHUNK_VECTORS * V
+    n_chunks = builder.udiv(M, ir.Constant(i64, C))
+    with cgutils.for_range(builder, n_chunks) as loop:
+        _emit_rows(builder, *ptrs, builder.mul(loop.index, ir.Constant(i64, C)), vec,
+                   _CHUNK_VECTORS, size)
+    done = builder.mul(n_chunks, ir.Constant(i64, C))
+    n_vec = builder.udiv(builder.sub(M, done), ir.Constant(i64, V))
+    with cgutils.for_range(builder, n_vec) as loop:
+        _emit_rows(builder, *ptrs, builder.add(done, builder.mul(loop.index, ir.Constant(i64, V))),
+                   vec, 1, size)
+    done = builder.add(done, builder.mul(n_vec, ir.Constant(i64, V)))
+    # the rest (< V lanes): one 256-bit and one 128-bit vector where they fit, then single lanes
+    for lanes in (V // 2, V // 4):
+        if lanes < 2:
+            continue
+        fits = builder.icmp_signed(">=", builder.sub(M, done), ir.Constant(i64, lanes))
+        here = builder.block
+        with builder.if_then(fits):
+            _emit_rows(builder, *ptrs, done, ir.VectorType(fty, lanes), 1, size)
+            after = builder.add(done, ir.Constant(i64, lanes))
+            inner = builder.block
+        merged = builder.phi(i64)
+        merged.add_incoming(after, inner)
+        merged.add_incoming(done, here)
+        done = merged
+    with cgutils.for_range(builder, builder.sub(M, done)) as loop:
+        _emit_rows(builder, *ptrs, builder.add(done, loop.index), fty, 1, size)
+    return context.get_dummy_value()
 
 
 @intrinsic
@@ -117,55 +235,38 @@ def accumulate_rows(typingctx, acc, buf, offs, wgt, k0, k1):
     same in every lane and in the scalar tail: a trial gets the same bits at any batch size or tiling.
     ``acc``, ``buf``, ``wgt``: 1-D contiguous, one float dtype; ``offs``: int64.
     """
-    if not (isinstance(acc, types.Array) and acc.dtype in (types.float32, types.float64)
-            and isinstance(buf, types.Array) and buf.dtype == acc.dtype
-            and isinstance(wgt, types.Array) and wgt.dtype == acc.dtype
-            and isinstance(offs, types.Array) and offs.dtype == types.int64
-            and all(a.ndim == 1 and a.layout == "C" for a in (acc, buf, offs, wgt))):
+    if not _rows_args_ok(acc, buf, offs, wgt):
         return None
-    sig = types.void(acc, buf, offs, wgt, types.int64, types.int64)
+    return types.void(acc, buf, offs, wgt, types.int64, types.int64), _rows_codegen
+
+
+@intrinsic
+def accumulate_ring_rows(typingctx, acc, buf, base, wgt, k0, k1, shift, wrap):
+    """:func:`accumulate_rows` with the rows of a ring buffer: ``offs[k] = base[k] + shift``, plus ``wrap``
+    where that is negative, computed per nonzero as it is gathered (no pass over every nonzero per step).
+    ``shift``, ``wrap``: int64."""
+    if not _rows_args_ok(acc, buf, base, wgt):
+        return None
+    return types.void(acc, buf, base, wgt, types.int64, types.int64, types.int64, types.int64), _rows_codegen
+
+
+@intrinsic
+def accumulate_ring_group(typingctx, acc, buf, base, wgt, rowptr, i0, shift, wrap):
+    """:func:`accumulate_ring_rows` of rows ``i0 .. i0 + _GROUP_ROWS - 1`` at once when each row is one
+    64-byte vector (``acc[i * V : (i + 1) * V]`` the row of region i, V = 8 float64 or 16 float32
+    lanes: one coupled state, 8 or 16 trials): the same terms in the same order per row (the same
+    bits), the rows' sums interleaved (:func:`_emit_row_group`). ``rowptr``: int64 CSR row pointers."""
+    if not (_rows_args_ok(acc, buf, base, wgt) and isinstance(rowptr, types.Array)
+            and rowptr.dtype == types.int64 and rowptr.ndim == 1 and rowptr.layout == "C"):
+        return None
+    sig = types.void(acc, buf, base, wgt, rowptr, types.int64, types.int64, types.int64)
 
     def codegen(context, builder, signature, args):
-        acc_v, buf_v, offs_v, wgt_v, k0, k1 = args
-        aty, bty, oty, wty = signature.args[:4]
-        acc_a = context.make_array(aty)(context, builder, acc_v)
-        buf_a = context.make_array(bty)(context, builder, buf_v)
-        offs_a = context.make_array(oty)(context, builder, offs_v)
-        wgt_a = context.make_array(wty)(context, builder, wgt_v)
-        fty = context.get_value_type(aty.dtype)
-        size = 4 if aty.dtype == types.float32 else 8
-        V = 64 // size
-        vec = ir.VectorType(fty, V)
-        i64 = ir.IntType(64)
-        M = cgutils.unpack_tuple(builder, acc_a.shape, 1)[0]
-        ptrs = (acc_a.data, buf_a.data, offs_a.data, wgt_a.data)
-        C = _CHUNK_VECTORS * V
-        n_chunks = builder.udiv(M, ir.Constant(i64, C))
-        with cgutils.for_range(builder, n_chunks) as loop:
-            _emit_rows(builder, *ptrs, k0, k1, builder.mul(loop.index, ir.Constant(i64, C)), vec,
-                       _CHUNK_VECTORS, size)
-        done = builder.mul(n_chunks, ir.Constant(i64, C))
-        n_vec = builder.udiv(builder.sub(M, done), ir.Constant(i64, V))
-        with cgutils.for_range(builder, n_vec) as loop:
-            _emit_rows(builder, *ptrs, k0, k1, builder.add(done, builder.mul(loop.index, ir.Constant(i64, V))),
-                       vec, 1, size)
-        done = builder.add(done, builder.mul(n_vec, ir.Constant(i64, V)))
-        # the rest (< V lanes): one 256-bit and one 128-bit vector where they fit, then single lanes
-        for lanes in (V // 2, V // 4):
-            if lanes < 2:
-                continue
-            fits = builder.icmp_signed(">=", builder.sub(M, done), ir.Constant(i64, lanes))
-            here = builder.block
-            with builder.if_then(fits):
-                _emit_rows(builder, *ptrs, k0, k1, done, ir.VectorType(fty, lanes), 1, size)
-                after = builder.add(done, ir.Constant(i64, lanes))
-                inner = builder.block
-            merged = builder.phi(i64)
-            merged.add_incoming(after, inner)
-            merged.add_incoming(done, here)
-            done = merged
-        with cgutils.for_range(builder, builder.sub(M, done)) as loop:
-            _emit_rows(builder, *ptrs, k0, k1, builder.add(done, loop.index), fty, 1, size)
+        acc_v, buf_v, base_v, wgt_v, rowptr_v, i0, shift, wrap = args
+        arrs = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:5], args[:5])]
+        fty = context.get_value_type(signature.args[0].dtype)
+        size = 4 if signature.args[0].dtype == types.float32 else 8
+        _emit_row_group(builder, *(a.data for a in arrs), i0, shift, wrap, ir.VectorType(fty, 64 // size), size)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -177,13 +278,12 @@ L2_FALLBACK = 1 << 20
 #: share of L2 the delay buffer of a tile may take (the tile's state, parameters, coupling inputs and
 #: monitors and the connectome's arrays need the rest)
 L2_SHARE = 0.75
-#: smallest tile unless the model runs ``FLAT`` (:func:`small_tiles`). Per region, LLVM vectorises the
-#: batch loop of a model's right-hand side only from ~24 trials on (below, its runtime alias checks do
-#: not pay and the loop runs scalar, 3-4x slower per trial). And measured on the gw benchmark (Zen 4,
-#: 1 MiB L2): hopf, two coupled states and a cheap ``dfun``, runs fastest in tiles of 32 (f32 and
-#: f64), beyond L2: its L2-sized tiles (8 or 4 trials) are 15-25% slower, the gather's per-nonzero
-#: and the per-step work of 4-8x more tiles outweighing the cache; rww_ei, one coupled state and an
-#: expensive ``dfun`` over 17 parameters, runs fastest in its L2-sized tiles (16 or 8 trials).
+#: smallest tile of a per-region kernel (``PER_REGION``, :func:`model_tile_width`): per region, LLVM
+#: vectorises the batch loop of a model's right-hand side only from ~24 trials on (below, its runtime
+#: alias checks do not pay and the loop runs scalar, 3-4x slower per trial). The flat kernels run
+#: ``dfun`` over region x trial, vectorised at any width: rww_ei (``FLAT``, one coupled state and an
+#: expensive ``dfun`` over 17 parameters) runs fastest in its L2-sized tiles (16 or 8 trials), hopf
+#: (``FLAT_DIFFUSIVE``) in rows of one gather chunk (16 or 32 trials).
 MIN_TILE = 32
 
 
@@ -397,10 +497,20 @@ def kernel_mode(model: Model) -> int:
     return mode
 
 
-def small_tiles(model: Model) -> bool:
-    """Whether ``model`` runs in L2-sized tiles down to one vector of trials (``FLAT``: one coupled
-    state, ``dfun`` over region x trial), else in tiles of at least ``MIN_TILE``."""
-    return kernel_mode(model) == FLAT
+def model_tile_width(model: Model, n_regions: int, n_slots: int, dtype, l2_bytes: int | None = None) -> int:
+    """Trials per tile for ``model``'s kernel: ``FLAT`` (one coupled state, rww_ei), the L2-sized
+    :func:`tile_width`, down to one vector of trials; ``FLAT_DIFFUSIVE`` (hopf) at least as many trials as
+    make a nonzero's row one chunk of the gather (``_CHUNK_VECTORS`` vectors: 16 float64 or 32 float32
+    trials for two coupled states): measured on the gw benchmark (Zen 4, 1 MiB L2, 80 regions, 173
+    slots), hopf float64 runs 10-20% faster in tiles of 16 than in its L2-sized tiles of 4 (one vector
+    per nonzero, whose per-nonzero work and the per-step work of 4x more tiles outweigh the cache) or
+    in tiles of 32 (a 7 MB buffer); ``PER_REGION``: at least ``MIN_TILE``."""
+    mode = kernel_mode(model)
+    nc = len(model.coupled_states)
+    width = tile_width(n_regions, n_slots, nc, dtype, l2_bytes, flat=mode != PER_REGION)
+    if mode == FLAT_DIFFUSIVE:
+        width = max(width, _CHUNK_VECTORS * 64 // (nc * np.dtype(dtype).itemsize))
+    return width
 
 
 def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
@@ -489,6 +599,7 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
         lamp = np.empty(NB)
         lact = np.empty(NB, dtype=np.bool_)
         lok = np.ones(NB, dtype=np.bool_)
+        lok2 = lok.reshape((N, B))
         for i in range(N):
             for b in range(B):
                 lreg[i * B + b] = np.uint64(i)
@@ -497,15 +608,15 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
                 lact[i * B + b] = active[b]
         # the ring buffer as one flat vector, each (slot, region) row being the NC * B coupled values
         # [cc, b]. Nonzero k's row at step t starts at ``slot * RS + base[k]`` (+ L * RS when that
-        # wraps below 0), with ``base[k] = col * M - delay * RS``; ``offs`` holds them for the step
+        # wraps below 0), with ``base[k] = col * M - delay * RS`` (accumulate_ring_rows adds both)
         RS = N * M
         LRS = L * RS
+        VL = 64 // buf.itemsize  # lanes of a 64-byte vector
         bf = buf.reshape(-1)
         nnz = col.shape[0]
         base = np.empty(nnz, dtype=np.int64)
         for k in range(nnz):
             base[k] = col[k] * M - dly[k] * RS
-        offs = np.empty(nnz, dtype=np.int64)
         kt = 0
         kb = 0
         for t in range(n_steps):
@@ -514,16 +625,17 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
             for j in range(N):
                 for cc in range(NC):
                     sc = CS[cc]
-                    o = sb + j * M + cc * B
                     for b in range(B):
-                        bf[o + b] = x[sc, j, b]
-            for k in range(nnz):
-                o = sb + base[k]
-                offs[k] = o + LRS if o < 0 else o
+                        buf[slot, j, cc, b] = x[sc, j, b]
             recording = t >= n_skip
             # long-range input: every nonzero of row i gathered once, all coupled states at once
-            for i in range(N):
-                accumulate_rows(cflat[i * M:(i + 1) * M], bf, offs, wgt, rowptr[i], rowptr[i + 1])
+            i0 = 0
+            if M == VL:  # rows of one vector: _GROUP_ROWS rows at once
+                while i0 + _GROUP_ROWS <= N:
+                    accumulate_ring_group(cflat, bf, base, wgt, rowptr, i0, sb, LRS)
+                    i0 += _GROUP_ROWS
+            for i in range(i0, N):
+                accumulate_ring_rows(cflat[i * M:(i + 1) * M], bf, base, wgt, rowptr[i], rowptr[i + 1], sb, LRS)
             # right-hand side of every region: one call over all (region, trial), or one per region
             rhs(x, xf, call, cd, c2, p, pf, wsum, dx, dxa)
             if noisy:
@@ -549,7 +661,9 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
                 for sv in range(NS):
                     for m in range(NB):
                         dxa[sv, m] = 0.5 * (dxa[sv, m] + dx2a[sv, m])
-            # Euler(-Maruyama) update of every (region, trial), clamped; bounds checked per lane
+            # Euler(-Maruyama) update of every (region, trial), clamped; bounds checked per lane, and
+            # ``nbad`` counts the lanes of active trials that left them this step
+            nbad = 0
             for sv in range(NS):
                 r = noise_row[sv]
                 lo_c = clo[sv]
@@ -562,7 +676,9 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
                         v = old + dt * dxa[sv, m] + nza[r, m]
                         v = lo_c if v < lo_c else v
                         v = hi_c if v > hi_c else v
-                        lok[m] = lok[m] & (v >= lo_b) & (v <= hi_b)
+                        inb = (v >= lo_b) & (v <= hi_b)
+                        lok[m] = lok[m] & inb
+                        nbad += 1 if lact[m] and not inb else 0
                         xf[sv, 0, m] = v if lact[m] else old
                 else:
                     for m in range(NB):
@@ -570,7 +686,9 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
                         v = old + dt * dxa[sv, m]
                         v = lo_c if v < lo_c else v
                         v = hi_c if v > hi_c else v
-                        lok[m] = lok[m] & (v >= lo_b) & (v <= hi_b)
+                        inb = (v >= lo_b) & (v <= hi_b)
+                        lok[m] = lok[m] & inb
+                        nbad += 1 if lact[m] and not inb else 0
                         xf[sv, 0, m] = v if lact[m] else old
             if tavg_n > 0 and recording:
                 for sv in range(NS):
@@ -579,16 +697,17 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
             if bold_mode == 1:
                 for m in range(NB):
                     zaccf[0, m] += xf[BSTATE, 0, m]
-            for i in range(N):
+            # per-trial divergence bookkeeping (only in a step where some active trial left its bounds)
+            if nbad > 0:
+                for i in range(N):
+                    for b in range(B):
+                        ok[b] = ok[b] & lok2[i, b]
                 for b in range(B):
-                    ok[b] = ok[b] & lok[i * B + b]
-            # per-trial divergence bookkeeping
-            for b in range(B):
-                if active[b] and not ok[b]:
-                    active[b] = False
-                    div_step[b] = t
-                    for i in range(N):
-                        lact[i * B + b] = False
+                    if active[b] and not ok[b]:
+                        active[b] = False
+                        div_step[b] = t
+                        for i in range(N):
+                            lact[i * B + b] = False
             # monitors
             if bold_mode == 1 and (t + 1) % bold_sub == 0:
                 balloon_step(bwf, zaccf, 1.0 / bold_sub, bold_dt_s)

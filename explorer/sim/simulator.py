@@ -20,7 +20,7 @@ from explorer.models import Model, get_model
 from explorer.models.vecmath import seed_key
 from explorer.sim.bold import init_state
 from explorer.sim.connectome import Connectome, build_connectome
-from explorer.sim.kernel import BOLD_BALLOON, BOLD_OFF, BOLD_SAMPLE, get_kernel, small_tiles, tile_width
+from explorer.sim.kernel import BOLD_BALLOON, BOLD_OFF, BOLD_SAMPLE, get_kernel, model_tile_width
 from explorer.sim.settings import DTYPES, RunSettings
 
 #: target length of a Balloon-Windkessel sub-step (ms); the largest divisor of the TR below it is used
@@ -148,8 +148,8 @@ def run_batch(model: Model, conn: Connectome, p: np.ndarray, x0: np.ndarray, see
 
     ``history``: "constant" (the initial state fills the delay buffer) or "zero".
     ``tile``: trials per tile; the batch runs tile after tile, each with its own time loop and a
-    delay buffer of ``tile`` trials (:func:`~explorer.sim.kernel.tile_width`, the default, sizes it
-    for the L2 cache); the last tile may be smaller. 0 runs the whole batch at once.
+    delay buffer of ``tile`` trials (:func:`~explorer.sim.kernel.model_tile_width`, the default, sizes
+    it for the caches); the last tile may be smaller. 0 runs the whole batch at once.
     Trials are independent, so any tiling gives the same bits.
     Returns the raw arrays: x (final state), tavg [Kt, state, region, batch],
     bold [Kb, region, batch], active, diverged_step, wall_s, tile.
@@ -158,7 +158,7 @@ def run_batch(model: Model, conn: Connectome, p: np.ndarray, x0: np.ndarray, see
     cs = list(model.coupled_states)
     NS = len(model.states)
     L = conn.max_delay + 1
-    width = tile_width(N, L, len(cs), dtype, flat=small_tiles(model)) if tile is None else int(tile)
+    width = model_tile_width(model, N, L, dtype) if tile is None else int(tile)
     if width < 0:
         raise SimulationError(f"tile must be >= 0, got {tile}")
     kernel = get_kernel(model)

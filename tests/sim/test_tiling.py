@@ -9,7 +9,8 @@ from numba import njit
 from explorer.models import get_model
 from explorer.sim import kernel as K
 from explorer.sim.connectome import build_connectome
-from explorer.sim.kernel import BOLD_BALLOON, accumulate_rows, buffer_bytes, tile_fits_l2, tile_width
+from explorer.sim.kernel import (BOLD_BALLOON, accumulate_ring_group, accumulate_ring_rows, accumulate_rows,
+                                 buffer_bytes, tile_fits_l2, tile_width)
 from explorer.sim.simulator import initial_state, param_array, run_batch
 
 KEYS = ("x", "tavg", "bold", "active", "diverged_step")
@@ -92,6 +93,42 @@ def test_accumulate_rows_is_the_documented_sum(dtype, M):
         assert np.array_equal(acc, even + odd), (k0, k1)
         plain = sum((wgt[k].astype(np.float64) * buf[offs[k]:offs[k] + M] for k in range(k0, k1)), np.zeros(M))
         np.testing.assert_allclose(acc, plain, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-5)
+
+
+@njit
+def _ring(acc, buf, base, wgt, rowptr, shift, wrap, M, grouped):
+    n = rowptr.shape[0] - 1
+    i0 = 0
+    if grouped:
+        while i0 + K._GROUP_ROWS <= n:
+            accumulate_ring_group(acc, buf, base, wgt, rowptr, i0, shift, wrap)
+            i0 += K._GROUP_ROWS
+    for i in range(i0, n):
+        accumulate_ring_rows(acc[i * M:(i + 1) * M], buf, base, wgt, rowptr[i], rowptr[i + 1], shift, wrap)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ring_gathers_equal_the_plain_gather_bit_for_bit(dtype):
+    """accumulate_ring_rows (per row) and accumulate_ring_group (4 one-vector rows at once) give the
+    bits of accumulate_rows with the wrapped offsets ``base + shift (+ wrap if < 0)``."""
+    rng = np.random.default_rng(5)
+    M = 64 // np.dtype(dtype).itemsize
+    n, wrap = 11, 4000
+    rowptr = np.concatenate([[0], np.cumsum(rng.integers(0, 9, n))]).astype(np.int64)
+    nnz = int(rowptr[-1])
+    buf = rng.standard_normal(wrap + M).astype(dtype)
+    base = rng.integers(-wrap + 1, wrap - M - 500, nnz).astype(np.int64)
+    wgt = rng.random(nnz).astype(dtype)
+    shift = 500
+    offs = base + shift
+    offs[offs < 0] += wrap
+    want = np.empty(n * M, dtype=dtype)
+    for i in range(n):
+        _gather(want[i * M:(i + 1) * M], buf, offs, wgt, rowptr[i], rowptr[i + 1])
+    for grouped in (False, True):
+        got = np.full(n * M, np.nan, dtype=dtype)
+        _ring(got, buf, base, wgt, rowptr, shift, wrap, M, grouped)
+        assert np.array_equal(got, want), grouped
 
 
 def test_tile_width_keeps_the_buffer_in_l2_in_whole_vectors():
