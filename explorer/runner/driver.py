@@ -198,7 +198,8 @@ class StudySession:
         pool.put_subject(sid, subject_payload(self.cfg, s, self.spaces[sid], self.fc_mean))
 
     def waiting(self) -> int:
-        """How many of this driver's subjects it has not taken in yet (not opened, settled or held by another driver)."""
+        """How many of this driver's subjects it has not taken in yet (not opened, nor settled, nor held by
+        another driver)."""
         return sum(1 for sid in self.candidates
                    if sid not in self.studies and sid not in self.settled and sid not in self.held_elsewhere)
 

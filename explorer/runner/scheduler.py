@@ -183,7 +183,9 @@ class Scheduler:
         measured), and at most an even share of what is left (:meth:`share`)."""
         upper = self.cfg.ray.batch_size
         lower = min(upper, KERNEL_BATCH)
-        n = lower if self.trial_s is None else max(lower, min(upper, math.ceil(self.cfg.ray.call_s / max(self.trial_s, 1e-6))))
+        n = lower
+        if self.trial_s is not None:
+            n = max(lower, min(upper, math.ceil(self.cfg.ray.call_s / max(self.trial_s, 1e-6))))
         return min(n, self.share(upper))
 
     def ending(self) -> bool:

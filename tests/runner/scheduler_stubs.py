@@ -80,7 +80,8 @@ class _Session:
     def lost(self, sid):
         return False
 
-    def waiting(self):   # 1: as if more subjects were to come, so calls keep ray.batch_size (no end-of-session shrinking)
+    # 1: as if more subjects were to come, so calls keep ray.batch_size (no end-of-session shrinking)
+    def waiting(self):
         return self.more
 
     def let_go(self, sid):
@@ -97,7 +98,8 @@ class _Pool:
 
 
 def scheduler(tmp_path, subjects=SUBJECTS, refuse=None, **changes):
-    """(Scheduler, stub session, RunResult) of a fast config's study over ``subjects``; ``changes``: config overrides."""
+    """(Scheduler, stub session, RunResult) of a fast config's study over ``subjects``;
+    ``changes``: config overrides."""
     cfg = fast_config(tmp_path, cohort={"subjects": list(subjects)}, **changes)
     session = _Session(cfg, subjects, refuse)
     result = RunResult(name=cfg.name, study_dir=str(tmp_path))

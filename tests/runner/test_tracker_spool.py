@@ -123,7 +123,8 @@ def test_a_tracker_shortens_mlflow_http_retries_unless_set(monkeypatch, tmp_path
 
 
 def test_a_tracker_opened_on_the_thread_makes_the_calls_queued_while_it_opened():
-    """The driver queues calls (stale runs, tags) while MLflow opens on the tracker's thread: they run after it, in order."""
+    """The driver queues calls (stale runs, tags) while MLflow opens on the tracker's thread: they run after
+    it, in order."""
     import threading
 
     gate = threading.Event()
