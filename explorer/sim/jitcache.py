@@ -33,7 +33,7 @@ class KeyedCache(FunctionCache):
         super().__init__(py_func)
         self._key = key
 
-    def _index_key(self, sig, codegen):
+    def _index_key(self, sig, codegen, *_rest):   # numba's (sig, codegen); later numbas may pass more
         return (sig, codegen.magic_tuple(), self._key)
 
 
