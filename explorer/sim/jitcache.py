@@ -25,6 +25,7 @@ from typing import Any
 
 from numba.core.caching import FunctionCache
 
+
 class KeyedCache(FunctionCache):
     """A numba function cache whose entries are keyed by ``key`` (with the signature and the target
     machine) instead of the function's bytecode and pickled closure."""

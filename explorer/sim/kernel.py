@@ -79,14 +79,12 @@ def _lane_ptr(builder, lane, base, index):
 
 
 def _emit_term(builder, buf_p, offs_p, wgt_p, shift, wrap, k, m0, lane, units, align, slots):
-    """slots[u] += wgt[k] * buf[offs[k] + m0 + u lanes] (one load, multiply and add per unit); with
-    ``shift`` (else None) the row is ``offs[k] + shift``, plus ``wrap`` where that is negative."""
+    """slots[u] += wgt[k] * buf[o + m0 + u lanes] (one load, multiply and add per unit), the row
+    ``o = offs[k] + shift``, plus ``wrap`` where that is negative."""
     i64 = ir.IntType(64)
     nl = lane.count if isinstance(lane, ir.VectorType) else 1
-    o = builder.load(cgutils.gep(builder, offs_p, k))
-    if shift is not None:
-        o = builder.add(o, shift)
-        o = builder.select(builder.icmp_signed("<", o, ir.Constant(i64, 0)), builder.add(o, wrap), o)
+    o = builder.add(builder.load(cgutils.gep(builder, offs_p, k)), shift)
+    o = builder.select(builder.icmp_signed("<", o, ir.Constant(i64, 0)), builder.add(o, wrap), o)
     w = _splat(builder, lane, builder.load(cgutils.gep(builder, wgt_p, k)))
     row = builder.add(o, m0)
     for u in range(units):
@@ -97,8 +95,8 @@ def _emit_term(builder, buf_p, offs_p, wgt_p, shift, wrap, k, m0, lane, units, a
 
 def _emit_rows(builder, acc_p, buf_p, offs_p, wgt_p, k0, k1, shift, wrap, m0, lane, units, align):
     """acc[m0 : m0 + units lanes] = E + O, E (O) the sum of wgt[k] * buf[offs[k] + m] over the even
-    (odd) positions k - k0 of [k0, k1), each accumulated in order from +0.0 (no fused multiply-add).
-    With ``shift`` (else None), ``offs[k] + shift``, plus ``wrap`` where that is negative."""
+    (odd) positions k - k0 of [k0, k1), each accumulated in order from +0.0 (no fused multiply-add);
+    the rows as :func:`_emit_term` computes them."""
     i64 = ir.IntType(64)
     nl = lane.count if isinstance(lane, ir.VectorType) else 1
     zero = ir.Constant(lane, None)
@@ -179,9 +177,8 @@ def _rows_args_ok(acc, buf, rows, wgt) -> bool:
 
 
 def _rows_codegen(context, builder, signature, args):
-    """The gather of :func:`accumulate_rows` (6 arguments) or :func:`accumulate_ring_rows` (8)."""
-    acc_v, buf_v, rows_v, wgt_v, k0, k1 = args[:6]
-    shift, wrap = args[6:] if len(args) == 8 else (None, None)
+    """The gather of :func:`accumulate_ring_rows`."""
+    acc_v, buf_v, rows_v, wgt_v, k0, k1, shift, wrap = args
     aty, bty, oty, wty = signature.args[:4]
     acc_a = context.make_array(aty)(context, builder, acc_v)
     buf_a = context.make_array(bty)(context, builder, buf_v)
@@ -225,26 +222,18 @@ def _rows_codegen(context, builder, signature, args):
 
 
 @intrinsic
-def accumulate_rows(typingctx, acc, buf, offs, wgt, k0, k1):
-    """``acc[m] = sum_k wgt[k] * buf[offs[k] + m]`` over nonzeros ``k0 <= k < k1``, every ``m < len(acc)``.
+def accumulate_ring_rows(typingctx, acc, buf, base, wgt, k0, k1, shift, wrap):
+    """``acc[m] = sum_k wgt[k] * buf[offs[k] + m]`` over nonzeros ``k0 <= k < k1``, every ``m < len(acc)``,
+    with the rows of a ring buffer ``offs[k] = base[k] + shift``, plus ``wrap`` where that is negative,
+    computed per nonzero as it is gathered (no pass over every nonzero per step).
 
     Explicit 512-bit vectors: per chunk of ``_CHUNK_VECTORS`` vectors of ``acc`` the partial sums stay
     in registers over all the row's nonzeros (one load, multiply and add per vector and nonzero, no
     round trip through memory), then whole vectors, a 256-bit and a 128-bit one, then single lanes.
     The order of the sum is fixed (even and odd positions summed apart from +0.0, then added), the
     same in every lane and in the scalar tail: a trial gets the same bits at any batch size or tiling.
-    ``acc``, ``buf``, ``wgt``: 1-D contiguous, one float dtype; ``offs``: int64.
+    ``acc``, ``buf``, ``wgt``: 1-D contiguous, one float dtype; ``base``: int64; ``shift``, ``wrap``: int64.
     """
-    if not _rows_args_ok(acc, buf, offs, wgt):
-        return None
-    return types.void(acc, buf, offs, wgt, types.int64, types.int64), _rows_codegen
-
-
-@intrinsic
-def accumulate_ring_rows(typingctx, acc, buf, base, wgt, k0, k1, shift, wrap):
-    """:func:`accumulate_rows` with the rows of a ring buffer: ``offs[k] = base[k] + shift``, plus ``wrap``
-    where that is negative, computed per nonzero as it is gathered (no pass over every nonzero per step).
-    ``shift``, ``wrap``: int64."""
     if not _rows_args_ok(acc, buf, base, wgt):
         return None
     return types.void(acc, buf, base, wgt, types.int64, types.int64, types.int64, types.int64), _rows_codegen

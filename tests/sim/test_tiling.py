@@ -9,7 +9,7 @@ from numba import njit
 from explorer.models import get_model
 from explorer.sim import kernel as K
 from explorer.sim.connectome import build_connectome
-from explorer.sim.kernel import (BOLD_BALLOON, accumulate_ring_group, accumulate_ring_rows, accumulate_rows,
+from explorer.sim.kernel import (BOLD_BALLOON, accumulate_ring_group, accumulate_ring_rows,
                                  buffer_bytes, tile_fits_l2, tile_width)
 from explorer.sim.simulator import initial_state, param_array, run_batch
 
@@ -67,13 +67,13 @@ def test_tile_of_a_diverging_hopf_trial_is_flagged():
 
 
 @njit
-def _gather(acc, buf, offs, wgt, k0, k1):
-    accumulate_rows(acc, buf, offs, wgt, k0, k1)
+def _gather(acc, buf, offs, wgt, k0, k1):   # the plain gather: rows at offs (>= 0), no shift, no wrap
+    accumulate_ring_rows(acc, buf, offs, wgt, k0, k1, 0, 0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("M", [1, 5, 8, 16, 17, 40, 64, 100, 129])
-def test_accumulate_rows_is_the_documented_sum(dtype, M):
+def test_the_gather_is_the_documented_sum(dtype, M):
     rng = np.random.default_rng(M)
     buf = rng.standard_normal(5000).astype(dtype)
     nnz = 11
@@ -110,7 +110,7 @@ def _ring(acc, buf, base, wgt, rowptr, shift, wrap, M, grouped):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_ring_gathers_equal_the_plain_gather_bit_for_bit(dtype):
     """accumulate_ring_rows (per row) and accumulate_ring_group (4 one-vector rows at once) give the
-    bits of accumulate_rows with the wrapped offsets ``base + shift (+ wrap if < 0)``."""
+    bits of the plain gather at the wrapped offsets ``base + shift (+ wrap if < 0)``."""
     rng = np.random.default_rng(5)
     M = 64 // np.dtype(dtype).itemsize
     n, wrap = 11, 4000
