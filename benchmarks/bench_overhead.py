@@ -9,6 +9,7 @@ temporary folder and prints JSON: a small built-in rww_ei study, or any config w
 utilisation       = sum of actor time inside simulate() / (actors x driver wall time of the sweep)
 actor_busy        = sum of actor time inside run_batch() / (actors x driver wall time)
                     (the difference to utilisation is scoring + signal writes inside the actor)
+score_s, store_s  = actor time scoring trials and writing their signals (parts of actor_call_s)
 startup_s         = Ray start + actor JIT warm-up + cohort loading (paid once per run, excluded)
 """
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             "actors": r.actors, "subjects": len(r.subjects),
             "trials": r.trials_run, "driver_wall_s": round(wall, 2), "startup_s": round(r.startup_s, 2),
             "simulate_s": round(r.simulate_s, 2), "actor_call_s": round(r.actor_call_s, 2),
+            "score_s": round(r.score_s, 2), "store_s": round(r.store_s, 2),
             "trial_wall_s": round(r.actor_call_s / max(1, r.trials_run), 3),
             "trials_per_min": round(r.trials_per_min, 2), "store": cfg.store.mode, "cpus": os.cpu_count(),
             "children": cfg.tracking.children,

@@ -68,6 +68,8 @@ class RunResult:
     startup_s: float = 0.0
     simulate_s: float = 0.0
     actor_call_s: float = 0.0
+    score_s: float = 0.0             # actor time scoring trials (inside actor_call_s)
+    store_s: float = 0.0             # actor time writing trials' signals (inside actor_call_s)
     utilisation: float | None = None
     trials_per_min: float = 0.0
 
@@ -390,7 +392,8 @@ class _Session:
             "ended": time.strftime("%Y-%m-%dT%H:%M:%S"), "actors": r.actors, "trials": r.trials_run,
             "interrupted": r.interrupted, "driver_wall_s": round(r.driver_wall_s, 3),
             "startup_s": round(r.startup_s, 3), "simulate_s": round(r.simulate_s, 3),
-            "actor_call_s": round(r.actor_call_s, 3), "utilisation": r.utilisation,
+            "actor_call_s": round(r.actor_call_s, 3), "score_s": round(r.score_s, 3),
+            "store_s": round(r.store_s, 3), "utilisation": r.utilisation,
             "trials_per_min": round(r.trials_per_min, 2), "actors_replaced": r.actors_replaced,
             "subjects": sorted(todo), "batch_size": self.cfg.ray.batch_size, "calls": r.calls,
             "trials_per_call": round(r.trials_run / r.calls, 2) if r.calls else None,

@@ -283,6 +283,8 @@ class Scheduler:
             return
         self.result.simulate_s += float(out["simulate_s"])
         self.result.actor_call_s += float(out["call_s"])
+        self.result.score_s += sum(r.score_wall_seconds for r in out["records"])
+        self.result.store_s += sum(r.store_wall_seconds for r in out["records"])
         self._measured(float(out["call_s"]), len(batch.tasks))
         self._results(sid, list(out["records"]))
 
