@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import signal
 
 from explorer import features as F
 from explorer.errors import ConfigError, SimulationError
@@ -182,7 +183,7 @@ def test_small_work_chunks_give_the_same_result(bold, empirical, monkeypatch):
     opts = F.FeatureOptions()
     efc, efcd = F.empirical_features(empirical, TR, opts)
     want = F.fit_scores_batch(bold, TR, efc, efcd, opts, fc_mean=efc * 0.5)
-    monkeypatch.setattr(F, "_BATCH_WORK_BYTES", 300_000)  # one row at a time, FCD windows 37 at a time
+    monkeypatch.setattr(F, "_BATCH_WORK_BYTES", 300_000)  # FCD windows 37 at a time
     got = F.fit_scores_batch(bold, TR, efc, efcd, opts, fc_mean=efc * 0.5)
     assert F._FcdWork(300, 20, 30, 3).chunk < F.n_windows(300, 30, 3)
     assert_same(got, list(zip(want[0], want[1])), atol=1e-14)
@@ -191,34 +192,55 @@ def test_small_work_chunks_give_the_same_result(bold, empirical, monkeypatch):
 # --- the parts against the per-trial functions ------------------------------------------------
 
 
+def preprocessed(x, opts, fisher_z=False):
+    """(p, fc) of each row of x by _preprocess_row and _fc_row."""
+    out = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for row in x:
+            unit = np.empty(row.shape)
+            p = F._preprocess_row(np.array(row, dtype=np.float64), TR, opts, unit)
+            fc = np.empty((row.shape[1], row.shape[1]))
+            F._fc_row(unit, fisher_z, fc)
+            out.append((p, fc))
+    return out
+
+
 @pytest.mark.parametrize("opts", [F.FeatureOptions(), F.FeatureOptions(bandpass=(0.0, 0.08), filter_order=3),
                                   F.FeatureOptions(bandpass=None), F.FeatureOptions(detrend=False, zscore=False),
                                   F.FeatureOptions(detrend=True, bandpass=None, zscore=False)])
-def test_preprocess_rows_matches_preprocess(bold, opts):
+def test_preprocess_row_matches_preprocess(bold, opts):
     x = bold[[0, 1, 2, 5, 7]]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        got = F._preprocess_rows(x.copy(), TR, opts)
-        for i in range(len(x)):
-            want = F.preprocess(x[i], TR, opts)
-            np.testing.assert_array_equal(np.isnan(got[i]), np.isnan(want))
-            np.testing.assert_allclose(got[i], want, atol=1e-12, rtol=0)
+    for row, (got, _) in zip(x, preprocessed(x, opts)):
+        want = F.preprocess(row, TR, opts)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("opts", [F.FeatureOptions(), F.FeatureOptions(detrend=False, bandpass=None, zscore=False)])
 @pytest.mark.parametrize("fisher_z", [False, True])
-def test_fc_rows_matches_fc(bold, fisher_z):
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = F._preprocess_rows(bold[[0, 1, 7]].copy(), TR, F.FeatureOptions())
-        got = F._fc_rows(p, fisher_z)
-        for i in range(len(p)):
-            want = F.fc(p[i], fisher_z=fisher_z)
-            np.testing.assert_array_equal(np.isnan(got[i]), np.isnan(want))
-            np.testing.assert_allclose(got[i], want, atol=1e-12, rtol=0)
+def test_fc_row_matches_fc(bold, opts, fisher_z):
+    x = bold[[0, 1, 7]]
+    assert x[2, 0, 9] == x[2, -1, 9]  # row 7: a constant region
+    for got_p, got in preprocessed(x, opts, fisher_z):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            want = F.fc(got_p, fisher_z=fisher_z)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, atol=1e-12, rtol=0)
+    assert np.isnan(preprocessed(x[2:], opts)[0][1][9, 9])  # its FC row is undefined, diagonal included
+
+
+def test_detrend_columns_matches_scipy():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((700, 80)) * 50.0 + np.linspace(0, 300, 700)[:, None] + 1e3
+    got = x.copy()
+    F._detrend_columns(got)
+    np.testing.assert_allclose(got, signal.detrend(x, axis=0, type="linear"), atol=1e-12 * 1e3, rtol=0)
 
 
 @pytest.mark.parametrize("window,step", [(30, 3), (20, 7), (25, 1), (300, 1), (299, 5)])
 def test_fcd_upper_matches_fcd(bold, window, step):
-    p = F._preprocess_rows(bold[[0, 5]].copy(), TR, F.FeatureOptions())
-    work = F._FcdWork(p.shape[1], p.shape[2], window, step)
+    p = [p for p, _ in preprocessed(bold[[0, 5]], F.FeatureOptions())]
+    work = F._FcdWork(p[0].shape[0], p[0].shape[1], window, step)
     for row in p:
         want = F._upper(F.fcd(row, window, step))
         got = F._fcd_upper(row, work)
