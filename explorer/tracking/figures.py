@@ -8,11 +8,14 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, **margins: float):
+    """A Figure on an Agg canvas, its subplot margins fixed (fractions of the figure): a layout engine
+    (constrained) draws each figure twice over, 1.7-2x the time, on the tracker's thread."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(**{"left": 0.12, "right": 0.96, "bottom": 0.13, "top": 0.9, **margins})
     FigureCanvasAgg(fig)
     return fig
 
@@ -20,7 +23,7 @@ def _figure(width: float, height: float):
 def fc_figure(emp_fc: np.ndarray, sim_fc: np.ndarray, subject: str = "", score: float | None = None):
     """Empirical vs best simulated FC (region x region), side by side on one colour scale."""
     emp, sim = np.asarray(emp_fc, dtype=float), np.asarray(sim_fc, dtype=float)
-    fig = _figure(9.0, 4.2)
+    fig = _figure(9.0, 4.2, left=0.06, right=0.86, bottom=0.12, top=0.86, wspace=0.3)
     axes = fig.subplots(1, 2)
     lim = float(np.nanmax(np.abs(np.concatenate([emp[~np.eye(len(emp), dtype=bool)],
                                                   sim[~np.eye(len(sim), dtype=bool)]])))) if emp.size > 1 else 1.0
@@ -30,7 +33,7 @@ def fc_figure(emp_fc: np.ndarray, sim_fc: np.ndarray, subject: str = "", score: 
         ax.set_title(title)
         ax.set_xlabel("region")
         ax.set_ylabel("region")
-    fig.colorbar(im, ax=axes, shrink=0.8, label="Pearson r")
+    fig.colorbar(im, cax=fig.add_axes((0.89, 0.17, 0.015, 0.62)), label="Pearson r")
     fig.suptitle(f"{subject}" + (f"  (FC r = {score:.3f})" if score is not None and np.isfinite(score) else ""))
     return fig
 
