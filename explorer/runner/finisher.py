@@ -57,16 +57,16 @@ class SubjectFinisher:
         self.features = cfg.cohort.features
 
     def finish(self, sid: str, study: Any) -> bool:
-        """Finish subject ``sid`` (its Optuna ``study``); returns whether any of its trials completed."""
+        """Finish subject ``sid`` (its Optuna ``study``); returns whether any of its trials completed.
+
+        The MLflow summary is queued first (its figures are drawn on the tracker's thread) and the
+        signals pruned and packed meanwhile: a subject's locations name trials, not the groups holding
+        them, so the summary is the same either way, and at the end of a session the two overlap.
+        """
         cfg, guard = self.cfg, self.guard
         best = best_summary(study, cfg.objectives)
         counts = subject_counts(study)
         maximise = cfg.directions[0] == "maximize"
-        if self.store is not None:
-            if cfg.store.mode == "best" and best:
-                guard(f"keeping the best {cfg.store.best_k} signals of {sid}", self.store.keep_best, sid,
-                      cfg.store.best_k, cfg.objectives[0], maximise, (best["number"],))
-            guard(f"packing the signals of {sid}", self.store.pack, sid)
         records = finished_records(study, list(cfg.objectives), sid)
         if not best:   # no summary to make: the trials table alone (every trial failed)
             self.tracker.log_trial_table(sid, records)
@@ -79,6 +79,12 @@ class SubjectFinisher:
                                         model=cfg.model, fixed_params=dict(cfg.params.fixed),
                                         objectives=list(cfg.objectives), directions=list(cfg.directions),
                                         history=complete_trials(study), records=records, **arrays)
-        # marked finished only once its summary is logged: a driver killed before that finishes it again
+        if self.store is not None and cfg.store.mode == "best" and best:
+            guard(f"packing the best {cfg.store.best_k} signals of {sid}", self.store.keep_best, sid,
+                  cfg.store.best_k, cfg.objectives[0], maximise, (best["number"],), pack=True)
+        elif self.store is not None:
+            guard(f"packing the signals of {sid}", self.store.pack, sid)
+        # marked finished only once its summary is logged and its signals packed: a driver killed before
+        # that finishes it again
         self.tracker.then(f"marking {sid} finished", study.set_user_attr, FINISHED_ATTR, counts.done)
         return counts.complete > 0

@@ -721,17 +721,20 @@ class SignalStore:
         elif deleted != set(attrs.get("deleted") or ()):
             zarr.open_group(self._store, path=path, mode="r+").update_attributes({"deleted": sorted(deleted)})
 
-    def keep_best(self, subject_id: str, k: int, objective: str, maximise: bool, always: Sequence[int] = ()
-                  ) -> list[int]:
+    def keep_best(self, subject_id: str, k: int, objective: str, maximise: bool, always: Sequence[int] = (),
+                  *, pack: bool = False) -> list[int]:
         """Keep only the ``k`` best committed trials by ``objective``, and ``always`` (the twin); return their numbers.
 
-        Trials with a missing or non-finite score rank last. Driver only (store: best).
+        Trials with a missing or non-finite score rank last. Driver only (store: best). With ``pack``
+        (a finished subject) the kept trials are packed at once (:meth:`pack` with ``keep``), which
+        removes every staging group it absorbs: one pass, instead of marking the others deleted group
+        by group and packing after.
         """
         sid = check_id("subject id", subject_id)
         keep = best_trials(self.trials(sid), k, objective, maximise, always)
         _, packed = self._packed(sid)
-        if packed:
-            self.pack(sid, keep=keep, stale_after_s=None)
+        if pack or packed:
+            self.pack(sid, keep=keep, stale_after_s=0.0 if pack else None)
         else:
             keep_set = set(keep)
             for a in self._staged(sid)[1]:

@@ -314,3 +314,27 @@ def test_keep_best_prunes_trials_inside_multi_trial_groups(tmp_path):
         assert set(attrs.get("deleted", [])) == set(numbers) - set(kept)
     assert store.pack("S1")["packed"] == len(kept)
     assert dataset_checksums(url) == _expected({"S1": kept})
+
+
+def test_keep_best_with_pack_packs_only_the_kept_trials_in_one_pass(tmp_path):
+    url = str(tmp_path / "s.zarr")
+    store = SignalStore(url)
+    write_call(url, "S1", [0, 1, 2, 3])
+    write_call(url, "S1", [4, 5])
+    write_legacy_trial(url, "S1", 6)
+    scores = {n: t["scores"]["fc_r"] for n, t in store.trials("S1").items()}
+    twin = min(scores, key=scores.get)
+    kept = store.keep_best("S1", 2, "fc_r", maximise=True, always=(twin,), pack=True)
+    assert kept == sorted({*sorted(scores, key=scores.get)[-2:], twin})
+    assert set(store.trials("S1")) == set(kept) and _groups(url, "S1") == []  # every staging group absorbed
+    assert dataset_checksums(url) == _expected({"S1": kept})
+    for n in kept:
+        _check(store, "S1", n, packed=True)
+    for n in set(range(7)) - set(kept):
+        with pytest.raises(StoreError, match=r"pruned \(store: best"):
+            store.resolve(trial_location(url, "S1", n))
+    write_call(url, "S1", [7, 8])  # extend: the packed trials and the new ones compete
+    scores.update({n: t["scores"]["fc_r"] for n, t in store.trials("S1").items()})
+    again = store.keep_best("S1", 2, "fc_r", maximise=True, always=(twin,), pack=True)
+    assert again == sorted({*sorted((n for n in scores if n in {*kept, 7, 8}), key=scores.get)[-2:], twin})
+    assert set(store.trials("S1")) == set(again) and _groups(url, "S1") == []
