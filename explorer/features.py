@@ -1,5 +1,5 @@
-"""Functional features of BOLD signals and the fit scores of a simulation: numpy/scipy, and numba for
-the per-column passes of batch scoring.
+"""Functional features of BOLD signals and the fit scores of a simulation: numpy/scipy (batch scoring's
+per-column passes are compiled: :mod:`explorer.columns`).
 
 Arrays are time-major: a BOLD time series is ``(T, N)`` (time points x regions), sampled every
 ``tr_s`` seconds. FC is ``(N, N)``; FCD is ``(W, W)`` over ``W`` sliding windows.
@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 import numpy as np
-from numba import njit
 from scipy import signal
 
 from explorer.errors import CohortError, ConfigError, OptionError, SimulationError
@@ -466,72 +465,22 @@ def fit_scores(
 _BATCH_WORK_BYTES = 64 * 2**20
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _detrend_columns(x: np.ndarray) -> None:
-    """Remove each column's least-squares line from ``(T, N)`` float64 x, in place, in two passes
-    over x (what ``signal.detrend(x, axis=0, type="linear")`` computes, to rounding)."""
-    t, n = x.shape
-    mid = (t - 1) / 2.0
-    tt = 0.0
-    mean = np.zeros(n)
-    slope = np.zeros(n)
-    for k in range(t):
-        tc = k - mid
-        tt += tc * tc
-        for j in range(n):
-            mean[j] += x[k, j]
-            slope[j] += tc * x[k, j]
-    for j in range(n):
-        mean[j] /= t
-        slope[j] = slope[j] / tt if tt > 0.0 else 0.0
-    for k in range(t):
-        tc = k - mid
-        for j in range(n):
-            x[k, j] = x[k, j] - mean[j] - tc * slope[j]
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _centre_columns(x: np.ndarray, out: np.ndarray, unit: bool) -> None:
-    """Each column of ``(T, N)`` float64 x, centred and divided into ``out`` (may be x) by its population
-    sd (``unit=False``: z-scores; a flat column, sd <= 1e-12 max(1, |mean|), becomes NaN, as
-    :func:`preprocess` says) or by its norm (``unit=True``: the columns whose products are Pearson
-    correlations; a zero-norm column becomes NaN, as :func:`fc` says). Three passes over x."""
-    t, n = x.shape
-    mean = np.zeros(n)
-    sq = np.zeros(n)
-    for k in range(t):
-        for j in range(n):
-            mean[j] += x[k, j]
-    for j in range(n):
-        mean[j] /= t
-    for k in range(t):
-        for j in range(n):
-            d = x[k, j] - mean[j]
-            sq[j] += d * d
-    for j in range(n):
-        if unit:
-            sq[j] = 1.0 / np.sqrt(sq[j]) if sq[j] > 0.0 else np.nan
-        else:
-            sd = np.sqrt(sq[j] / t)
-            sq[j] = np.nan if sd <= 1e-12 * max(1.0, abs(mean[j])) else 1.0 / sd
-    for k in range(t):
-        for j in range(n):
-            out[k, j] = (x[k, j] - mean[j]) * sq[j]
-
-
 def _preprocess_row(x: np.ndarray, tr_s: float, opts: FeatureOptions, unit: np.ndarray) -> np.ndarray:
     """:func:`preprocess` of one ``(T, N)`` float64 row (may overwrite x; returns the result), and into
     ``unit`` (``(T, N)``) its columns centred and scaled to unit norm, for :func:`_fc_row`.
 
-    Compiled passes over one trial at a time (~0.4 MB at 700 TRs x 80 regions: it stays in L2).
+    Compiled passes (:mod:`explorer.columns`) over one trial at a time (~0.4 MB at 700 TRs x 80
+    regions: it stays in L2).
     """
+    from explorer.columns import centre_columns, detrend_columns
+
     if opts.detrend:
-        _detrend_columns(x)
+        detrend_columns(x)
     if opts.bandpass is not None:
         x = np.ascontiguousarray(signal.sosfiltfilt(_bandpass_sos(tr_s, opts), x, axis=0))
     if opts.zscore:
-        _centre_columns(x, x, False)
-    _centre_columns(x, unit, True)
+        centre_columns(x, x, False)
+    centre_columns(x, unit, True)
     return x
 
 
