@@ -17,6 +17,9 @@ The right-hand side has the signature::
 
 It loops over the batch itself (``for b in range(B)``) so that the batch loop is innermost and
 vectorised; it must use only arithmetic and :mod:`explorer.models.vecmath` (no libm calls).
+The arrays are all float64 or all float32 (``dtype="float32"``; ``wsum_i`` then is a float32 too):
+write float constants as ``flt(c, like)`` (:func:`~explorer.models.vecmath.flt`), else numba
+computes the expression in float64 (still correct, but at half the SIMD width).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from __future__ import annotations
 from numba import njit
 
 from explorer.models.base import Model, Param
+from explorer.models.vecmath import flt
 
 PARAMS = (
     Param("a", -0.02, -0.2, 0.2, "1/s", "bifurcation parameter (a > 0: limit cycle of radius sqrt(a))",
@@ -39,7 +40,7 @@ def dfun(x, i, c, p, wsum_i, dx, B):
         xx = x[0, i, b]
         yy = x[1, i, b]
         g = p[G, i, b]
-        w = _TWO_PI * p[F, i, b]
+        w = flt(_TWO_PI, xx) * p[F, i, b]
         r = p[A, i, b] - xx * xx - yy * yy
         dx[0, b] = r * xx - w * yy + g * (c[0, b] - wsum_i * xx)
         dx[1, b] = r * yy + w * xx + g * (c[1, b] - wsum_i * yy)

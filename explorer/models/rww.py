@@ -15,6 +15,7 @@ from numba import njit
 
 from explorer.models.base import Model, Param
 from explorer.models.rww_ei import transfer
+from explorer.models.vecmath import flt
 
 PARAMS = (
     Param("a", 270.0, 200.0, 340.0, "nC^-1", "gain of the input-output function", 0.0),
@@ -37,7 +38,7 @@ def dfun(x, i, c, p, wsum_i, dx, B):
         jn = p[J_N, i, b]
         xx = p[W, i, b] * jn * s + p[G, i, b] * jn * c[0, b] + p[I_0, i, b]
         h = transfer(xx, p[A, i, b], p[B_, i, b], p[D, i, b])
-        dx[0, b] = -s / p[TAU, i, b] + (1.0 - s) * h * (p[GAMMA, i, b] * 1e-3)
+        dx[0, b] = -s / p[TAU, i, b] + (flt(1.0, s) - s) * h * (p[GAMMA, i, b] * flt(1e-3, s))
 
 
 MODEL = Model(

@@ -17,10 +17,11 @@ additive convention with sigma per sqrt(ms); TVB's ``nsig`` equals sigma**2 / 2)
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from explorer.models.base import Model, Param
-from explorer.models.vecmath import vexp
+from explorer.models.vecmath import flt, vexp
 
 PARAMS = (
     Param("a_E", 310.0, 250.0, 370.0, "nC^-1", "excitatory gain of the input-output function", 0.0),
@@ -53,13 +54,15 @@ _ROW = {p.name: k for k, p in enumerate(PARAMS)}
 def transfer(x: float, a: float, b: float, d: float) -> float:
     """H(x) = (a x - b) / (1 - exp(-d (a x - b))) in Hz; near a x = b its limit (1/d)(1 + d y / 2).
 
-    One division per call (the near branch is a select on numerator and denominator).
+    One division per call (the near branch is a select on numerator and denominator). Computed in
+    the float type of ``x``; "near" is ``|d y| < 1e-6`` in float64, ``< 1e-2`` in float32 (where
+    the cancellation in ``1 - exp(-d y)`` and the limit's error, (d y)^2 / 12, are both ~1e-5).
     """
     y = a * x - b
     dy = d * y
-    near = abs(dy) < 1e-6
-    num = 1.0 if near else y
-    den = d * (1.0 - 0.5 * dy) if near else 1.0 - vexp(-dy)
+    near = abs(dy) < (flt(1e-2, x) if isinstance(x, np.float32) else flt(1e-6, x))
+    num = flt(1.0, x) if near else y
+    den = d * (flt(1.0, x) - flt(0.5, x) * dy) if near else flt(1.0, x) - vexp(-dy)
     return num / den
 
 
@@ -75,8 +78,8 @@ def dfun(x, i, c, p, wsum_i, dx, B):
         xi = jnse - si + p[W_I, i, b] * p[I_0, i, b]
         he = transfer(xe, p[A_E, i, b], p[B_E, i, b], p[D_E, i, b])
         hi = transfer(xi, p[A_I, i, b], p[B_I, i, b], p[D_I, i, b])
-        dx[0, b] = -se / p[TAU_E, i, b] + (1.0 - se) * he * (p[GAMMA_E, i, b] * 1e-3)
-        dx[1, b] = -si / p[TAU_I, i, b] + hi * (p[GAMMA_I, i, b] * 1e-3)
+        dx[0, b] = -se / p[TAU_E, i, b] + (flt(1.0, se) - se) * he * (p[GAMMA_E, i, b] * flt(1e-3, se))
+        dx[1, b] = -si / p[TAU_I, i, b] + hi * (p[GAMMA_I, i, b] * flt(1e-3, si))
 
 
 MODEL = Model(

@@ -9,13 +9,20 @@ no contraction), so a batch of B gives the same bits as B single runs.
 
 Accuracy (float64): ``vexp`` and ``vlog`` are within ~2 ulp of libm over their range
 (tests/models/test_vecmath.py checks 1e-15 relative).
+
+float32: ``vexp`` keeps the float type of its argument (a float32 polynomial of its own, within
+~2 ulp of float32), and :func:`flt` gives a Python constant the float type of a value, so that a
+model's ``dfun`` computes in float32 on float32 arrays (numba types Python float literals as
+float64, and ``float32 op float64`` is float64: one literal would make the whole expression
+float64, at half the SIMD width). :func:`gauss_pair` is :func:`normal_pair` in either type.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 _JIT = dict(error_model="numpy", nogil=True)
 
@@ -55,7 +62,7 @@ _MANT_MASK = np.int64(0x000FFFFFFFFFFFFF)
 
 
 @njit(inline="always", **_JIT)
-def vexp(x: float) -> float:
+def _vexp64(x: float) -> float:
     """exp(x) for float64, clamped to [-708, 709] (no inf, no denormals)."""
     x = np.float64(x)
     x = min(max(x, -708.0), 709.0)
@@ -79,6 +86,121 @@ def vexp(x: float) -> float:
     p = p * r + 1.0
     scale = i64_as_f64((np.int64(n) + 1023) << 52)
     return p * scale
+
+
+# ---- float32 -------------------------------------------------------------------------------
+_F32 = np.float32
+
+
+@intrinsic
+def f32_pow2(typingctx, n):
+    """2**n as a float32, for a float32 ``n`` holding an integer in [-126, 127] (exponent bits)."""
+    if n != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        k = builder.add(builder.fptosi(args[0], i32), ir.Constant(i32, 127))
+        return builder.bitcast(builder.shl(k, ir.Constant(i32, 23)), ir.FloatType())
+
+    return types.float32(types.float32), codegen
+
+
+@intrinsic
+def f32_split(typingctx, x):
+    """(e, m) of a positive normal float32 ``x = m * 2**e``, m in [1, 2), both as float32."""
+    if x != types.float32:
+        return None
+    sig = types.UniTuple(types.float32, 2)(types.float32)
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        bits = builder.bitcast(args[0], i32)
+        e = builder.sub(builder.lshr(bits, ir.Constant(i32, 23)), ir.Constant(i32, 127))
+        m = builder.or_(builder.and_(bits, ir.Constant(i32, 0x7FFFFF)), ir.Constant(i32, 0x3F800000))
+        vals = [builder.sitofp(e, ir.FloatType()), builder.bitcast(m, ir.FloatType())]
+        return context.make_tuple(builder, signature.return_type, vals)
+
+    return sig, codegen
+
+
+@intrinsic
+def u64_as_f32(typingctx, h):
+    """The low 32 bits of a uint64 reinterpreted as a float32."""
+    if h != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.trunc(args[0], ir.IntType(32)), ir.FloatType())
+
+    return types.float32(types.uint64), codegen
+
+
+_LOG2E_F = _F32(_LOG2E)
+_LN2_HI_F = _F32(0.693359375)  # Cody-Waite split of ln 2 for float32
+_LN2_LO_F = _F32(-2.12194440e-4)
+
+
+@njit(inline="always", **_JIT)
+def _vexp32(x):
+    """exp(x) for float32, clamped to [-87, 88] (no inf, no denormals); Taylor to r^7 on |r| <= 0.35
+    (truncation < 6e-9 relative)."""
+    x = min(max(x, _F32(-87.0)), _F32(88.0))
+    n = np.floor(x * _LOG2E_F + _F32(0.5))
+    r = x - n * _LN2_HI_F
+    r = r - n * _LN2_LO_F
+    p = _F32(1.0 / 5040.0)
+    p = p * r + _F32(1.0 / 720.0)
+    p = p * r + _F32(1.0 / 120.0)
+    p = p * r + _F32(1.0 / 24.0)
+    p = p * r + _F32(1.0 / 6.0)
+    p = p * r + _F32(0.5)
+    p = p * r + _F32(1.0)
+    p = p * r + _F32(1.0)
+    return p * f32_pow2(n)
+
+
+def vexp(x):
+    """exp(x) in the float type of ``x``: float64 (clamped to [-708, 709]) or float32 (clamped to
+    [-87, 88]); no inf, no denormals. numba code only (from Python: the float64 version)."""
+    return _vexp64(x)
+
+
+@overload(vexp, inline="always", jit_options=_JIT)
+def _vexp_typed(x):
+    if x == types.float32:
+        return lambda x: _vexp32(x)
+    return lambda x: _vexp64(x)
+
+
+def flt(value, like):
+    """The Python float ``value`` as a float32 when ``like`` is a float32, else as a float64: a
+    model's constants in the float type of its state (numba code; a float64 stays bit for bit)."""
+    return np.float32(value) if isinstance(like, np.float32) else np.float64(value)
+
+
+@overload(flt, inline="always", jit_options=_JIT)
+def _flt_typed(value, like):
+    if like == types.float32:
+        return lambda value, like: np.float32(value)
+    return lambda value, like: np.float64(value)
+
+
+@njit(inline="always", **_JIT)
+def _vlog32(x):
+    """Natural log of a positive normal float32 (no checks); series to f^9 (truncation < 3e-9)."""
+    e, m = f32_split(x)
+    big = m > _F32(_SQRT2)
+    m = m * _F32(0.5) if big else m
+    e = e + _F32(1.0) if big else e
+    f = (m - _F32(1.0)) / (m + _F32(1.0))
+    s = f * f
+    p = _F32(1.0 / 9.0)
+    p = p * s + _F32(1.0 / 7.0)
+    p = p * s + _F32(1.0 / 5.0)
+    p = p * s + _F32(1.0 / 3.0)
+    p = p * s + _F32(1.0)
+    return _F32(2.0) * f * p + e * _F32(0.6931471805599453)
 
 
 @njit(inline="always", **_JIT)
@@ -179,3 +301,47 @@ def normal_pair(h: np.uint64):
     c = c * t2 + 1.0
     # full angle theta = 2 t (uniform on [-pi, pi)): cos = c^2 - s^2, sin = 2 s c
     return r * (c * c - s * s), r * (2.0 * s * c)
+
+
+_S9 = np.uint64(9)
+_S41 = np.uint64(41)
+_ONE_F32_BITS = np.uint64(0x3F800000)
+
+
+@njit(inline="always", **_JIT)
+def _normal_pair32(h: np.uint64):
+    """Two independent float32 N(0, 1) draws from one 64-bit hash (Box-Muller on two 23-bit
+    uniforms, |z| <= 5.65; sin, cos by Taylor to t^11 / t^12: error < 6e-8 on |t| <= pi/2)."""
+    u1 = u64_as_f32(((h & _LOW32) >> _S9) | _ONE_F32_BITS) - _F32(1.0)
+    u2 = u64_as_f32((h >> _S41) | _ONE_F32_BITS) - _F32(1.0)
+    r = np.sqrt(_F32(-2.0) * _vlog32(_F32(1.0) - u1))  # 1 - u1 in [2^-23, 1]
+    t = (u2 - _F32(0.5)) * _F32(0.5 * _TWO_PI)
+    t2 = t * t
+    s = _F32(-1.0 / 39916800.0)
+    s = s * t2 + _F32(1.0 / 362880.0)
+    s = s * t2 - _F32(1.0 / 5040.0)
+    s = s * t2 + _F32(1.0 / 120.0)
+    s = s * t2 - _F32(1.0 / 6.0)
+    s = s * t2 + _F32(1.0)
+    s = s * t
+    c = _F32(1.0 / 479001600.0)
+    c = c * t2 - _F32(1.0 / 3628800.0)
+    c = c * t2 + _F32(1.0 / 40320.0)
+    c = c * t2 - _F32(1.0 / 720.0)
+    c = c * t2 + _F32(1.0 / 24.0)
+    c = c * t2 - _F32(0.5)
+    c = c * t2 + _F32(1.0)
+    return r * (c * c - s * s), r * (_F32(2.0) * s * c)
+
+
+def gauss_pair(h, like):
+    """:func:`normal_pair` in the float type of ``like``: float64 as :func:`normal_pair`, float32 from
+    a float32 Box-Muller (numba code only)."""
+    return normal_pair(h)
+
+
+@overload(gauss_pair, inline="always", jit_options=_JIT)
+def _gauss_pair_typed(h, like):
+    if like == types.float32:
+        return lambda h, like: _normal_pair32(h)
+    return lambda h, like: normal_pair(h)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from numba import njit
 
 from explorer.models.base import Model, Param
-from explorer.models.vecmath import vexp
+from explorer.models.vecmath import flt, vexp
 
 PARAMS = (
     Param("tau_E", 2.5, 1.0, 10.0, "ms", "excitatory time constant", 1e-6),
@@ -41,10 +41,11 @@ def dfun(x, i, c, p, wsum_i, dx, B):
         ii = x[1, i, b]
         ue = p[C_EE, i, b] * e - p[C_IE, i, b] * ii + p[G, i, b] * c[0, b] + p[P_E, i, b]
         ui = p[C_EI, i, b] * e - p[C_II, i, b] * ii + p[P_I, i, b]
-        se = 1.0 / (1.0 + vexp(-p[A_E, i, b] * (ue - p[MU_E, i, b])))
-        si = 1.0 / (1.0 + vexp(-p[A_I, i, b] * (ui - p[MU_I, i, b])))
-        dx[0, b] = (-e + (1.0 - e) * se) / p[TAU_E, i, b]
-        dx[1, b] = (-ii + (1.0 - ii) * si) / p[TAU_I, i, b]
+        one = flt(1.0, e)
+        se = one / (one + vexp(-p[A_E, i, b] * (ue - p[MU_E, i, b])))
+        si = one / (one + vexp(-p[A_I, i, b] * (ui - p[MU_I, i, b])))
+        dx[0, b] = (-e + (one - e) * se) / p[TAU_E, i, b]
+        dx[1, b] = (-ii + (one - ii) * si) / p[TAU_I, i, b]
 
 
 MODEL = Model(

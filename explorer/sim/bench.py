@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise-sigma", type=float, default=d.noise_sigma,
                         help="noise amplitude (default %(default)s)")
     parser.add_argument("--dtype", default=d.dtype, choices=list(DTYPES),
-                        help="delay-buffer precision (default %(default)s)")
+                        help="simulation precision (default %(default)s)")
     parser.add_argument("--integrator", default=d.integrator, choices=list(INTEGRATORS))
     parser.add_argument("--repeat", type=int, default=1, help="runs per batch size; wall_s is the fastest")
     parser.add_argument("--json", action="store_true", help="print JSON lines only (no table)")

@@ -20,19 +20,24 @@ Loop order: tile -> time -> phase -> (region, trial), with the trial innermost a
   the bandwidth from L2/L3 (measured on a Zen 4 core: ~2.5-3.5 cycles per 64-byte vector and
   nonzero from L2 or L3, ~1.2 from L1). The caller allocates ``buf`` on a 64-byte boundary and the
   kernel puts ``c`` on one too (numpy's large arrays start 16 bytes into a page, which made every
-  512-bit load straddle two cache lines: ~30% slower); the buffer and weights may be float32
-  (``dtype="float32"``: halves the memory traffic that bounds the coupling, and float32 sums);
-  the state, parameters and monitors are always float64;
+  512-bit load straddle two cache lines: ~30% slower);
+- precision: one float type per kernel specialisation, the type of ``x`` (``dtype``): state,
+  parameters, ``dt``, bounds, noise amplitudes, buffer, weights, coupling, ``dfun``, noise and update
+  all in float64, or all in float32 (16 lanes per 512-bit vector instead of 8, half the memory
+  traffic; the models write their constants with :func:`~explorer.models.vecmath.flt` so that
+  numba does not promote them to float64); the monitors' accumulators (temporal average, BOLD
+  input and Balloon-Windkessel state) are float64 either way, reading the state and widening it;
 - phases of a step, each over every (region, trial) pair: coupling of every region; the right-hand
   side ``dfun``, one call over region x trial as one batch axis of N * B lanes (:func:`kernel_mode`:
   its loop is then vectorised at any tile width; hopf's diffusive ``- wsum_i z_i``, one number per
-  region, is folded into its coupling input first, in float64 as its ``dfun`` computes it), else one
+  region, is folded into its coupling input first, in the state's type as its ``dfun`` computes it), else one
   call per region; noise; Heun's predictor; the update, clamp and bounds check; the monitors'
   accumulators. ``dfun`` reads only region i's own state and the coupling only the ring buffer
   (written at the start of the step), so the phase order computes exactly what a region-by-region
   loop does, bit for bit (tests/sim/test_tiling.py compares the flat and per-region kernels);
-- noise: counter-based per-trial streams (``hash64(key_b, counter)`` + Box-Muller), the counter
-  being (step, region, pair): a trial's draws do not depend on the batch or tile it runs in;
+- noise: counter-based per-trial streams (``hash64(key_b, counter)`` + Box-Muller in the state's
+  type, :func:`~explorer.models.vecmath.gauss_pair`), the counter being (step, region, pair): a
+  trial's draws do not depend on the batch or tile it runs in;
 - monitors online (temporal average, Balloon-Windkessel BOLD or sampled state): no trajectory
   at dt resolution is ever held, memory is O(tile x N x max delay + B x N x samples kept);
 - divergence per trial: a trial whose state leaves the model bounds (or is NaN) is frozen and its
@@ -52,7 +57,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from explorer.models.base import Model
-from explorer.models.vecmath import hash64, normal_pair
+from explorer.models.vecmath import flt, gauss_pair, hash64
 from explorer.sim.bold import balloon_signal, balloon_step
 from explorer.sim.jitcache import cache_kernel
 
@@ -475,7 +480,7 @@ def kernel_mode(model: Model) -> int:
     batch axis, so that its loop is vectorised at any tile width) when it has one coupled state and
     does not read ``wsum_i`` (one number per region); ``FLAT_DIFFUSIVE`` when it reads ``wsum_i`` only
     in the diffusive term (hopf), which the kernel then folds into the coupling input,
-    ``c - wsum_i z_i`` in float64 as ``dfun`` computes it (the same bits); else ``PER_REGION``."""
+    ``c - wsum_i z_i`` in the state's type as ``dfun`` computes it (the same bits); else ``PER_REGION``."""
     mode = _MODES.get(model.name)
     if mode is None:
         if not _reads_argument(model.dfun, 4):
@@ -520,13 +525,13 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
     BSTATE = int(model.bold_state)
 
     @njit(error_model="numpy", nogil=True, inline="always")
-    def rhs(xs, xsf, call, cd, c2, p, pf, wsum, dx, out):
+    def rhs(xs, xsf, call, cd, c2, p, pf, wsum, zero, dx, out):
         """dx/dt of state ``xs`` [state, region, trial] (``xsf``: its flat view) into ``out`` [state, region x trial]:
-        one dfun call over all (region, trial), or one per region."""
+        one dfun call over all (region, trial), or one per region; ``zero``: 0 in the state's type."""
         N = xs.shape[1]
         B = xs.shape[2]
         if MODE == FLAT:
-            dfun(xsf, 0, c2, pf, 0.0, out, N * B)
+            dfun(xsf, 0, c2, pf, zero, out, N * B)
         elif MODE == FLAT_DIFFUSIVE:
             for cc in range(NC):
                 sc = CS[cc]
@@ -534,7 +539,7 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
                     s_i = wsum[i]
                     for b in range(B):
                         cd[cc, i * B + b] = call[i, cc, b] - s_i * xs[sc, i, b]
-            dfun(xsf, 0, cd, pf, 0.0, out, N * B)
+            dfun(xsf, 0, cd, pf, zero, out, N * B)
         else:
             for i in range(N):
                 dfun(xs, i, call[i], p, wsum[i], dx, B)
@@ -558,11 +563,14 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
         cflat = craw[c0:c0 + N * M]
         call = cflat.reshape((N, NC, B))
         # derivatives and noise of every (region, trial) as one axis [state, region x trial]
-        dxa = np.zeros((NS, NB))
-        dx2a = np.zeros((NS, NB)) if heun else np.zeros((NS, 1))
-        dx = np.zeros((NS, B))
-        nza = np.zeros((2 * NPAIR, NB))
-        xt = np.zeros((NS, N, B)) if heun else np.zeros((NS, 1, 1))
+        # in the state's type (float64, or float32 for a float32 kernel), as are dt, p, bounds, wsum, amp
+        fty = x.dtype
+        zero = flt(0.0, dt)
+        dxa = np.zeros((NS, NB), dtype=fty)
+        dx2a = np.zeros((NS, NB), dtype=fty) if heun else np.zeros((NS, 1), dtype=fty)
+        dx = np.zeros((NS, B), dtype=fty)
+        nza = np.zeros((2 * NPAIR, NB), dtype=fty)
+        xt = np.zeros((NS, N, B), dtype=fty) if heun else np.zeros((NS, 1, 1), dtype=fty)
         ok = np.ones(B, dtype=np.bool_)
         tacc = np.zeros((NS, N, B)) if tavg_n > 0 else np.zeros((NS, 1, 1))
         taccf = tacc.reshape((NS, 1, tacc.shape[1] * tacc.shape[2]))
@@ -573,19 +581,19 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
         xtf = xt.reshape((NS, 1, xt.shape[1] * xt.shape[2]))
         pf = p.reshape((p.shape[0], 1, NB))
         c2 = cflat.reshape((1, N * M))  # flat kernels (NC == 1): the coupling input [1, region x trial]
-        cd = np.zeros((NC, NB)) if MODE == FLAT_DIFFUSIVE else np.zeros((NC, 1))  # c - wsum_i z_i, float64
+        cd = np.zeros((NC, NB), dtype=fty) if MODE == FLAT_DIFFUSIVE else np.zeros((NC, 1), dtype=fty)  # c - wsum_i z_i
         bwf = bw.reshape((4, 1, NB))
         zaccf = zacc.reshape((1, NB))
         youtf = yout.reshape((1, NB))
         noisy = False
         for b in range(B):
-            if amp[b] != 0.0:
+            if amp[b] != zero:
                 noisy = True
         # per lane (region i, trial b) of the flat axis: its region, the trial's noise key, amplitude,
         # activity, and whether its state stayed within bounds
         lreg = np.empty(NB, dtype=np.uint64)
         lkey = np.empty(NB, dtype=np.uint64)
-        lamp = np.empty(NB)
+        lamp = np.empty(NB, dtype=fty)
         lact = np.empty(NB, dtype=np.bool_)
         lok = np.ones(NB, dtype=np.bool_)
         lok2 = lok.reshape((N, B))
@@ -626,12 +634,12 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
             for i in range(i0, N):
                 accumulate_ring_rows(cflat[i * M:(i + 1) * M], bf, base, wgt, rowptr[i], rowptr[i + 1], sb, LRS)
             # right-hand side of every region: one call over all (region, trial), or one per region
-            rhs(x, xf, call, cd, c2, p, pf, wsum, dx, dxa)
+            rhs(x, xf, call, cd, c2, p, pf, wsum, zero, dx, dxa)
             if noisy:
                 for q in range(NPAIR):
                     for m in range(NB):
                         ctr = (np.uint64(t * N) + lreg[m]) * np.uint64(NPAIR) + np.uint64(q)
-                        z0, z1 = normal_pair(hash64(lkey[m], ctr))
+                        z0, z1 = gauss_pair(hash64(lkey[m], ctr), zero)
                         nza[2 * q, m] = z0 * lamp[m]
                         nza[2 * q + 1, m] = z1 * lamp[m]
             if heun:
@@ -646,10 +654,11 @@ def build_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
                         v = lo_c if v < lo_c else v
                         v = hi_c if v > hi_c else v
                         xtf[sv, 0, m] = v
-                rhs(xt, xtf, call, cd, c2, p, pf, wsum, dx, dx2a)
+                rhs(xt, xtf, call, cd, c2, p, pf, wsum, zero, dx, dx2a)
+                half = flt(0.5, dt)
                 for sv in range(NS):
                     for m in range(NB):
-                        dxa[sv, m] = 0.5 * (dxa[sv, m] + dx2a[sv, m])
+                        dxa[sv, m] = half * (dxa[sv, m] + dx2a[sv, m])
             # Euler(-Maruyama) update of every (region, trial), clamped; bounds checked per lane, and
             # ``nbad`` counts the lanes of active trials that left them this step
             nbad = 0

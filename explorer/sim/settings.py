@@ -36,7 +36,8 @@ class RunSettings:
     noise_sigma: additive noise amplitude (>= 0), in the model's unit (``Model.noise_doc``).
     bold_tr_s: simulated BOLD TR in s, or None = the cohort's (each subject's own) TR.
     integrator: "euler" (Euler-Maruyama) or "heun" (stochastic Heun).
-    dtype: "float64" or "float32": precision of the delay buffer and coupling (memory-bound part).
+    dtype: "float64" or "float32": precision of the simulation (state, equations, noise, delay buffer,
+        coupling); the BOLD and temporal-average monitors are float64 either way.
     bold_monitor: "balloon" (Balloon-Windkessel) or "sample" (the model's BOLD state every TR).
     repeats: noise seeds per trial (>= 1); the runner averages their scores (not a simulate() argument).
     """

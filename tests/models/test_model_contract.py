@@ -125,3 +125,22 @@ def test_parameter_row_constants_are_the_parameter_table_rows(model):
     assert sorted(rows.values()) == sorted(model.param_names)
     for const, pname in rows.items():
         assert getattr(module, const) == model.index(pname), (model.name, const, pname)
+
+
+def test_dfun_computes_float32_in_float32(model):
+    """On float32 arrays ``dfun`` does its arithmetic in float32 (its constants through ``flt``, its
+    exp through ``vexp``): no float64 operation in its compiled code, which would halve the SIMD width."""
+    import re
+
+    NS, B = len(model.states), 16
+    x = np.full((NS, 2, B), 0.1, dtype=np.float32)
+    p = np.ones((len(model.params), 2, B), dtype=np.float32) * np.array(
+        [q.default for q in model.params], dtype=np.float32)[:, None, None]
+    c = np.zeros((len(model.coupled_states), B), dtype=np.float32)
+    dx = np.zeros((NS, B), dtype=np.float32)
+    model.dfun(x, 1, c, p, np.float32(0.0), dx, B)
+    assert np.all(np.isfinite(dx))
+    sig = next(s for s in model.dfun.signatures if s[0].dtype == np.float32 or str(s[0].dtype) == "float32")
+    ir = model.dfun.inspect_llvm(sig)
+    wide = [ln for ln in ir.splitlines() if re.search(r"= (fadd|fsub|fmul|fdiv|fpext|fcmp \w+) .*double", ln)]
+    assert not wide, wide[:3]

@@ -72,15 +72,17 @@ def test_transient_is_simulated_then_discarded():
     np.testing.assert_array_equal(cut["tavg"].values[0], full["tavg"].values[0, 20:])
 
 
-def test_float32_buffer_is_close_to_float64():
+@pytest.mark.parametrize("model,sigma", [("rww_ei", 0.01), ("hopf", 0.02)])
+def test_float32_is_close_to_float64(model, sigma):
+    """float32 (state, equations, noise, buffer in float32; BOLD in float64) follows float64."""
     rng = np.random.default_rng(0)
     n = 6
     w = rng.random((n, n))
     np.fill_diagonal(w, 0)
     ln = rng.uniform(10, 100, (n, n))
-    kw = dict(duration_s=4.0, dt_ms=0.1, noise_sigma=0.01, seed=1, bold_tr_s=0.5, transient_s=0.0)
-    a = simulate("rww_ei", w, ln, {"G": 0.5}, dtype="float64", **kw)["bold"].values
-    b = simulate("rww_ei", w, ln, {"G": 0.5}, dtype="float32", **kw)["bold"].values
+    kw = dict(duration_s=4.0, dt_ms=0.1, noise_sigma=sigma, seed=1, bold_tr_s=0.5, transient_s=0.0)
+    a = simulate(model, w, ln, {"G": 0.5}, dtype="float64", **kw)["bold"].values
+    b = simulate(model, w, ln, {"G": 0.5}, dtype="float32", **kw)["bold"].values
     assert np.abs(a - b).max() < 1e-4 * np.ptp(a)
 
 

@@ -194,3 +194,17 @@ def test_l2_size_is_read_from_the_machine():
     info = K.machine_info()
     assert info["cores"] >= 1 and info["l2_per_core_bytes"] == size
     assert info["isa"] in ("AVX-512", "AVX2", "AVX", "SSE", "unknown") and info["cpu_model"]
+
+
+def test_float32_kernel_runs_in_float32_with_float64_monitors():
+    """dtype float32: the kernel's state, parameters, dt and buffer are float32 (one specialisation),
+    the monitors float64."""
+    from numba import types
+
+    out = _run("rww_ei", [{"G": 0.5}] * 3, [1, 2, 3], None, np.float32, n_steps=200)
+    assert out["x"].dtype == np.float32 and out["bold"].dtype == np.float64 and out["tavg"].dtype == np.float64
+    kernel = K.get_kernel(get_model("rww_ei"))
+    sig = next(s for s in kernel.nopython_signatures if s.args[0].dtype == types.float32)
+    x, buf, p, dt = sig.args[0], sig.args[1], sig.args[2], sig.args[12]
+    assert x.dtype == buf.dtype == p.dtype == dt == types.float32
+    assert sig.args[-1].dtype == types.float64  # bold
