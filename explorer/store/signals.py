@@ -442,33 +442,33 @@ class SignalStore:
         marker = {"explorer_trials": FORMAT_VERSION, "committed": False, "subject": sid, "numbers": numbers,
                   "attempt_id": attempt_id, "started": time.time()}
         stacks = {var: np.stack([p.arrays[var] for p in ps]) for var in ps[0].arrays}
-        group = _sync(self._stage(path, marker, stacks))
-        marker.update({**shared, "committed": True, "committed_at": time.time(),
-                       "shapes": {k: list(v.shape) for k, v in ps[0].arrays.items()},
-                       "trials": [p.record for p in ps], "deleted": []})
-        self._commit(group, marker)
+        commit = {**marker, **shared, "committed": True,
+                  "shapes": {k: list(v.shape) for k, v in ps[0].arrays.items()},
+                  "trials": [p.record for p in ps], "deleted": []}
+        _sync(self._stage_and_commit(path, marker, stacks, commit))
 
-    async def _stage(self, path: str, marker: dict[str, Any], stacks: dict[str, np.ndarray]):
-        """The uncommitted group (its marker first: an attempt killed later is found and collected),
-        then its arrays, concurrently: each a (trial, ...) stack in ONE uncompressed chunk. This write
-        is on the actors' path: zstd and a shard of per-trial chunks took ~45% longer for ~12% fewer
-        bytes of float BOLD (6 trials x 700 TRs x 80 regions: 14.6 vs 8.0 ms); packing compresses
-        and chunks per trial. Returns the group."""
+    async def _stage_and_commit(self, path: str, marker: dict[str, Any], stacks: dict[str, np.ndarray],
+                                commit: dict[str, Any]) -> None:
+        """The uncommitted group (its marker first: an attempt killed later is found and collected), then
+        its arrays, concurrently, then the commit: one pass through zarr's event loop (each pass is a
+        hand-over to its thread, slow on cores the simulations keep busy). Each array is a (trial, ...)
+        stack in ONE uncompressed chunk. This write is on the actors' path: zstd and a shard of
+        per-trial chunks took ~45% longer for ~12% fewer bytes of float BOLD (6 trials x 700 TRs x 80
+        regions: 14.6 vs 8.0 ms); packing compresses and chunks per trial."""
         import asyncio
 
-        import zarr
         import zarr.api.asynchronous as az
 
-        agroup = await az.create_group(store=self._store, path=path, attributes=marker)
+        group = await az.create_group(store=self._store, path=path, attributes=marker)
         await asyncio.gather(*(az.create_array(self._store, name=f"{path}/{var}", data=data,
                                                chunks=data.shape, compressors=None, fill_value=np.nan,
                                                overwrite=True)
                                for var, data in stacks.items()))
-        return zarr.Group(agroup)
+        await self._commit(group, {**commit, "committed_at": time.time()})
 
-    def _commit(self, group, marker: dict[str, Any]) -> None:
+    async def _commit(self, group, marker: dict[str, Any]) -> None:
         """Make a written attempt visible: one atomic put of its group metadata."""
-        group.update_attributes(marker)
+        await group.update_attributes(marker)
 
     def _staged(self, sid: str) -> tuple[dict[int, dict], list[dict]]:
         """(latest committed, undeleted copy per trial number, every attempt group's attrs incl. uncommitted)."""
