@@ -285,15 +285,25 @@ def test_delete_one_trial_of_a_multi_trial_group(tmp_path):
     assert dataset_checksums(url) == _expected({"S1": [3, 5]})
 
 
+def _mixed_groups(url: str, legacy: int, calls: list[list[int]]) -> tuple[SignalStore, dict[int, float], int]:
+    """Calls of several trials and one legacy one-trial group; (store, fc_r by trial, the worst trial)."""
+    store = SignalStore(url)
+    for numbers in calls:
+        write_call(url, "S1", numbers)
+    write_legacy_trial(url, "S1", legacy)
+    scores = {n: t["scores"]["fc_r"] for n, t in store.trials("S1").items()}
+    return store, scores, min(scores, key=scores.get)
+
+
+def _assert_pruned(store: SignalStore, numbers: set[int]) -> None:
+    for n in numbers:
+        with pytest.raises(StoreError, match=r"pruned \(store: best"):
+            store.resolve(trial_location(store.url, "S1", n))
+
+
 def test_keep_best_prunes_trials_inside_multi_trial_groups(tmp_path):
     url = str(tmp_path / "s.zarr")
-    store = SignalStore(url)
-    write_call(url, "S1", [0, 1, 2, 3])
-    write_call(url, "S1", [4, 5])
-    write_legacy_trial(url, "S1", 6)
-    write_call(url, "S1", [7, 8])
-    scores = {n: t["scores"]["fc_r"] for n, t in store.trials("S1").items()}
-    twin = min(scores, key=scores.get)
+    store, scores, twin = _mixed_groups(url, 6, [[0, 1, 2, 3], [4, 5], [7, 8]])
     kept = store.keep_best("S1", 3, "fc_r", maximise=True, always=(twin,))
     best = sorted(scores, key=scores.get)[-3:]
     assert kept == sorted({*best, twin})
@@ -301,9 +311,7 @@ def test_keep_best_prunes_trials_inside_multi_trial_groups(tmp_path):
     assert dataset_checksums(url) == _expected({"S1": kept})
     for n in kept:
         _check(store, "S1", n, packed=False)
-    for n in set(range(9)) - set(kept):
-        with pytest.raises(StoreError, match=r"pruned \(store: best"):
-            store.resolve(trial_location(url, "S1", n))
+    _assert_pruned(store, set(range(9)) - set(kept))
     # groups with no kept trial are gone; the others record what was pruned
     import zarr
 
@@ -318,21 +326,14 @@ def test_keep_best_prunes_trials_inside_multi_trial_groups(tmp_path):
 
 def test_keep_best_with_pack_packs_only_the_kept_trials_in_one_pass(tmp_path):
     url = str(tmp_path / "s.zarr")
-    store = SignalStore(url)
-    write_call(url, "S1", [0, 1, 2, 3])
-    write_call(url, "S1", [4, 5])
-    write_legacy_trial(url, "S1", 6)
-    scores = {n: t["scores"]["fc_r"] for n, t in store.trials("S1").items()}
-    twin = min(scores, key=scores.get)
+    store, scores, twin = _mixed_groups(url, 6, [[0, 1, 2, 3], [4, 5]])
     kept = store.keep_best("S1", 2, "fc_r", maximise=True, always=(twin,), pack=True)
     assert kept == sorted({*sorted(scores, key=scores.get)[-2:], twin})
     assert set(store.trials("S1")) == set(kept) and _groups(url, "S1") == []  # every staging group absorbed
     assert dataset_checksums(url) == _expected({"S1": kept})
     for n in kept:
         _check(store, "S1", n, packed=True)
-    for n in set(range(7)) - set(kept):
-        with pytest.raises(StoreError, match=r"pruned \(store: best"):
-            store.resolve(trial_location(url, "S1", n))
+    _assert_pruned(store, set(range(7)) - set(kept))
     write_call(url, "S1", [7, 8])  # extend: the packed trials and the new ones compete
     scores.update({n: t["scores"]["fc_r"] for n, t in store.trials("S1").items()})
     again = store.keep_best("S1", 2, "fc_r", maximise=True, always=(twin,), pack=True)
