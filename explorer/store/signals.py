@@ -64,6 +64,7 @@ import numpy as np
 
 from explorer.errors import StoreError
 from explorer.records import TrialRecord
+from explorer.store import files
 from explorer.store.records import from_attrs, to_attrs
 from explorer.store.urls import check_id, is_remote, local_path, open_store
 
@@ -222,6 +223,8 @@ class SignalStore:
         self.storage_options = dict(storage_options or {})
         self.read_only = read_only
         self._store = open_store(self.url, self.storage_options, read_only=read_only)
+        #: the folder of a local store: write_trials writes its groups there as plain files
+        self._root = self._store.root if isinstance(self._store, zarr.storage.LocalStore) else None
         if not read_only and not _sync(self._store.exists("zarr.json")):
             try:
                 zarr.create_group(self._store, path="", attributes={"explorer_signals": FORMAT_VERSION})
@@ -445,7 +448,11 @@ class SignalStore:
         commit = {**marker, **shared, "committed": True,
                   "shapes": {k: list(v.shape) for k, v in ps[0].arrays.items()},
                   "trials": [p.record for p in ps], "deleted": []}
-        _sync(self._stage_and_commit(path, marker, stacks, commit))
+        if self._root is None:
+            _sync(self._stage_and_commit(path, marker, stacks, commit))
+            return
+        directory = files.write_group(self._root, path, marker, stacks)   # local: zarr's files, not its loop
+        self._commit_local(directory, {**commit, "committed_at": time.time()})
 
     async def _stage_and_commit(self, path: str, marker: dict[str, Any], stacks: dict[str, np.ndarray],
                                 commit: dict[str, Any]) -> None:
@@ -469,6 +476,10 @@ class SignalStore:
     async def _commit(self, group, marker: dict[str, Any]) -> None:
         """Make a written attempt visible: one atomic put of its group metadata."""
         await group.update_attributes(marker)
+
+    def _commit_local(self, directory, marker: dict[str, Any]) -> None:
+        """:meth:`_commit` of a group written as files (:mod:`explorer.store.files`): one atomic rename."""
+        files.replace_group_metadata(directory, marker)
 
     def _staged(self, sid: str) -> tuple[dict[int, dict], list[dict]]:
         """(latest committed, undeleted copy per trial number, every attempt group's attrs incl. uncommitted)."""

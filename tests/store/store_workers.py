@@ -63,7 +63,7 @@ def write_call_then_die(url: str, subject: str, numbers: list[int]) -> None:
     def die(self, group, marker):
         os.kill(os.getpid(), signal.SIGKILL)
 
-    SignalStore._commit = die
+    SignalStore._commit = SignalStore._commit_local = die
     write_call(url, subject, numbers)
 
 
@@ -107,7 +107,7 @@ def write_then_die(url: str, subject: str, number: int) -> None:
     def die(self, group, marker):
         os.kill(os.getpid(), signal.SIGKILL)
 
-    SignalStore._commit = die
+    SignalStore._commit = SignalStore._commit_local = die
     write_trials(url, [(subject, number)])
 
 

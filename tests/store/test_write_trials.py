@@ -339,3 +339,61 @@ def test_keep_best_with_pack_packs_only_the_kept_trials_in_one_pass(tmp_path):
     again = store.keep_best("S1", 2, "fc_r", maximise=True, always=(twin,), pack=True)
     assert again == sorted({*sorted((n for n in scores if n in {*kept, 7, 8}), key=scores.get)[-2:], twin})
     assert set(store.trials("S1")) == set(again) and _groups(url, "S1") == []
+
+
+def test_a_local_group_is_written_as_zarr_writes_it(tmp_path, monkeypatch):
+    """The plain-file path of a local store (explorer.store.files) writes zarr's bytes: the same files,
+    arrays and parent groups byte for byte, the group metadata equal but for its times and uuid."""
+    import json
+
+    from explorer.store import files
+
+    fast, slow = str(tmp_path / "fast.zarr"), str(tmp_path / "slow.zarr")
+    paths = []
+    monkeypatch.setattr(files, "write_group", _recorded(files.write_group, paths, "files"))
+    monkeypatch.setattr(SignalStore, "_stage_and_commit", _recorded(SignalStore._stage_and_commit, paths, "zarr"))
+    write_call(fast, "S1", [3, 5, 7])
+    monkeypatch.setattr(SignalStore, "__init__", _zarr_path_init)
+    write_call(slow, "S1", [3, 5, 7])
+    assert paths == ["files", "zarr"]
+    (fg,), (sg,) = _groups(fast, "S1"), _groups(slow, "S1")
+
+    def tree(root, group):
+        out = {}
+        for f in sorted(Path(root).rglob("*")):
+            if f.is_file():
+                key = str(f.relative_to(root)).replace(group.name, "GROUP")
+                out[key] = f.read_bytes()
+        return out
+
+    a, b = tree(fast, fg), tree(slow, sg)
+    assert sorted(a) == sorted(b)
+    assert "subjects/S1/staging/zarr.json" in a and "subjects/S1/staging/GROUP/bold/c/0/0/0" in a
+    times = {"attempt_id", "started", "committed_at"}
+    for key in a:
+        if key.endswith("GROUP/zarr.json"):
+            ja, jb = json.loads(a[key]), json.loads(b[key])
+            assert {k: v for k, v in ja["attributes"].items() if k not in times} == \
+                {k: v for k, v in jb["attributes"].items() if k not in times}
+            assert {k: v for k, v in ja.items() if k != "attributes"} == {k: v for k, v in jb.items() if k != "attributes"}
+        else:
+            assert a[key] == b[key], key
+    store = SignalStore(fast)
+    for n in (3, 5, 7):
+        _check(store, "S1", n)
+
+
+_real_init = SignalStore.__init__
+
+
+def _recorded(fn, calls: list, name: str):
+    def wrapper(*args, **kwargs):
+        calls.append(name)
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+def _zarr_path_init(self, *args, **kwargs):
+    """SignalStore that writes its groups through zarr (as for a remote store)."""
+    _real_init(self, *args, **kwargs)
+    self._root = None
