@@ -1,10 +1,10 @@
 """A write_trials group of a local signals store written as plain files: the same zarr v3 nodes that
 zarr writes, without its event loop.
 
-An actor writes one such group per call, on its critical path. Through zarr, the six small files of
-an uncompressed group (group metadata, two arrays' metadata and chunks, the commit) cost 12-14 ms
-for 6 trials of 700 TRs x 80 regions, and 2-3x that on cores the simulations keep busy, most of it
-hand-overs to zarr's event loop and file threads; written here, ~1-2 ms. The bytes are zarr's: the
+An actor writes one such group per call, on its critical path. Through zarr, a write_trials call of
+6 trials of 700 TRs x 80 regions (group metadata, two arrays' metadata and chunks, the commit) took
+12-14 ms, and 2-3x that on cores the simulations keep busy, most of it hand-overs to zarr's event
+loop and file threads; written here, 3.4-4.0 ms (the files alone ~1-2 ms). The bytes are zarr's: the
 array metadata is made by zarr itself (once per shape, in memory), an uncompressed chunk is the
 array's little-endian C-order bytes (zarr's ``bytes`` codec), and the group metadata is the JSON
 zarr writes. Remote stores keep zarr's path.
