@@ -649,10 +649,15 @@ class SignalStore:
         Uncommitted attempts started more than ``stale_after_s`` ago are garbage-collected
         (None: keep them). Returns counts {"packed", "removed_staged", "removed_stale"}.
         """
+        sid = check_id("subject id", subject_id)
+        # what this pack absorbs: attempts committed later stay staged
+        return self._pack(sid, self._index(sid), keep, stale_after_s, shard_trials)
+
+    def _pack(self, sid: str, index: dict[str, Any], keep: Iterable[int] | None, stale_after_s: float | None,
+              shard_trials: int) -> dict[str, int]:
+        """:meth:`pack` of the trials and attempts of ``index`` (:meth:`_index`, read by the caller)."""
         import zarr
 
-        sid = check_id("subject id", subject_id)
-        index = self._index(sid)  # what this pack absorbs: attempts committed later stay staged
         entries, old_current = index["entries"], index["current"]
         if keep is not None:
             keep_set = {int(k) for k in keep}
@@ -742,13 +747,14 @@ class SignalStore:
         by group and packing after.
         """
         sid = check_id("subject id", subject_id)
-        keep = best_trials(self.trials(sid), k, objective, maximise, always)
-        _, packed = self._packed(sid)
-        if pack or packed:
-            self.pack(sid, keep=keep, stale_after_s=0.0 if pack else None)
+        index = self._index(sid)   # read once: ranked, then pruned or packed
+        keep = best_trials({n: self._record(m) for n, m in index["entries"].items()}, k, objective, maximise,
+                           always)
+        if pack or index["packed"]:
+            self._pack(sid, index, keep, 0.0 if pack else None, SHARD_TRIALS)
         else:
             keep_set = set(keep)
-            for a in self._staged(sid)[1]:
+            for a in index["attempts"].values():
                 if not a.get("committed"):
                     continue
                 if a.get("explorer_trials"):
