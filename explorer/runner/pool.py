@@ -6,8 +6,9 @@ import logging
 import os
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from explorer.config import StudyConfig
 from explorer.records import Task
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 ACTOR_PREFIX = "explorer-sim"
 #: seconds a replacement actor that holds queued work may stay unplaced while other actors are ready
 REPLACE_TIMEOUT_S = 60.0
+#: the logger and start of the notice that a new local Ray logs when it turns token authentication on
+RAY_TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+RAY_TOKEN_NOTICE = "Token authentication is enabled for this Ray cluster"
 #: replacements per slot (on average) that may die while starting before the pool stops replacing them
 MAX_RESTARTS_PER_SLOT = 3
 
@@ -37,6 +41,31 @@ def default_actors(cfg: StudyConfig, override: int | None = None) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
+class _DropTokenNotice(logging.Filter):
+    """Drops Ray's notice that token authentication is on; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(RAY_TOKEN_NOTICE)
+
+
+@contextmanager
+def quiet_local_token_notice() -> Iterator[None]:
+    """Silence Ray's "Token authentication is enabled for this Ray cluster" while ``ray.init`` starts
+    the local Ray that explorer owns.
+
+    A new local Ray turns token authentication on by default (``RAY_AUTH_MODE`` unset) and logs this
+    at every command. The token stays on: only the notice is dropped, and only for a local Ray; joining
+    a user's cluster logs whatever Ray logs.
+    """
+    logger = logging.getLogger(RAY_TOKEN_LOGGER)
+    notice_filter = _DropTokenNotice()
+    logger.addFilter(notice_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice_filter)
+
+
 def init_ray(cfg: StudyConfig, actors: int | None = None) -> bool:
     """Start or join Ray unless the caller already did; returns whether we must shut it down."""
     import ray
@@ -48,9 +77,10 @@ def init_ray(cfg: StudyConfig, actors: int | None = None) -> bool:
                               logging_level=logging.WARNING)
     if address is None:
         kw["num_cpus"] = default_actors(cfg, actors)
+        with quiet_local_token_notice():
+            ray.init(**kw)
     else:
-        kw["address"] = address
-    ray.init(**kw)
+        ray.init(address=address, **kw)
     return True
 
 

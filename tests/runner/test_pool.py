@@ -7,11 +7,12 @@ asks for a CPU that the surviving nodes' own actors hold.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 
-from explorer.runner.pool import ActorPool, Slot
+from explorer.runner.pool import RAY_TOKEN_LOGGER, RAY_TOKEN_NOTICE, ActorPool, Slot, quiet_local_token_notice
 
 
 def _worker_class():
@@ -127,3 +128,32 @@ def test_placeable_replacement_joins_once_ready(ray_session):
         assert ray.get(pool.submit(new, "S1", [4]), timeout=60)["tasks"] == [4]
     finally:
         pool.shutdown()
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_local_token_notice_is_dropped_only_inside_the_guard():
+    """Ray's own notice function (the one a new local ``ray.init`` calls) logs nothing inside the guard,
+    and the notice again once it is left; other records of that logger pass. Ray renaming the logger or
+    rewording the notice fails here."""
+    from ray._private.authentication import authentication_token_setup as ray_auth
+
+    assert ray_auth.logger.name == RAY_TOKEN_LOGGER
+    records = _Records()
+    ray_auth.logger.addHandler(records)
+    try:
+        with quiet_local_token_notice():
+            ray_auth._warn_token_auth_enabled()
+            ray_auth.logger.warning("another warning")
+        assert records.messages == ["another warning"]
+        ray_auth._warn_token_auth_enabled()
+        assert len(records.messages) == 2 and records.messages[1].startswith(RAY_TOKEN_NOTICE)
+    finally:
+        ray_auth.logger.removeHandler(records)
