@@ -519,7 +519,7 @@ def _format_validation(exc: ValidationError, where: str) -> str:
             loc = ctx_err.field
             msg = ctx_err.message
         elif err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-            msg = "unknown key (check spelling; see the config reference in README.md)"
+            msg = "unknown key (check spelling; see the config reference in docs/config.md)"
         elif err["type"] == "missing":
             msg = "required field is missing"
         else:
