@@ -6,9 +6,10 @@ on 100 nodes of 16 cores. Prints JSON (``--out`` also writes it).
     python benchmarks/bench_scale.py --out benchmarks/results/bench_scale.json   # full, ~20 min
 
 PostgreSQL (and the gRPC storage proxy and an ``mlflow server`` in front of it) runs on a
-throw-away server started with ``cluster/start_postgres.sh`` and stopped with
-``cluster/stop_postgres.sh``, as the tests do; without the server installed (no pg_ctl) that
-backend is skipped with a message. ``--no-postgres`` skips it on purpose.
+throw-away server (``cluster/start_postgres.sh``, ``cluster/stop_postgres.sh``) started by
+tests/services.py, the helpers the tests use; without the server installed (no pg_ctl) that backend
+is skipped with a message. ``--no-postgres`` skips it on purpose. The projection's arithmetic is
+benchmarks/scale_projection.py.
 """
 
 from __future__ import annotations
@@ -16,19 +17,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import glob
 import inspect
 import json
 import math
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,8 +33,16 @@ from typing import Any, Callable
 
 import numpy as np
 
+from explorer.tracking import resolve_children
+
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+for _p in (ROOT / "benchmarks", ROOT / "tests"):   # scale_projection.py; services.py (shared with the tests)
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+from scale_projection import StudyShape, projection  # noqa: E402
+from services import (Postgres, grpc_proxy, postgres_missing, postgres_version, running_mlflow,  # noqa: E402
+                      throwaway_postgres)
+
 PARAMS = ("G", "J_NMDA", "w_p", "sigma")          # 4 free float parameters
 ALL_STORAGES = ("journal", "sqlite", "postgresql")
 ASK_LIMIT_S = 5.0                                 # a sampler whose ask takes longer is stopped at larger n
@@ -45,12 +50,6 @@ ASK_LIMIT_S = 5.0                                 # a sampler whose ask takes lo
 
 def log(msg: str) -> None:
     print(f"[bench_scale {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stats_ms(xs: list[float]) -> dict[str, float]:
@@ -80,111 +79,6 @@ def _record(subject: str, number: int, rng: np.random.Generator, signals: str = 
                        sim_seconds=300.0, wall_seconds=5.1, simulate_wall_seconds=5.0, score_wall_seconds=0.08,
                        store_wall_seconds=0.02, started_at=now - 5.1, ended_at=now, actor="actor-12",
                        node="10.0.0.17", signals=signals or f"file:///data/signals.zarr#subject={subject}&trial={number}")
-
-
-# ---------------------------------------------------------------------------------------------
-# PostgreSQL, gRPC proxy, MLflow server: throw-away servers
-# ---------------------------------------------------------------------------------------------
-class Postgres:
-    """A throw-away server from cluster/start_postgres.sh (databases bench_optuna, bench_mlflow)."""
-
-    def __init__(self, base: Path) -> None:
-        self.datadir = base / "pgdata"
-        self.port = _free_port()
-        out = subprocess.run([str(ROOT / "cluster/start_postgres.sh"), str(self.datadir), str(self.port),
-                              "bench_optuna", "bench_mlflow"], check=True, capture_output=True, text=True)
-        self.optuna_url, self.mlflow_url = out.stdout.split()[:2]
-
-    def stop(self) -> None:
-        subprocess.run([str(ROOT / "cluster/stop_postgres.sh"), str(self.datadir)], check=False,
-                       capture_output=True)
-
-    def db_bytes(self, url: str) -> int:
-        import sqlalchemy as sa
-
-        eng = sa.create_engine(url)
-        try:
-            with eng.connect() as c:
-                return int(c.execute(sa.text("SELECT pg_database_size(current_database())")).scalar())
-        finally:
-            eng.dispose()
-
-
-def _pg_available() -> bool:
-    return bool(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-
-
-def _wait_port(port: int, proc: subprocess.Popen, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} did not listen on {port} within {timeout_s} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 15)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 9)
-            proc.wait(5)
-
-
-@contextlib.contextmanager
-def grpc_proxy(rdb_url: str, logdir: Path):
-    """Optuna's gRPC storage proxy (``run_grpc_proxy_server``) in its own process, in front of ``rdb_url``."""
-    port = _free_port()
-    code = ("import optuna; optuna.logging.set_verbosity(optuna.logging.WARNING)\n"
-            "from optuna.storages import RDBStorage, run_grpc_proxy_server\n"
-            f"run_grpc_proxy_server(RDBStorage({rdb_url!r}, engine_kwargs={{'pool_pre_ping': True}}, "
-            f"heartbeat_interval=None), host='127.0.0.1', port={port})\n")
-    logf = open(logdir / "grpc_proxy.log", "w")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=logf, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        _wait_port(port, proc, 60, "gRPC proxy")
-        yield "127.0.0.1", port
-    finally:
-        _stop(proc)
-        logf.close()
-
-
-@contextlib.contextmanager
-def mlflow_server(backend_uri: str, base: Path):
-    """``mlflow server`` on ``backend_uri`` (as tests/cluster/test_cluster_study.py starts it)."""
-    port = _free_port()
-    artifacts = base / "mlflow_server_artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
-    logf = open(base / "mlflow_server.log", "w")
-    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", backend_uri,
-                             "--artifacts-destination", str(artifacts), "--serve-artifacts",
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {proc.returncode}: "
-                                   f"{(base / 'mlflow_server.log').read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            if time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not answer /health within 180 s")
-            time.sleep(0.5)
-        yield uri
-    finally:
-        _stop(proc)
-        logf.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -549,7 +443,7 @@ def bench_mlflow_log(args, base: Path, pg: Postgres | None) -> dict[str, Any]:
     out = {"sqlite": _log_cost_modes(f"sqlite:///{base / 'mlflow_modes.db'}", str(base / "mlartifacts_m"),
                                      args.modes_trials, args.log_batch, rng)}
     if pg is not None:
-        with mlflow_server(pg.mlflow_url, base) as uri:
+        with running_mlflow(pg.mlflow_url) as uri:
             out["server_postgresql"] = _log_cost_modes(uri, None, args.modes_trials, args.log_batch, rng)
     else:
         out["server_postgresql"] = {"skipped": args.pg_skip_reason}
@@ -707,7 +601,7 @@ def bench_mlflow(args, base: Path, pg: Postgres | None) -> dict[str, Any]:
         out["log"]["server_postgresql"] = out["search"]["server_postgresql"] = {"skipped": args.pg_skip_reason}
     server_trials = max(args.log_batch, args.log_trials // 4)
     for name, db_url, via in backends:
-        ctx = mlflow_server(db_url, base) if via == "server" else contextlib.nullcontext(db_url)
+        ctx = running_mlflow(db_url) if via == "server" else contextlib.nullcontext(db_url)
         with ctx as uri:
             if via == "server":
                 out["log"][name] = _log_cost(uri, None, server_trials, args.log_batch, rng)
@@ -779,246 +673,6 @@ def bench_zarr(args, base: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. Projection
-# ---------------------------------------------------------------------------------------------
-def _cell(opt: dict, storage: str, sampler: str, n: int) -> dict | None:
-    c = opt.get("storages", {}).get(storage, {}).get("cells", {}).get(f"{sampler}@{n}")
-    return c if c and "ask_tell" in c else None
-
-
-def _nearest_cell(opt: dict, storage: str, sampler: str, n: int) -> tuple[int, dict] | None:
-    ns = [m for m in opt.get("n_finished", []) if _cell(opt, storage, sampler, m)]
-    if not ns:
-        return None
-    m = min(ns, key=lambda m: abs(math.log(m / n)))
-    return m, _cell(opt, storage, sampler, m)
-
-
-def projection(res: dict[str, Any]) -> dict[str, Any]:
-    """1000 subjects x 500 trials on 100 nodes x 16 cores; every number names what it multiplies."""
-    subjects, trials, nodes, cores_per = 1000, 500, 100, 16
-    cores = nodes * cores_per
-    total = subjects * trials
-    # trial cost: README 'Measured figures' (simulated s per wall s per core), default settings
-    models = {
-        "rww_ei_defaults": {
-            "what": "rww_ei, explorer's default run settings (300 s + 20 s transient, dt 0.1 ms, float64, "
-                    "noise 0.01, batch up to 64), 80 regions",
-            "sim_s_per_trial": 320.0, "sim_s_per_wall_s_per_core": 62.0,
-            "source": "README 'Simulator speed' after tiling: rww_ei float64, batch 64, noise 0.01: 61-64 sim-s/s "
-                      "on one core (2-core AMD EPYC, shared)"},
-        "hopf_quickstart": {
-            "what": "hopf at the BOLD time scale (experiments/quickstart.yaml: 700 s + 60 s at dt 100 ms)",
-            "trials_per_s_per_core": 2040 / 60 / 2 * 1400 / 760,
-            "source": "README 'Overhead': gw_fit (1400 s at dt 100 ms) 2040 trials/min on 2 actors, scaled by "
-                      "1400/760 simulated s for quickstart's 760 s"},
-    }
-    for m in models.values():
-        if "sim_s_per_trial" in m:
-            m["trial_core_s"] = round(m["sim_s_per_trial"] / m["sim_s_per_wall_s_per_core"], 3)
-            m["formula_trial_core_s"] = "sim_s_per_trial / sim_s_per_wall_s_per_core"
-        else:
-            m["trial_core_s"] = round(1 / m["trials_per_s_per_core"], 4)
-            m["formula_trial_core_s"] = "1 / trials_per_s_per_core (measured with explorer's own overhead in it)"
-        m["cluster_trials_per_s"] = round(cores / m["trial_core_s"], 1)
-        m["wall_s"] = round(total / m["cluster_trials_per_s"], 0)
-        m["wall_h"] = round(m["wall_s"] / 3600, 2)
-        m["node_hours"] = round(m["wall_h"] * nodes, 1)
-        m["formula"] = ("cluster_trials_per_s = cores / trial_core_s; wall_s = subjects*trials / "
-                        "cluster_trials_per_s; node_hours = wall_h * nodes (simulation only, driver not limiting)")
-    out: dict[str, Any] = {"study": {"subjects": subjects, "trials_per_subject": trials, "total_trials": total,
-                                     "nodes": nodes, "cores_per_node": cores_per, "cores": cores},
-                           "models": models}
-    opt, ml, zr = res.get("optuna", {}), res.get("mlflow", {}), res.get("zarr", {})
-    # driver cost per trial
-    drv: dict[str, Any] = {}
-    ml_log = ml.get("log", {})
-    for storage in ("postgresql", "grpc_proxy", "journal", "sqlite"):
-        for n in (500, 10000):
-            got = _nearest_cell(opt, storage, "tpe", n)
-            if not got:
-                continue
-            m, cell = got
-            opt_ms = cell["ask_tell"]["median_ms"]
-            mlb = "server_postgresql" if storage in ("postgresql", "grpc_proxy") and "ms_per_trial" in \
-                ml_log.get("server_postgresql", {}) else "sqlite"
-            ml_ms = ml_log.get(mlb, {}).get("ms_per_trial")
-            modes_here = res.get("mlflow_modes", {}).get(mlb, {})
-            if "all" in modes_here:     # the per-mode run (Tracker(children=...)), same backend
-                ml_ms = modes_here["all"]["ms_per_trial_with_table"]
-            if ml_ms is None:
-                mlb, ml_ms = "README 'Overhead' (bench_tracking.py, SQLite; not measured in this run)", 16.5
-            z_ms = zr.get("pack_ms_per_trial", 0.0)
-            per = opt_ms + ml_ms + z_ms
-            overlapped = max(opt_ms, ml_ms + z_ms)   # MLflow runs in the driver's background thread
-            drv[f"{storage}@n={n}"] = {
-                "optuna_tpe_ask_tell_ms": opt_ms, "optuna_measured_at_n": m, "mlflow_backend": mlb,
-                "mlflow_log_ms": ml_ms, "zarr_driver_ms": z_ms,
-                "driver_ms_per_trial": round(per, 2),
-                "driver_ms_per_trial_by_children_mode": (
-                    {m: round(opt_ms + modes_here[m]["ms_per_trial_with_table"] + z_ms, 2)
-                     for m in ("all", "best_k", "none")} if "all" in modes_here else None),
-                "driver_trials_per_s": round(1000 / per, 1) if per > 0 else None,
-                "driver_trials_per_s_if_mlflow_fully_overlapped": round(1000 / overlapped, 1),
-                "formula": "optuna tpe ask+tell(+attrs) median + MLflow log_trials ms/trial + zarr pack ms/trial "
-                           "(store: all, the default: the driver packs each finished subject; actors write the "
-                           "signals themselves, so write_trials is actor time)"}
-    out["driver"] = drv
-    # drivers needed, overhead fraction
-    checks: dict[str, Any] = {}
-    for mname, m in models.items():
-        for key, d in drv.items():
-            per_s = d["driver_ms_per_trial"] / 1000
-            need = m["cluster_trials_per_s"] * per_s
-            frac = per_s / m["trial_core_s"]
-            checks[f"{mname} / {key}"] = {
-                "drivers_needed": math.ceil(need), "drivers_needed_exact": round(need, 2),
-                "overhead_fraction_of_trial": round(frac, 4), "below_5pct": frac < 0.05,
-                "formula": "drivers = cluster_trials_per_s * driver_s_per_trial; overhead = driver_s_per_trial / "
-                           "trial_core_s"}
-    out["drivers_and_overhead"] = checks
-    # overhead vs history: TPE ask+tell at each n (each storage) + MLflow per mode + pack, against one
-    # rww_ei default trial (5% = trial_core_s * 0.05)
-    mm = res.get("mlflow_modes", {})
-    mlb = next((b for b in ("server_postgresql", "sqlite") if "all" in mm.get(b, {})), None)
-    mode_ms = ({m: mm[mlb][m]["ms_per_trial_with_table"] for m in ("all", "best_k", "none")} if mlb else
-               {"all": ml_log.get("sqlite", {}).get("ms_per_trial", 16.5)})
-    trial_s = models["rww_ei_defaults"]["trial_core_s"]
-    hist: dict[str, Any] = {"trial_core_s": trial_s, "five_pct_ms": round(50 * trial_s, 1),
-                            "mlflow_backend": mlb, "mlflow_ms_per_mode": mode_ms,
-                            "zarr_pack_ms": zr.get("pack_ms_per_trial", 0.0),
-                            "formula": "overhead % = 100 * (tpe ask+tell(+attrs) median ms at n + MLflow ms/trial of "
-                                       "the mode + zarr pack ms/trial) / (1000 * trial_core_s)", "cells": {}}
-    for storage in ("journal", "sqlite", "postgresql", "grpc_proxy"):
-        for n in opt.get("n_finished", []):
-            c = _cell(opt, storage, "tpe", n)
-            if not c:
-                continue
-            o = c["ask_tell"]["median_ms"]
-            hist["cells"][f"{storage}@{n}"] = {m: round(100 * (o + v + hist["zarr_pack_ms"]) / (1000 * trial_s), 1)
-                                               for m, v in mode_ms.items()}
-    out["overhead_pct_vs_history"] = hist
-    # the first bottleneck: one driver against the cluster (cluster storage: PostgreSQL + MLflow server)
-    key = next((k for k in ("postgresql@n=500", "journal@n=500", "sqlite@n=500") if k in drv), None)
-    if key:
-        d = drv[key]
-        bn: dict[str, Any] = {"driver_case": key, "driver_ms_per_trial": d["driver_ms_per_trial"]}
-        for mname, m in models.items():
-            by_mode = d.get("driver_ms_per_trial_by_children_mode") or {"all": d["driver_ms_per_trial"]}
-            bn[f"{mname}_drivers_by_children_mode"] = {
-                mode: math.ceil(m["cluster_trials_per_s"] * ms / 1000) for mode, ms in by_mode.items()}
-            one = 1000 / d["driver_ms_per_trial"]
-            need = math.ceil(m["cluster_trials_per_s"] / one)
-            bn[mname] = {
-                "one_driver_trials_per_s": round(one, 1), "cluster_trials_per_s": m["cluster_trials_per_s"],
-                "one_driver_wall_h": round(total / one / 3600, 1),
-                "cores_one_driver_keeps_busy": round(one * m["trial_core_s"], 1),
-                "drivers_for_full_cluster": need, "subjects_per_driver": math.ceil(subjects / need),
-                "formula": "one_driver_trials_per_s = 1000 / driver_ms_per_trial; cores kept busy = that * "
-                           "trial_core_s; drivers = ceil(cluster_trials_per_s / one_driver_trials_per_s)"}
-        try:
-            from explorer.tracking.modes import resolve_children
-
-            default_mode = resolve_children("auto", subjects, trials)
-        except ImportError:
-            default_mode = "all"
-        by_mode = d.get("driver_ms_per_trial_by_children_mode") or {"all": d["driver_ms_per_trial"]}
-        dm = by_mode.get(default_mode, d["driver_ms_per_trial"])
-        bn["default_children_mode"] = {
-            "mode": default_mode, "why": "tracking.children: auto resolves by subjects x trials of the study "
-                                         "(explorer.tracking.modes.resolve_children)",
-            "driver_ms_per_trial": dm, "one_driver_trials_per_s": round(1000 / dm, 1),
-            "cores_one_driver_keeps_busy": round(1000 / dm * models["rww_ei_defaults"]["trial_core_s"], 1),
-            "drivers_for_full_cluster_rww_ei": math.ceil(models["rww_ei_defaults"]["cluster_trials_per_s"] * dm / 1000)}
-        bn["answer"] = ("the driver is the first bottleneck: its serial per-trial cost (Optuna ask+tell with one "
-                        "commit per user attribute; with children=all also an MLflow child run) caps one driver far "
-                        "below what 1600 cores produce. Answer: per-subject leases in the shared Optuna storage, so "
-                        "`explorer run CONFIG --shard i/n` runs n drivers on disjoint subjects "
-                        "(default_children_mode.drivers_for_full_cluster_rww_ei of them at the default, "
-                        "<model>_drivers_by_children_mode otherwise), and tracking.children (auto -> best_k for this "
-                        "study) to cut the MLflow part (see mlflow_modes). Next limit: Optuna commits/s on the one "
-                        "PostgreSQL (db_writes).")
-        out["bottleneck"] = bn
-    # storage
-    st: dict[str, Any] = {}
-    zb = zr.get("packed_bytes_per_trial")
-    if zb:
-        st["zarr"] = {"bytes_per_trial_measured": zb, "measured_trs": zr.get("trs"), "regions": zr.get("regions"),
-                      "store_all_GB": round(zb * total / 1e9, 1),
-                      "store_best_k5_GB": round(zb * subjects * 5 / 1e9, 2),
-                      "formula": "packed_bytes_per_trial * trials (store: all) or * subjects * 5 (store: best, k=5); "
-                                 "random data, so an upper bound (BOLD compresses to ~68%, README)"}
-    for b in ("server_postgresql", "sqlite"):
-        s = ml.get("search", {}).get(b, {})
-        if s.get("db_bytes_per_run"):
-            runs = total + subjects
-            st[f"mlflow_{b}"] = {"bytes_per_run": s["db_bytes_per_run"], "runs_children_all": runs,
-                                 "GB_children_all": round(s["db_bytes_per_run"] * runs / 1e9, 2),
-                                 "GB_children_best_k10": round(s["db_bytes_per_run"] * subjects * 11 / 1e9, 3),
-                                 "formula": "bytes_per_run * (trials + subjects) for children=all; "
-                                            "* subjects*(10+1) for best_k=10 (deleted runs purged)"}
-    out["storage"] = st
-    srch: dict[str, Any] = {}
-    for b in ("sqlite", "server_postgresql"):
-        sz = ml.get("search", {}).get(b, {}).get("sizes", {})
-        big = sz.get("50000", {}).get("all_pages")
-        if big:
-            pages = math.ceil(50000 / 1000)
-            srch[b] = {"s_per_page_at_50k": big["s_per_page"], "pages_fetched": big["pages"],
-                       "complete": big["complete"],
-                       "all_pages_50k_s": big["s"] if big["complete"] else round(pages * big["s_per_page"], 0),
-                       "first_page_s": {k: v["first_page_1000"]["median_s"] for k, v in sz.items()},
-                       "subject_filter_s": {k: v["filter_subject_S0001"]["median_s"] for k, v in sz.items()},
-                       "formula": "all pages = 50 pages x measured s_per_page (a fitted slope of time per page over "
-                                  "the pages fetched) where the fetch was cut at the cap"}
-    out["mlflow_search"] = srch
-    # database writes per second (rww_ei defaults, the cluster flat out)
-    rate = models["rww_ei_defaults"]["cluster_trials_per_s"]
-    calls = res.get("optuna_calls", {})
-    cb = next((k for k in ("postgresql", "sqlite") if k in calls), None)
-    if cb:
-        per = calls[cb]["per_ask_tell"]
-        out["db_writes"] = {
-            "cluster_trials_per_s (rww_ei defaults)": rate, "optuna_backend": cb,
-            "optuna_per_trial_measured": per,
-            "optuna_commits_per_s": round(rate * per.get("commits", 0)),
-            "optuna_inserts_updates_per_s": round(rate * (per.get("INSERT", 0) + per.get("UPDATE", 0))),
-            "journal_appends_per_trial": calls.get("journal", {}).get("per_ask_tell", {}).get("appends"),
-            "mlflow_requests_per_trial": 3, "mlflow_requests_per_s_children_all": round(rate * 3),
-            "mlflow_best_k10_child_runs_logged_per_subject": round(10 * (1 + math.log(trials / 10)), 1),
-            "mlflow_requests_per_s_best_k10": round(rate * 4 * 10 * (1 + math.log(trials / 10)) / trials, 1),
-            "formula": "cluster_trials_per_s * per-trial commits/statements counted at the database for one "
-                       "explorer ask+tell; MLflow: create_run + log_batch + set_terminated per child run; best_k: "
-                       "a trial enters the best k about k*(1 + ln(trials/k)) times in random order, 3 requests each "
-                       "+ 1 delete of the run it pushes out"}
-    for storage in ("postgresql", "sqlite", "journal"):
-        b = calls.get(storage, {}).get("bytes_per_trial")
-        if b:
-            st[f"optuna_{storage}"] = {"bytes_per_trial": b, "GB": round(b * total / 1e9, 2),
-                                       "formula": "bytes_per_trial (growth over 1000 added trials, with explorer's "
-                                                  "user attributes) * total trials"}
-    # MLflow modes derived from `all`
-    mm = res.get("mlflow_modes", {})
-    mb = next((b for b in ("server_postgresql", "sqlite") if "all" in mm.get(b, {})), None)
-    if mb:
-        out["mlflow_modes"] = {"backend": mb, "measured": True,
-                               **{f"{m}_ms_per_trial": mm[mb][m]["ms_per_trial_with_table"] for m in ("all", "best_k", "none")},
-                               "best_k": 10, "trials_logged": mm[mb]["trials"],
-                               "formula": "(log_trials wall + log_trial_table once) / trials, measured per mode "
-                                          "through Tracker(children=...)"}
-    elif ml_log:
-        b = "server_postgresql" if "ms_per_trial" in ml_log.get("server_postgresql", {}) else "sqlite"
-        a = ml_log[b]
-        out["mlflow_modes"] = {
-            "backend": b, "all_ms_per_trial": a["ms_per_trial"],
-            "best_k5_ms_per_trial": round(a["ms_per_trial"] * 5 / trials + 1000 * a["trials_table_500_rows_s"] / trials, 2),
-            "none_ms_per_trial": round(1000 * a["trials_table_500_rows_s"] / trials, 2),
-            "formula": "best_k: all_ms * k/trials + table_s/trials; none: table_s/trials (derived, not measured "
-                       "through a Tracker option)"}
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run (small sizes, seconds)")
@@ -1042,14 +696,9 @@ def main() -> None:
     args.search_repeats = 2 if q else 3
     args.regions, args.trs = 80, 150     # default run settings: 300 s recorded at TR 2 s
     args.zarr_writes = 2 if q else 8
-    if args.postgres is None:
-        args.postgres = _pg_available()
-        args.pg_skip_reason = "PostgreSQL server not installed (no /usr/lib/postgresql/*/bin/pg_ctl)"
-    else:
-        args.pg_skip_reason = "--no-postgres"
-    if args.postgres and not _pg_available():
-        args.postgres = False
-        args.pg_skip_reason = "PostgreSQL server not installed (no /usr/lib/postgresql/*/bin/pg_ctl)"
+    missing = postgres_missing()
+    args.pg_skip_reason = "--no-postgres" if args.postgres is False else missing
+    args.postgres = args.postgres is not False and missing is None
     sections = set(args.sections.split(","))
     args.optuna_storages = args.optuna_storages.split(",")
     args.modes_trials = 32 if q else 96
@@ -1071,13 +720,14 @@ def main() -> None:
         log(f"PostgreSQL skipped: {args.pg_skip_reason}")
     base = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     os.chmod(base, 0o755)
-    pg = None
     t_all = time.perf_counter()
+    servers = contextlib.ExitStack()
     try:
-        if args.postgres:
-            pg = Postgres(base)
+        pg = (servers.enter_context(throwaway_postgres(("bench_optuna", "bench_mlflow"))) if args.postgres
+              else None)
+        if pg is not None:
             res["postgresql"] = {"server": "cluster/start_postgres.sh (fsync=off, as the tests)",
-                                 "version": _pg_version()}
+                                 "version": postgres_version()}
         for name, fn in (("optuna", lambda: bench_optuna(args, base, pg)),
                          ("mlflow_modes", lambda: bench_mlflow_log(args, base, pg)),
                          ("optuna_calls", lambda: bench_optuna_calls(args, base, pg)),
@@ -1102,21 +752,16 @@ def main() -> None:
             if args.out:
                 Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
     finally:
-        if pg is not None:
-            pg.stop()
+        servers.close()
         shutil.rmtree(base, ignore_errors=True)
-    res["projection"] = projection(res)
+    shape = StudyShape()
+    res["projection"] = projection(res, resolve_children("auto", shape.subjects, shape.trials), shape)
     res["wall_s"] = round(time.perf_counter() - t_all, 1)
     text = json.dumps(res, indent=1)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
     print(text)
-
-
-def _pg_version() -> str:
-    bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    return Path(bindir[-1]).parent.name if bindir else "unknown"
 
 
 if __name__ == "__main__":

@@ -1,23 +1,13 @@
-"""Suite-wide fixtures: a throw-away PostgreSQL server for the `cluster` tests, a local Ray session."""
+"""Suite-wide fixtures: a throw-away PostgreSQL server for the `cluster` tests, a local Ray session.
+
+The servers themselves are started by tests/services.py, which the benchmarks use too.
+"""
 
 from __future__ import annotations
 
-import glob
-import shutil
-import socket
-import subprocess
-import tempfile
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from services import postgres_missing, throwaway_postgres
 
 
 @pytest.fixture(scope="session")
@@ -27,22 +17,11 @@ def postgres_server():
     `make test` installs the server (cluster/install_postgres.sh); without it the test is skipped
     with the reason, never passed.
     """
-    if not glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"):
-        pytest.skip("PostgreSQL server not installed: run `make test` (it installs it) or cluster/install_postgres.sh")
-    # not under pytest's basetemp: another pytest session starting meanwhile resets
-    # /tmp/pytest-of-<user> to 0700, and the server (user 'postgres') then loses its data dir
-    base = Path(tempfile.mkdtemp(prefix="explorer-pg-"))
-    datadir = base / "data"
-    port = _free_port()
-    out = subprocess.run(
-        [str(ROOT / "cluster/start_postgres.sh"), str(datadir), str(port), "explorer_optuna", "explorer_mlflow"],
-        check=True, capture_output=True, text=True,
-    ).stdout.split()
-    try:
-        yield out[0], out[1]
-    finally:
-        subprocess.run([str(ROOT / "cluster/stop_postgres.sh"), str(datadir)], check=False)
-        shutil.rmtree(base, ignore_errors=True)
+    missing = postgres_missing()
+    if missing:
+        pytest.skip(missing)
+    with throwaway_postgres(("explorer_optuna", "explorer_mlflow")) as pg:
+        yield pg.optuna_url, pg.mlflow_url
 
 
 @pytest.fixture(scope="session")

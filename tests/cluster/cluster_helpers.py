@@ -1,6 +1,6 @@
-"""What the cluster tests share: a 2-node Ray cluster and an MLflow server that a test can stop and
-start again, `explorer` in the foreground or in the background, and exact checks of a study's trials
-in PostgreSQL.
+"""What the cluster tests share: a 2-node Ray cluster, `explorer` in the foreground or in the
+background, and exact checks of a study's trials in PostgreSQL. The MLflow server (which a test can
+stop and start again), PostgreSQL and free ports come from tests/services.py, shared with the benchmarks.
 
 Each server process runs in its own session, so a test (or the teardown) stops exactly it, never
 `ray stop` (which would stop every Ray instance of the machine) nor a kill by name.
@@ -13,12 +13,10 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
-BIN = Path(sys.executable).parent
+from services import BIN, free_port, port_open, stop_group
+
 SUBJECTS = ["NAP_001", "NAP_002"]
 TRIALS = 4
 
@@ -57,31 +56,6 @@ def write_config(tmp_path: Path, cfg: dict) -> Path:
     path = tmp_path / f"{cfg['name']}.yaml"
     path.write_text(yaml.safe_dump({**cfg, "studies_dir": str(tmp_path / "studies")}, sort_keys=False))
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_group(proc: subprocess.Popen, grace_s: float = 5.0, sig: int = signal.SIGTERM) -> None:
-    """``sig`` (then SIGKILL) to the process group of ``proc`` (started with start_new_session)."""
-    for s, wait_s in ((sig, grace_s), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(proc.pid, s)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-        if s == signal.SIGKILL:
-            return
-    try:  # children that outlive the leader are still in the group
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def kill_leftovers(marker: str) -> None:
@@ -180,10 +154,8 @@ class RayCluster:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self._check_alive()
-            with socket.socket() as s:
-                s.settimeout(1.0)
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    return
+            if port_open(port):
+                return
             time.sleep(0.2)
         pytest.fail(f"Ray head did not listen on port {port} within {timeout_s} s")
 
@@ -206,72 +178,6 @@ class RayCluster:
                 return
             time.sleep(1.0)
         pytest.fail(f"Ray cluster at {self.address}: {alive} node(s) alive after {timeout_s} s, expected {n}")
-
-
-# -- MLflow --------------------------------------------------------------------------------
-class MlflowServer:
-    """`mlflow server` on a PostgreSQL database, serving artifacts; :meth:`stop` and :meth:`start` it again
-    on the same port, backend store and artifacts folder."""
-
-    def __init__(self, backend_uri: str) -> None:
-        self.backend_uri = backend_uri
-        self.port = free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.base = Path(tempfile.mkdtemp(prefix="explorer-mlflow-"))
-        self.artifacts = self.base / "artifacts"
-        self.artifacts.mkdir()
-        self.log_path = self.base / "mlflow_server.log"
-        self.proc: subprocess.Popen | None = None
-        self._log: Any = None
-
-    def start(self) -> "MlflowServer":
-        """Start the server (not waited for: see :meth:`wait_healthy`)."""
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        self._log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", self.backend_uri,
-                                      "--artifacts-destination", str(self.artifacts), "--serve-artifacts",
-                                      "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    def stop(self) -> None:
-        """SIGTERM (then SIGKILL) the server's process group; wait until its port is closed."""
-        if self.proc is not None:
-            stop_group(self.proc)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) != 0:
-                    return
-            time.sleep(0.2)
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_healthy(self, timeout_s: float = 120.0) -> None:
-        """Wait until the server answers ``GET /health`` with 200."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.proc is None or self.proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {self.proc and self.proc.returncode}:\n"
-                            f"{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not answer {self.uri}/health within {timeout_s} s")
-            time.sleep(0.5)
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
 
 
 # -- explorer ------------------------------------------------------------------------------

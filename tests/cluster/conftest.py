@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster_helpers import MlflowServer, RayCluster
+from cluster_helpers import RayCluster
+from services import MlflowServer
 
 HERE = Path(__file__).resolve().parent
 _shared: dict[str, object] = {}
@@ -53,7 +54,7 @@ def ray_cluster():
 
 @pytest.fixture
 def mlflow_server(postgres_server):
-    """The shared :class:`~cluster_helpers.MlflowServer` on the PostgreSQL MLflow database, running.
+    """The shared :class:`~services.MlflowServer` on the PostgreSQL MLflow database, running.
 
     Started, not waited for: a test calls ``wait_healthy()`` once the Ray cluster is up, so that both
     start at the same time.
