@@ -23,7 +23,8 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, WrapValidat
 from explorer.cohort import maps as M
 from explorer.cohort.types import CohortOptions
 from explorer.errors import ConfigError, ExplorerError, OptionError
-from explorer.features import SCORES, FeatureOptions, parse_objective
+from explorer.scoring.objectives import SCORES, parse_objective
+from explorer.scoring.options import FeatureOptions
 from explorer.sim.settings import RunSettings
 
 DEFAULT_TRIALS = 50

@@ -17,9 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from explorer.columns import warm_up as warm_scoring
-from explorer.features import FeatureOptions, fit_scores, fit_scores_batch, objective_value
 from explorer.records import Task, TrialRecord
+from explorer.scoring.batch import fit_scores_batch
+from explorer.scoring.columns import warm_up as warm_scoring
+from explorer.scoring.objectives import objective_value
+from explorer.scoring.options import FeatureOptions
+from explorer.scoring.scores import fit_scores
 from explorer.search.space import split_noise, with_fic
 from explorer.sim.simulator import simulate_arrays, warmup
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from explorer.cohort import maps as M
 from explorer.errors import ConfigError, StudyError
-from explorer.features import peak_frequency
+from explorer.scoring.features import peak_frequency
 
 if TYPE_CHECKING:  # pragma: no cover
     from optuna.distributions import BaseDistribution

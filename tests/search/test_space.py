@@ -12,7 +12,7 @@ from explorer.cohort import demo
 from explorer.cohort.maps import fc_gradient, fc_networks, sc_strength
 from explorer.config import parse_config
 from explorer.errors import ConfigError
-from explorer.features import objective_value, parse_objective
+from explorer.scoring.objectives import objective_value, parse_objective
 from explorer.search import cohort_reference, split_name, subject_spaces
 
 RWW = {
@@ -204,7 +204,7 @@ def test_objective_combinations():
 
 
 def test_fc_r_residual_scores_the_individual_part():
-    from explorer.features import fit_scores
+    from explorer.scoring.scores import fit_scores
 
     rng = np.random.default_rng(3)
     t, n = 300, 12
@@ -218,7 +218,9 @@ def test_fc_r_residual_scores_the_individual_part():
     assert -1 <= got["fc_r_residual"] <= 1
     assert math.isnan(fit_scores(bold, 2.0, emp_fc, None, None)["fc_r_residual"])
     # residual r is the r of the deviations from the cohort mean
-    from explorer.features import FeatureOptions, fc, fc_r, preprocess
+    from explorer.scoring.features import fc, preprocess
+    from explorer.scoring.options import FeatureOptions
+    from explorer.scoring.scores import fc_r
 
     sim_fc = fc(preprocess(bold, 2.0, FeatureOptions()))
     assert got["fc_r_residual"] == pytest.approx(fc_r(sim_fc - fc_mean, emp_fc - fc_mean))
