@@ -12,8 +12,9 @@ from explorer.cohort import demo
 from explorer.cohort.maps import fc_gradient, fc_networks, sc_strength
 from explorer.config import parse_config
 from explorer.errors import ConfigError
+from explorer.params.names import split_name
 from explorer.scoring.objectives import objective_value, parse_objective
-from explorer.search import cohort_reference, split_name, subject_spaces
+from explorer.search import cohort_reference, subject_spaces
 
 RWW = {
     "name": "t",
@@ -228,8 +229,8 @@ def test_fc_r_residual_scores_the_individual_part():
 
 def test_bold_tr_defaults_to_the_cohorts_and_dt_must_divide_it(cohort):
     from explorer.config import check_tr
-    from explorer.sim.settings import dt_divisors
     from explorer.runner.inputs import bold_tr
+    from explorer.sim.settings import dt_divisors
 
     c = cfg(free={"G": {}})
     assert c.simulation.bold_tr_s is None
@@ -260,7 +261,7 @@ def test_bold_tr_defaults_to_the_cohorts_and_dt_must_divide_it(cohort):
 
 
 def test_noise_sigma_can_be_searched_per_trial(cohort):
-    from explorer.search.space import split_noise
+    from explorer.params.names import split_noise
 
     c = cfg(fic=True, free={"G": {}, "noise_sigma": {"low": 0.001, "high": 0.02, "log": True}})
     assert c.free_bounds()["noise_sigma"] == (0.001, 0.02, True)
