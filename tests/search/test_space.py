@@ -158,7 +158,7 @@ def test_fic_is_refused_for_other_models():
     data = copy.deepcopy(RWW)
     data["model"] = "hopf"
     data["params"] = {"free": {"G": {}}, "fic": True}
-    with pytest.raises(ConfigError, match=r"field 'params.fic'.*model 'hopf' has none"):
+    with pytest.raises(ConfigError, match=r"field 'params.fic'.*model 'hopf' declares no feedback inhibition control"):
         parse_config(data)
 
 
