@@ -165,7 +165,7 @@ def test_fic_is_refused_for_other_models():
 def test_fic_sets_j_i_per_region_for_the_simulated_connectome(cohort):
     from explorer.models import get_model
     from explorer.models.fic import excitatory_rate, fic_inhibition
-    from explorer.sim.simulator import param_array
+    from explorer.models.arrays import param_array
 
     c = cfg(fic=True, free={"G": {}, "w_plus": {}})
     s = cohort[0]
