@@ -14,8 +14,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from explorer.errors import StudyError
-from explorer.models import get_model
-from explorer.models.arrays import param_array
 from explorer.params.names import split_name, split_noise
 
 __all__ = ["SubjectSpace", "with_fic"]
@@ -99,6 +97,10 @@ def with_fic(params: Sequence[dict[str, Any] | str], weights: np.ndarray, model:
     """
     if target_hz is None:
         return list(params)
+    # numba models: kept out of `explorer --help` (which imports explorer.search, hence this module)
+    from explorer.models import get_model
+    from explorer.models.arrays import param_array
+
     m = get_model(model)
     if m.fic is None:
         raise StudyError(f"model {m.name!r} declares no feedback inhibition control: set params.fic to false")
