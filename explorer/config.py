@@ -23,7 +23,10 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, WrapValidat
 from explorer.cohort import maps as M
 from explorer.cohort.types import CohortOptions
 from explorer.errors import ConfigError, ExplorerError, OptionError
-from explorer.features import SCORES, FeatureOptions, parse_objective
+from explorer.params.names import DATA_VALUES, NOISE, default_bounds, free_param, split_name
+from explorer.params.samplers import DEFAULT_SAMPLER, SAMPLERS
+from explorer.scoring.objectives import SCORES, parse_objective
+from explorer.scoring.options import FeatureOptions
 from explorer.sim.settings import RunSettings
 
 DEFAULT_TRIALS = 50
@@ -116,8 +119,10 @@ class ParamsConfig(_Strict):
         label,value table file (one per cohort, e.g. T1w/T2w myelin).
     groups: per-region parameter -> ``fc_networks<k>`` (k networks clustered from the cohort-mean
         empirical FC) or a label,group table file.
-    fic: rww_ei only: set each region's J_I before every simulation so that its excitatory rate
-        sits at ``fic_target_hz`` on the noise-free fixed point (Deco et al. 2014).
+    fic: feedback inhibition control, for a model that declares it (:attr:`Model.fic
+        <explorer.models.base.Model.fic>`; rww_ei: J_I): set that parameter in each region before every
+        simulation so that its excitatory rate sits at ``fic_target_hz`` on the noise-free fixed point
+        (Deco et al. 2014).
     """
 
     free: dict[str, Bounds] = Field(default_factory=dict)
@@ -148,10 +153,29 @@ def check_tr(cfg: "StudyConfig", tr_s: float, where: str) -> None:
 
 
 class SamplerConfig(_Strict):
-    name: Literal["tpe", "gp", "cmaes", "random", "qmc", "grid"] = "tpe"
+    """The Optuna sampler: ``name`` is one of :data:`~explorer.params.samplers.SAMPLERS`, ``options`` its
+    constructor keywords (those its spec lists), ``grid`` the grid sampler's values per free parameter."""
+
+    name: str = DEFAULT_SAMPLER
     seed: int = 0
     grid: dict[str, list[float]] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in SAMPLERS:
+            raise ValueError(f"unknown sampler {v!r}; valid samplers: {', '.join(SAMPLERS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _options(self) -> "SamplerConfig":
+        spec = SAMPLERS[self.name]
+        unknown = sorted(set(self.options) - set(spec.options))
+        if unknown:
+            raise _FieldError("sampler.options", f"sampler {self.name!r} takes no option(s) {unknown}; its options: "
+                                                 f"{list(spec.options) or 'none'}")
+        return self
 
 
 class StorageConfig(_Strict):
@@ -292,14 +316,13 @@ class StudyConfig(_Strict):
     @property
     def n_trials(self) -> int:
         """Trials per subject: ``trials``, or the number of grid points for the grid sampler."""
-        if self.sampler.name == "grid":
+        if SAMPLERS[self.sampler.name].grid:
             return self.trials if self.trials is not None else grid_size(self)
         return self.trials if self.trials is not None else DEFAULT_TRIALS
 
     def free_bounds(self) -> dict[str, tuple[float, float, bool]]:
-        """Free parameter -> (low, high, log), defaults filled in (:func:`explorer.search.space.default_bounds`)."""
+        """Free parameter -> (low, high, log), defaults filled in (:func:`explorer.params.names.default_bounds`)."""
         from explorer.models import get_model  # numba models: kept out of `explorer --help`
-        from explorer.search.space import default_bounds, free_param  # cycle: search -> study -> config
 
         model = get_model(self.model)
         out = {}
@@ -330,9 +353,6 @@ def _model_or_error(name: str):
 
 
 def _check_params(cfg: StudyConfig) -> None:
-    # lazy: explorer.search -> explorer.study -> explorer.config is an import cycle
-    from explorer.search.space import DATA_VALUES, NOISE, default_bounds, free_param, group_names_of, split_name
-
     model = _model_or_error(cfg.model)
     valid = list(model.param_names)
     P = cfg.params
@@ -342,7 +362,7 @@ def _check_params(cfg: StudyConfig) -> None:
                 raise _FieldError(f"params.{section}.{pname}",
                                   f"unknown parameter {pname!r} of model {cfg.model!r}; valid: {valid}")
     _check_regional(cfg, model)
-    groups = {pname: group_names_of(cfg, pname) for pname in P.groups}   # each group file read once
+    groups = {pname: M.source_group_names(src) for pname, src in P.groups.items()}   # each file read once
     plain = set()
     for name in P.free:
         field = f"params.free.{name}"
@@ -394,13 +414,14 @@ def _check_params(cfg: StudyConfig) -> None:
     if not P.free:
         raise _FieldError("params.free", "no free parameters: give at least one parameter to search")
     if P.fic:
-        if cfg.model != "rww_ei":
-            raise _FieldError("params.fic", f"feedback inhibition control sets rww_ei's J_I; model {cfg.model!r} "
-                                            "has none: set params.fic to false")
-        used = [f"params.{sec}" for sec in ("fixed", "maps", "groups") if "J_I" in getattr(P, sec)]
-        used += ["params.free"] if any(split_name(n)[0] == "J_I" for n in P.free) else []
+        if model.fic is None:
+            raise _FieldError("params.fic", f"model {cfg.model!r} declares no feedback inhibition control "
+                                            "(its Model.fic is None): set params.fic to false")
+        fic = model.fic.param
+        used = [f"params.{sec}" for sec in ("fixed", "maps", "groups") if fic in getattr(P, sec)]
+        used += ["params.free"] if any(split_name(n)[0] == fic for n in P.free) else []
         if used:
-            raise _FieldError("params.fic", f"FIC sets J_I in every region, but J_I is also in {used}: "
+            raise _FieldError("params.fic", f"FIC sets {fic} in every region, but {fic} is also in {used}: "
                                             "remove it there")
     for name, b in P.free.items():
         pname, kind, _ = split_name(name)
@@ -464,8 +485,12 @@ def _check_regional(cfg: StudyConfig, model) -> None:
 
 
 def _check_sampler(cfg: StudyConfig) -> None:
+    spec = SAMPLERS[cfg.sampler.name]
+    if len(cfg.objectives) > 1 and not spec.multi_objective:
+        raise _FieldError("sampler.name", f"{cfg.sampler.name} is single-objective; use tpe for objective "
+                                          f"{cfg.objectives}")
     grid = cfg.sampler.grid
-    if cfg.sampler.name != "grid":
+    if not spec.grid:
         if grid is not None:
             raise _FieldError("sampler.grid", f"grid values are only used by sampler 'grid', not {cfg.sampler.name!r}")
         return

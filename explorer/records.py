@@ -15,7 +15,7 @@ class Task:
     """One trial sent to an actor: its Optuna number, its free values, its noise seed, its attempt.
 
     ``free``: the sampled values (``P``, ``P.base``, ``P[g]``, ``noise_sigma``), before the subject's
-    :class:`~explorer.search.SubjectSpace` expands them. ``attempt``: 0, or how often the trial was
+    :class:`~explorer.params.subject.SubjectSpace` expands them. ``attempt``: 0, or how often the trial was
     sent again after its actor died. Repeat ``r`` of the trial uses seed ``seed + r``.
     """
 

@@ -223,7 +223,7 @@ def test_check_tr_is_the_run_settings_check_with_the_subjects_tr():
 
 
 def test_features_are_feature_options_and_round_trip():
-    from explorer.features import FeatureOptions
+    from explorer.scoring.options import FeatureOptions
 
     cfg = parse_config(cfg_with(cohort__features={"bandpass": [0.02, 0.08], "filter_order": 4, "fcd_window": 20}))
     f = cfg.cohort.features
@@ -238,7 +238,7 @@ def test_features_are_feature_options_and_round_trip():
 
 def test_cohort_options_come_from_the_config():
     from explorer.cohort import CohortOptions
-    from explorer.features import FeatureOptions
+    from explorer.scoring.options import FeatureOptions
 
     cfg = parse_config(cfg_with(cohort={"source": "demo", "subjects": ["NAP_001"], "drop": [0, "x"],
                                         "normalise": "none", "tr_s": 0.8, "split": 2, "skip_bad": True,

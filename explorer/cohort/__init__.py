@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from explorer.errors import CohortError
-from explorer.features import FeatureOptions
+from explorer.scoring.options import FeatureOptions
 
 from .loaders import load_folder, load_manifest, load_tvb_zip
 from .sessions import session_id, split_sessions

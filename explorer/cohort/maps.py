@@ -401,3 +401,14 @@ def parse_group_source(token: str) -> int | None:
     """k for a built-in group source like ``"fc_networks7"``; None for anything else (e.g. a file)."""
     m = _GROUP_SOURCE_RE.fullmatch(str(token).strip())
     return int(m.group(1)) if m else None
+
+
+def source_group_names(src: str) -> list[str] | None:
+    """The group names a ``params.groups`` source gives (``net1..netk`` for ``fc_networks<k>``, or a
+    label,group file's), or None when it is neither a token nor a readable file."""
+    k = parse_group_source(src)
+    if k is not None:
+        return [f"net{i}" for i in range(1, k + 1)]
+    if not Path(src).is_file():
+        return None
+    return table_groups(src)

@@ -6,7 +6,8 @@ import logging
 from dataclasses import replace
 
 from explorer.errors import CohortError, ConfigError
-from explorer.features import FeatureOptions, _min_filter_length, empirical_features
+from explorer.scoring.features import empirical_features
+from explorer.scoring.options import FeatureOptions, min_filter_length
 
 from .types import Cohort, Subject
 
@@ -23,7 +24,7 @@ def min_part_length(features: FeatureOptions) -> int:
     (the same two limits the loader applies to a whole BOLD)."""
     need = int(features.fcd_window)
     if features.bandpass is not None:
-        need = max(need, _min_filter_length(features))
+        need = max(need, min_filter_length(features))
     return need
 
 
@@ -33,7 +34,7 @@ def split_sessions(cohort: Cohort, k: int, features: FeatureOptions | None = Non
     Part j (1..k) of subject ``s`` covers TRs ``[(j-1) * n, j * n)`` with ``n = T // k`` (the
     ``T % k`` remainder TRs at the end are dropped) and becomes the subject
     ``f"{s.id}_ses-{j}"`` with participant ``s.id``, session ``str(j)``, the same SC, lengths,
-    labels, TR and phenotype, and its own FC/FCD from :func:`explorer.features.empirical_features`
+    labels, TR and phenotype, and its own FC/FCD from :func:`explorer.scoring.features.empirical_features`
     with ``features`` (default: the cohort's). ``k == 1`` returns the cohort unchanged.
 
     Raises CohortError when the cohort already has sessions (a manifest ``session`` column: use

@@ -9,8 +9,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from explorer.errors import CohortError
-from explorer.features import FeatureOptions
 from explorer.models import get_model
+from explorer.scoring.options import FeatureOptions
 from explorer.sim import simulate
 from explorer.sim.settings import RunSettings
 

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from explorer.errors import CohortError, ConfigError, OptionError
-from explorer.features import FeatureOptions
+from explorer.scoring.options import FeatureOptions
 
 NORMALISATIONS = ("max", "none", "log1p+max")
 

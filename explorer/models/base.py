@@ -24,6 +24,7 @@ computes the expression in float64 (still correct, but at half the SIMD width).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from math import inf
 from typing import Any, Callable
@@ -51,6 +52,27 @@ class Param:
 
 
 @dataclass(frozen=True)
+class FicSpec:
+    """Feedback inhibition control, a model capability: before each simulation, per-region parameter
+    ``param`` is solved so that every region's excitatory rate sits at a target (Hz) on the noise-free
+    fixed point (``params.fic`` in a study config).
+
+    param: the per-region parameter FIC sets (rww_ei: ``J_I``); a config may not also give it.
+    solver: ``"module:function"`` of ``f(p, weights, target_hz)``, ``p`` the [param, region, batch] array
+        and ``weights`` (N, N), returning an object with ``<param>`` [region, batch], ``converged`` [batch]
+        and ``reason`` (per batch). Named rather than imported: the solver reads the model's own rows.
+    """
+
+    param: str
+    solver: str
+
+    def solve(self, p: Any, weights: Any, target_hz: float) -> Any:
+        """The solver's result for parameter array ``p`` on connectome ``weights`` at ``target_hz`` (Hz)."""
+        module, _, name = self.solver.partition(":")
+        return getattr(importlib.import_module(module), name)(p, weights, target_hz)
+
+
+@dataclass(frozen=True)
 class Model:
     """A neural-mass model: parameters, states, coupling, noise, BOLD input, bounds and ``dfun``.
 
@@ -64,6 +86,7 @@ class Model:
             held constant as the delay history.
         time_unit_ms: the model's time unit in ms (1 for ms models, 1000 for models in s).
         noise_doc: the unit and convention of ``noise_sigma`` for this model.
+        fic: its feedback inhibition control (:class:`FicSpec`), or None when it has none.
     """
 
     name: str
@@ -81,6 +104,7 @@ class Model:
     time_unit_ms: float = 1.0
     noise_doc: str = ""
     references: tuple[str, ...] = ()
+    fic: FicSpec | None = None
 
     def __post_init__(self) -> None:
         n = len(self.states)

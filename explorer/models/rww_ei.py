@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from explorer.models.base import Model, Param
+from explorer.models.base import FicSpec, Model, Param
 from explorer.models.vecmath import flt, vexp
 
 PARAMS = (
@@ -97,4 +97,5 @@ MODEL = Model(
     time_unit_ms=1.0,
     noise_doc="additive on S_E and S_I: sqrt(dt_ms) * sigma * N(0,1) (sigma per sqrt(ms)); e.g. 0.01",
     references=("Deco et al. 2014, J Neurosci 34:7886", "TVB ReducedWongWangExcInh"),
+    fic=FicSpec(param="J_I", solver="explorer.models.fic:fic_inhibition"),
 )

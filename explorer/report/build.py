@@ -34,7 +34,7 @@ from explorer.runner.inputs import bold_tr, load_study_cohort, study_inputs
 from explorer.runner.resim import run_simulations
 from explorer.search import (best_summary, complete_trials, list_subject_studies, open_storage, open_subject_study,
                              trial_seed)
-from explorer.search.space import free_param
+from explorer.params.names import free_param
 from explorer.store import SignalStore
 from explorer.study.frozen import load_frozen
 from explorer.study.layout import optuna_storage_url, zarr_url
@@ -79,7 +79,7 @@ def plan(cfg, subjects: Sequence[Any], best: dict[str, dict[str, float]], seeds:
     """(payloads, requests) of every simulation the report needs for the fitted ``subjects``.
 
     best: subject id -> its best free values; spaces: subject id -> its
-    :class:`~explorer.search.SubjectSpace` (the one place free values become a parameter set; FIC's
+    :class:`~explorer.params.subject.SubjectSpace` (the one place free values become a parameter set; FIC's
     J_I is set by the actor for the connectome it simulates). Each request is ``{"kind", "subject",
     "connectome", "key", "params", "seed"}``; payloads map a connectome name to what an actor keeps.
     """

@@ -17,10 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from explorer.columns import warm_up as warm_scoring
-from explorer.features import FeatureOptions, fit_scores, fit_scores_batch, objective_value
+from explorer.params.names import split_noise
+from explorer.params.subject import with_fic
 from explorer.records import Task, TrialRecord
-from explorer.search.space import split_noise, with_fic
+from explorer.scoring.batch import fit_scores_batch
+from explorer.scoring.columns import warm_up as warm_scoring
+from explorer.scoring.objectives import objective_value
+from explorer.scoring.options import FeatureOptions
+from explorer.scoring.scores import fit_scores
 from explorer.sim.simulator import simulate_arrays, warmup
 
 log = logging.getLogger(__name__)
@@ -70,7 +74,7 @@ class SimWorker:
         """Keep a subject's connectome, empirical features and parameter space.
 
         ``payload``: weights, lengths, labels, fc, fcd, ``space`` (its
-        :class:`~explorer.search.SubjectSpace`: free values -> full parameter sets, FIC included),
+        :class:`~explorer.params.subject.SubjectSpace`: free values -> full parameter sets, FIC included),
         ``fc_mean`` (the study's cohort-mean FC, or None) and ``bold_tr_s`` (its simulated TR, s).
         """
         self.subjects[subject_id] = payload
@@ -271,7 +275,7 @@ class SimWorker:
         """Simulate parameter sets on a connectome the actor holds; return each one's FC and scores.
 
         For the report's re-simulations (never Optuna trials). ``tasks``: ``[{"key", "params", "seed"}]``
-        with expanded parameter sets (:meth:`~explorer.search.SubjectSpace.expand`); with FIC, J_I is
+        with expanded parameter sets (:meth:`~explorer.params.subject.SubjectSpace.expand`); with FIC, J_I is
         set for this connectome here (a set whose FIC fails counts as diverged). Scores are against
         the payload's empirical FC/FCD. Returns ``{"results": [{"key", "fc" (float32, N x N) or None
         when diverged, "scores"}], "simulate_s"}``.

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from explorer.config import StudyConfig
-from explorer.features import FeatureOptions, fcd, preprocess
 from explorer.runner.hooks import Guard
 from explorer.runner.inputs import bold_tr
+from explorer.scoring.features import fcd, preprocess
+from explorer.scoring.options import FeatureOptions
 from explorer.search import FINISHED_ATTR, best_summary, complete_trials, from_trial, subject_counts
 
 

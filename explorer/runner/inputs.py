@@ -14,8 +14,8 @@ import numpy as np
 from explorer.cohort import load_cohort
 from explorer.config import StudyConfig, check_tr
 from explorer.errors import ConfigError, SimulationError, StudyError
-from explorer.features import fit_scores
 from explorer.runner.actor import WorkerSpec
+from explorer.scoring.scores import fit_scores
 from explorer.search import cohort_reference, subject_spaces
 
 

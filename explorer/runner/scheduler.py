@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from explorer.errors import StudyError
-from explorer.features import objective_value
 from explorer.records import Task, TrialRecord
+from explorer.scoring.ranking import best_values, objective_of
 from explorer.search import ABORTED, ask_params, best_summary, reap_interrupted, tell_record, trial_seed
 from explorer.search.studies import reason_kind
 
@@ -163,8 +163,8 @@ class Scheduler:
         """The best ``best_k`` first-objective values of a study's COMPLETE trials, best first."""
         if not self.best_k:
             return []
-        values = [t.values[0] for t in study.get_trials(deepcopy=False) if t.values and math.isfinite(t.values[0])]
-        return sorted(values, reverse=self.maximise)[:self.best_k]
+        return best_values([t.values[0] for t in study.get_trials(deepcopy=False) if t.values], self.maximise,
+                           self.best_k)
 
     def keep_from(self, sid: str) -> float | None:
         """``store: best``: the k-th best value of ``sid`` so far (a worse trial can never enter the best k,
@@ -174,8 +174,7 @@ class Scheduler:
 
     def _ranked(self, sid: str, value: float) -> None:
         if self.best_k and math.isfinite(value):
-            top = self.top[sid] + [value]
-            self.top[sid] = sorted(top, reverse=self.maximise)[:self.best_k]
+            self.top[sid] = best_values(self.top[sid] + [value], self.maximise, self.best_k)
 
     def batch_size(self) -> int:
         """Trials for the next call: about ``ray.call_s`` of actor time at the measured cost per trial,
@@ -376,7 +375,7 @@ class Scheduler:
             if not rec.reason.startswith(ABORTED):
                 self.done[sid] += 1
                 self.result.trials_run += 1
-            score = objective_value(rec.scores, self.cfg.objectives[0]) if rec.scores else math.nan
+            score = objective_of(rec.scores, self.cfg.objectives[0]) if rec.scores else math.nan
             if rec.state == "COMPLETE":
                 self._ranked(sid, score)
             self.progress.trial(sid, rec.state, score if math.isfinite(score) else None)

@@ -6,16 +6,7 @@ Optuna is imported only inside functions, so importing this package is cheap::
 """
 
 from explorer.search.reference import cohort_reference
-from explorer.search.space import (
-    DATA_VALUES,
-    SubjectSpace,
-    distributions,
-    fixed_params,
-    split_name,
-    subject_params,
-    subject_spaces,
-    with_fic,
-)
+from explorer.search.space import distributions, fixed_params, subject_params, subject_spaces
 from explorer.search.samplers import make_sampler, subject_seed, trial_seed
 from explorer.search.storage import open_storage, recover_journal, storage_kind
 from explorer.search.studies import (
@@ -39,11 +30,10 @@ from explorer.search.studies import (
 from explorer.search.records import from_trial, to_user_attrs
 
 __all__ = [
-    "ABORTED", "DATA_VALUES", "FAIL_REASON_ATTR", "FINISHED_ATTR", "INTERRUPTED", "SubjectCounts", "SubjectSpace",
+    "ABORTED", "FAIL_REASON_ATTR", "FINISHED_ATTR", "INTERRUPTED", "SubjectCounts",
     "ask_params", "best_summary", "cohort_reference", "complete_trials", "distributions", "finished_trials",
     "fixed_params", "list_subject_studies", "make_sampler", "open_storage", "open_subject_study",
-    "reap_interrupted", "recover_journal", "set_trial_user_attrs", "split_name", "storage_kind",
+    "reap_interrupted", "recover_journal", "set_trial_user_attrs", "storage_kind",
     "study_name", "subject_counts", "tell_record", "from_trial", "to_user_attrs", "subject_params",
     "subject_seed", "subject_spaces", "trial_seed",
-    "with_fic",
 ]

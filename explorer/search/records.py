@@ -63,7 +63,7 @@ def trial_times(trial: Any) -> tuple[float, float]:
 
 def from_trial(trial: "FrozenTrial", objectives: Sequence[str] = (), subject: str = "") -> TrialRecord:
     """The record of an Optuna trial of ``subject``'s study (``objectives``: the study's, in order)."""
-    from explorer.features import SCORES
+    from explorer.scoring.objectives import SCORES
 
     ua = trial.user_attrs
     scores = finite_scores(ua.get(SCORES_ATTR))

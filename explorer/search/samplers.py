@@ -1,11 +1,13 @@
-"""Sampler factory: tpe | gp | cmaes | random | qmc | grid, seeded per subject and per session."""
+"""Sampler factory: the registry's samplers (:mod:`explorer.params.samplers`), seeded per subject and per session."""
 
 from __future__ import annotations
 
+import importlib.util
 import zlib
 from typing import TYPE_CHECKING
 
 from explorer.errors import ConfigError
+from explorer.params.samplers import DEFAULT_SAMPLER, sampler_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from optuna.samplers import BaseSampler
@@ -29,42 +31,24 @@ def trial_seed(seed: int, subject: str, number: int) -> int:
 
 
 def make_sampler(cfg: "StudyConfig", seed: int) -> "BaseSampler":
-    """Build the configured sampler; ``sampler.options`` go to its constructor."""
+    """Build the configured sampler from its registry spec (:data:`~explorer.params.samplers.SAMPLERS`):
+    ``optuna.samplers.<spec.optuna_class>`` with ``seed``, the spec's defaults and ``sampler.options``.
+
+    Raises ConfigError naming the field for an unknown sampler, a missing package or a bad option.
+    """
     import optuna
 
-    name = cfg.sampler.name
-    opts = dict(cfg.sampler.options)
-    multi = len(cfg.objectives) > 1
+    spec = sampler_spec(cfg.sampler.name)
+    if spec.needs is not None and importlib.util.find_spec(spec.needs) is None:
+        raise ConfigError(f"field 'sampler.name': {cfg.sampler.name} needs the `{spec.needs}` package "
+                          f"(pip install {spec.needs}); or use {DEFAULT_SAMPLER}")
+    opts = {**spec.defaults, **cfg.sampler.options}
     try:
-        if name == "tpe":
-            opts.setdefault("constant_liar", True)  # several trials in flight per subject
-            return optuna.samplers.TPESampler(seed=seed, **opts)
-        if name == "random":
-            return optuna.samplers.RandomSampler(seed=seed, **opts)
-        if name == "qmc":
-            return optuna.samplers.QMCSampler(seed=seed, **opts)
-        if name == "grid":
+        if spec.grid:
             return _grid_sampler_class()(dict(cfg.sampler.grid or {}), seed=seed, **opts)
-        if name == "cmaes":
-            if multi:
-                raise ConfigError("field 'sampler.name': cmaes is single-objective; use tpe for "
-                                  f"objective {cfg.objectives}")
-            try:
-                import cmaes  # noqa: F401
-            except ImportError:
-                raise ConfigError("field 'sampler.name': cmaes needs the `cmaes` package "
-                                  "(pip install cmaes)") from None
-            return optuna.samplers.CmaEsSampler(seed=seed, **opts)
-        if name == "gp":
-            try:
-                import torch  # noqa: F401
-            except ImportError:
-                raise ConfigError("field 'sampler.name': gp needs PyTorch (pip install torch); "
-                                  "or use tpe") from None
-            return optuna.samplers.GPSampler(seed=seed, **opts)
+        return getattr(optuna.samplers, spec.optuna_class)(seed=seed, **opts)
     except TypeError as exc:
         raise ConfigError(f"field 'sampler.options': {exc}") from None
-    raise ConfigError(f"field 'sampler.name': unknown sampler {name!r}")
 
 
 def _grid_sampler_class():

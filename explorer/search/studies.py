@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
+from explorer.scoring.ranking import objective_of, rank
 from explorer.search.records import FAIL_REASON_ATTR, to_user_attrs, trial_times
 from explorer.search.samplers import make_sampler, subject_seed
 from explorer.search.space import distributions
@@ -229,11 +230,9 @@ def tell_record(study: "optuna.Study", trial: "optuna.Trial", rec: "TrialRecord"
     """
     from optuna.trial import TrialState
 
-    from explorer.features import objective_value
-
     set_trial_user_attrs(study, trial, to_user_attrs(rec))
     if rec.state == "COMPLETE":
-        frozen = study.tell(trial, [objective_value(rec.scores, o) for o in objectives])
+        frozen = study.tell(trial, [objective_of(rec.scores, o) for o in objectives])
     else:
         frozen = study.tell(trial, state=TrialState.FAIL)
     rec.asked_at, rec.told_at = trial_times(frozen)
@@ -325,14 +324,18 @@ def best_summary(study: "optuna.Study", objectives: list[str]) -> dict[str, Any]
     """Best trial of a subject study: number, params, scores (+ the Pareto front for several objectives).
 
     For several objectives the twin is the front's compromise (:func:`compromise`): the Pareto
-    trial nearest the utopia point once each objective is scaled to [0, 1] over the front.
+    trial nearest the utopia point once each objective is scaled to [0, 1] over the front. One objective
+    ranks by :func:`explorer.scoring.ranking.rank` (ties to the lower trial number).
     ``pareto`` is the front's size and ``pareto_front`` its trial numbers.
     """
-    if not _finite_complete(study):
+    done = _finite_complete(study)
+    if not done:
         return {}
     front_numbers: list[int] = []
     if len(objectives) == 1:
-        best = study.best_trial
+        by_number = {t.number: t for t in sorted(done, key=lambda t: t.number)}
+        maximise = study.direction.name.lower() == "maximize"
+        best = by_number[rank({n: t.values[0] for n, t in by_number.items()}, maximise, 1)[0]]
         pareto = 1
     else:
         front = sorted(study.best_trials, key=lambda t: t.number)

@@ -51,7 +51,6 @@ Concurrency rules (zarr-developers/zarr-python#3682: two writers of one chunk or
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 import uuid
@@ -64,6 +63,7 @@ import numpy as np
 
 from explorer.errors import StoreError
 from explorer.records import TrialRecord
+from explorer.scoring.ranking import objective_of, rank
 from explorer.store import files
 from explorer.store.records import from_attrs, to_attrs
 from explorer.store.urls import check_id, is_remote, local_path, open_store
@@ -791,14 +791,8 @@ def best_trials(trials: Mapping[int, Mapping[str, Any]], k: int, objective: str,
                 always: Sequence[int] = ()) -> list[int]:
     """Numbers of the ``k`` best trials by ``objective`` (a score or a combination of scores; non-finite
     last), plus those of ``always`` that are in ``trials`` (a multi-objective twin), sorted by number."""
-    from explorer.features import objective_value
-
-    def key(n: int) -> tuple[int, float]:
-        scores = {a: (math.nan if b is None else b) for a, b in (trials[n].get("scores") or {}).items()}
-        v = float(scores[objective]) if objective in scores else objective_value(scores, objective)
-        return (0, -v if maximise else v) if math.isfinite(v) else (1, 0.0)
-
-    best = sorted(trials, key=key)[:max(int(k), 0)]
+    values = {n: objective_of(trials[n].get("scores") or {}, objective) for n in trials}
+    best = rank(values, maximise, k)
     return sorted(set(best) | {int(n) for n in always if n in trials})
 
 

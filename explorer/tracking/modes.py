@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from explorer.scoring.ranking import objective_of, rank
+
 CHILDREN = ("auto", "all", "best_k", "none")
 
 #: ``children: auto`` keeps one child run per trial while the study has at most this many trials
@@ -44,10 +46,9 @@ def best_children(trials: Mapping[int, Mapping[str, Any]], k: int, objective: st
     mode: the ``k`` best by ``objective`` (the first objective: a score or a combination; non-finite
     last, ties to the lower number), plus those of ``always`` (the subject's twin, a multi-objective
     compromise that need not be among them) that are in ``trials``. The ranking is ``store: best``'s
-    (:func:`explorer.store.best_trials`)."""
-    from explorer.store.signals import best_trials
-
-    return set(best_trials({int(n): t for n, t in sorted(trials.items())}, k, objective, maximise, tuple(always)))
+    (:func:`explorer.scoring.ranking.rank`, as :func:`explorer.store.best_trials`)."""
+    values = {int(n): objective_of(t.get("scores") or {}, objective) for n, t in sorted(trials.items())}
+    return set(rank(values, maximise, k)) | {int(n) for n in always if int(n) in values}
 
 
 def tracker_options(cfg: Any, subjects: int) -> dict[str, Any]:

@@ -65,6 +65,7 @@ from typing import Any
 
 from explorer.errors import TrackingError
 from explorer.records import TrialRecord
+from explorer.scoring.ranking import objective_of
 from explorer.secrets import redact_text, redact_url
 from explorer.tracking.modes import best_children
 from explorer.tracking.outage import fail_fast_http
@@ -682,11 +683,9 @@ class Tracker:
 def history_of(records: Sequence[TrialRecord], objectives: Sequence[str]) -> list[dict[str, Any]]:
     """``finish_subject``'s ``history`` from trial records: the COMPLETE ones whose every objective (a score
     or a combination of scores) is finite, in trial order; ``ended_at`` is the tell time (epoch s)."""
-    from explorer.features import objective_value
-
     out = []
     for r in sorted(records, key=lambda r: r.number):
-        values = [float(r.scores[o]) if o in r.scores else objective_value(r.scores, o) for o in objectives]
+        values = [objective_of(r.scores, o) for o in objectives]
         if r.state == "COMPLETE" and all(math.isfinite(v) for v in values):
             out.append({"number": r.number, "values": values, "ended_at": (r.told_at or r.ended_at) or None})
     return out

@@ -8,7 +8,8 @@ from scipy import io as sio
 
 from explorer.cohort import CohortOptions, load_cohort
 from explorer.errors import CohortError
-from explorer.features import FeatureOptions, empirical_features
+from explorer.scoring.features import empirical_features
+from explorer.scoring.options import FeatureOptions
 
 from cohort_files import N, T, make_arrays, manifest_cohort, write_manifest, write_tvb_zip
 

@@ -18,7 +18,8 @@ from explorer.cohort import (
 )
 from explorer.config import parse_config
 from explorer.errors import CohortError, ConfigError
-from explorer.features import FeatureOptions, empirical_features
+from explorer.scoring.features import empirical_features
+from explorer.scoring.options import FeatureOptions
 
 from cohort_files import T, make_arrays, manifest_cohort, write_manifest
 

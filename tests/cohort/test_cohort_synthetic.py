@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("explorer.sim", reason="explorer.sim (Stream A) not available yet")
 
 from explorer.cohort import CohortOptions, load_cohort, synthetic  # noqa: E402
-from explorer.features import fit_scores  # noqa: E402
+from explorer.scoring.scores import fit_scores  # noqa: E402
 
 from cohort_files import manifest_cohort  # noqa: E402
 

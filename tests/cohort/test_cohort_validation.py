@@ -10,7 +10,7 @@ from scipy import io as sio
 
 from explorer.cohort import CohortOptions, load_cohort, scan_cohort
 from explorer.errors import CohortError, ConfigError
-from explorer.features import FeatureOptions
+from explorer.scoring.options import FeatureOptions
 
 from cohort_files import N, make_arrays, write_manifest
 

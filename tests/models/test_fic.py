@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from explorer.cohort import demo
-from explorer.models import rww_ei
+from explorer.errors import StudyError
+from explorer.models import MODELS, rww_ei
+from explorer.models.arrays import param_array
 from explorer.models.fic import excitatory_rate, fic_inhibition, jacobian
+from explorer.params.subject import with_fic
 from explorer.sim import simulate
-from explorer.sim.simulator import param_array
 
 M = rww_ei.MODEL
 N = 80
@@ -183,3 +185,25 @@ def test_bad_input_raises_value_error_naming_the_problem():
         fic_inhibition(bad, w)
     with pytest.raises(ValueError, match="S_E and S_I must have shape"):
         excitatory_rate(np.zeros((4, 2)), np.zeros((4, 2)), p, w)
+
+
+# --- FIC as a declared model capability (Model.fic), over every model of the registry ------------------------------
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_declared_fic_names_a_per_region_parameter_and_a_solver_that_sets_it(name, subject):
+    model = MODELS[name]
+    if model.fic is None:
+        with pytest.raises(StudyError, match="declares no feedback inhibition control"):
+            with_fic([{"G": 0.1}], subject.weights, name, 3.0)
+        return
+    assert model.param(model.fic.param).per_region
+    res = model.fic.solve(param_array(model, [{"G": 0.3}], N), subject.weights, 3.0)
+    assert res.converged.all(), res.reason
+    got = with_fic([{"G": 0.3}, "refused: earlier"], subject.weights, name, 3.0)
+    assert got[1] == "refused: earlier"
+    np.testing.assert_allclose(got[0][model.fic.param], getattr(res, model.fic.param)[:, 0])
+    assert got[0]["G"] == 0.3
+
+
+def test_rww_ei_declares_its_fic_on_j_i():
+    assert (M.fic.param, M.fic.solver) == ("J_I", "explorer.models.fic:fic_inhibition")
+    assert with_fic([{"G": 0.1}], np.eye(3), "rww_ei", None) == [{"G": 0.1}]  # no target: no FIC

@@ -29,9 +29,10 @@ import pytest
 import scipy.io as sio
 
 from explorer.models import get_model
+from explorer.models.arrays import param_array
 from explorer.sim import simulate
 from explorer.sim.connectome import build_connectome
-from explorer.sim.simulator import initial_state, param_array, run_batch
+from explorer.sim.simulator import initial_state, run_batch
 
 GW = Path(__file__).resolve().parents[2] / "explorer/cohort/data/gw/subjects/NAP_001/structural"
 VELOCITY = 10.0  # m/s = mm/ms

@@ -189,7 +189,7 @@ def test_report_of_a_fic_groups_study_with_two_objectives(tmp_path, ray_session)
     from explorer.models import get_model
     from explorer.models.fic import excitatory_rate, fic_inhibition
     from explorer.search import cohort_reference
-    from explorer.sim.simulator import param_array
+    from explorer.models.arrays import param_array
 
     subjects = ["NAP_001", "NAP_002", "NAP_007"]
     cfg = fast_config(tmp_path, name="ficgroups", model="rww_ei", trials=4,

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from explorer import simulate
-from explorer.features import FeatureOptions, fit_scores
 from explorer.records import Task
 from explorer.runner.actor import SimWorker, WorkerSpec
 from explorer.runner.inputs import subject_payload, worker_spec
+from explorer.scoring.options import FeatureOptions
+from explorer.scoring.scores import fit_scores
 from explorer.search import subject_params, subject_spaces
 from study_configs import fast_config
 

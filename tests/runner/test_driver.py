@@ -328,7 +328,7 @@ def test_combined_objective_with_store_best_keeps_the_twins_signals(tmp_path, ra
     """objective 'fc_r - fcd_ks' (no stored score has that name): pruning to the best signals ranks by
     the combination, so the best trial keeps its signals and `explorer verify` agrees."""
     from explorer.study.layout import zarr_url
-    from explorer.features import objective_value
+    from explorer.scoring.objectives import objective_value
     from explorer.store import SignalStore
     from explorer.study.verify import verify_study
 

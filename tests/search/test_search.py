@@ -226,7 +226,7 @@ def test_bold_peak_gives_each_subject_its_own_frequencies():
     import numpy as np
 
     from explorer.cohort import demo
-    from explorer.features import peak_frequency
+    from explorer.scoring.features import peak_frequency
     from explorer.search import subject_params
 
     c = parse_config({"name": "h", "cohort": {"source": "demo", "features": {"bandpass": None}}, "model": "hopf",

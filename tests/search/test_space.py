@@ -12,8 +12,9 @@ from explorer.cohort import demo
 from explorer.cohort.maps import fc_gradient, fc_networks, sc_strength
 from explorer.config import parse_config
 from explorer.errors import ConfigError
-from explorer.features import objective_value, parse_objective
-from explorer.search import cohort_reference, split_name, subject_spaces
+from explorer.params.names import split_name
+from explorer.scoring.objectives import objective_value, parse_objective
+from explorer.search import cohort_reference, subject_spaces
 
 RWW = {
     "name": "t",
@@ -157,14 +158,14 @@ def test_fic_is_refused_for_other_models():
     data = copy.deepcopy(RWW)
     data["model"] = "hopf"
     data["params"] = {"free": {"G": {}}, "fic": True}
-    with pytest.raises(ConfigError, match=r"field 'params.fic'.*model 'hopf' has none"):
+    with pytest.raises(ConfigError, match=r"field 'params.fic'.*model 'hopf' declares no feedback inhibition control"):
         parse_config(data)
 
 
 def test_fic_sets_j_i_per_region_for_the_simulated_connectome(cohort):
     from explorer.models import get_model
     from explorer.models.fic import excitatory_rate, fic_inhibition
-    from explorer.sim.simulator import param_array
+    from explorer.models.arrays import param_array
 
     c = cfg(fic=True, free={"G": {}, "w_plus": {}})
     s = cohort[0]
@@ -204,7 +205,7 @@ def test_objective_combinations():
 
 
 def test_fc_r_residual_scores_the_individual_part():
-    from explorer.features import fit_scores
+    from explorer.scoring.scores import fit_scores
 
     rng = np.random.default_rng(3)
     t, n = 300, 12
@@ -218,7 +219,9 @@ def test_fc_r_residual_scores_the_individual_part():
     assert -1 <= got["fc_r_residual"] <= 1
     assert math.isnan(fit_scores(bold, 2.0, emp_fc, None, None)["fc_r_residual"])
     # residual r is the r of the deviations from the cohort mean
-    from explorer.features import FeatureOptions, fc, fc_r, preprocess
+    from explorer.scoring.features import fc, preprocess
+    from explorer.scoring.options import FeatureOptions
+    from explorer.scoring.scores import fc_r
 
     sim_fc = fc(preprocess(bold, 2.0, FeatureOptions()))
     assert got["fc_r_residual"] == pytest.approx(fc_r(sim_fc - fc_mean, emp_fc - fc_mean))
@@ -226,8 +229,8 @@ def test_fc_r_residual_scores_the_individual_part():
 
 def test_bold_tr_defaults_to_the_cohorts_and_dt_must_divide_it(cohort):
     from explorer.config import check_tr
-    from explorer.sim.settings import dt_divisors
     from explorer.runner.inputs import bold_tr
+    from explorer.sim.settings import dt_divisors
 
     c = cfg(free={"G": {}})
     assert c.simulation.bold_tr_s is None
@@ -258,7 +261,7 @@ def test_bold_tr_defaults_to_the_cohorts_and_dt_must_divide_it(cohort):
 
 
 def test_noise_sigma_can_be_searched_per_trial(cohort):
-    from explorer.search.space import split_noise
+    from explorer.params.names import split_noise
 
     c = cfg(fic=True, free={"G": {}, "noise_sigma": {"low": 0.001, "high": 0.02, "log": True}})
     assert c.free_bounds()["noise_sigma"] == (0.001, 0.02, True)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from explorer.models import MODELS
+from explorer.models.arrays import param_array
 from explorer.sim import run_batch
 from explorer.sim.connectome import build_connectome
-from explorer.sim.simulator import param_array
 
 
 @pytest.mark.parametrize("length_mm,velocity,dt_ms", [(37.0, 5.0, 0.1), (37.04, 5.0, 0.1), (120.0, 20.0, 0.5),

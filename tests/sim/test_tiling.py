@@ -7,11 +7,12 @@ import pytest
 from numba import njit
 
 from explorer.models import get_model
+from explorer.models.arrays import param_array
 from explorer.sim import kernel as K
 from explorer.sim.connectome import build_connectome
 from explorer.sim.kernel import (BOLD_BALLOON, accumulate_ring_group, accumulate_ring_rows,
                                  buffer_bytes, tile_fits_l2, tile_width)
-from explorer.sim.simulator import initial_state, param_array, run_batch
+from explorer.sim.simulator import initial_state, run_batch
 
 KEYS = ("x", "tavg", "bold", "active", "diverged_step")
 

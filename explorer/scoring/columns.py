@@ -1,5 +1,5 @@
 """Compiled passes over the columns of a ``(T, N)`` float64 series (time x regions), in place or into
-a second array: what batch scoring (:func:`explorer.features.fit_scores_batch`) does to each trial.
+a second array: what batch scoring (:func:`explorer.scoring.batch.fit_scores_batch`) does to each trial.
 
 Each pass reads one trial (~0.4 MB at 700 TRs x 80 regions, so it stays in the L2 cache), the region
 axis innermost. Compiled on first use, or loaded from numba's cache (:func:`warm_up`).
@@ -39,8 +39,8 @@ def detrend_columns(x: np.ndarray) -> None:
 def centre_columns(x: np.ndarray, out: np.ndarray, unit: bool) -> None:
     """Each column of ``(T, N)`` float64 x, centred and divided into ``out`` (may be x) by its population
     sd (``unit=False``: z-scores; a flat column, sd <= 1e-12 max(1, |mean|), becomes NaN, as
-    :func:`explorer.features.preprocess` says) or by its norm (``unit=True``: the columns whose products are Pearson
-    correlations; a zero-norm column becomes NaN, as :func:`explorer.features.fc` says). Three passes over x."""
+    :func:`explorer.scoring.features.preprocess` says) or by its norm (``unit=True``: the columns whose products are Pearson
+    correlations; a zero-norm column becomes NaN, as :func:`explorer.scoring.features.fc` says). Three passes over x."""
     t, n = x.shape
     mean = np.zeros(n)
     sq = np.zeros(n)

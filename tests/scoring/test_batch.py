@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from explorer import features as F
 from explorer.errors import ConfigError, SimulationError
+from explorer.scoring.batch import _fc_row, _fcd_upper, _FcdWork, _ks_rows, _preprocess_row, fit_scores_batch
+from explorer.scoring.columns import detrend_columns
+from explorer.scoring.features import empirical_features, fc, fcd, n_windows, preprocess
+from explorer.scoring.objectives import SCORES
+from explorer.scoring.options import FeatureOptions
+from explorer.scoring.scores import fit_scores, ks_statistic, upper_triangle
 
 TR = 2.0
 
@@ -56,7 +61,7 @@ def assert_same(batch, loop, atol=1e-12):
     scores, fcs = batch
     assert len(scores) == len(loop) == len(fcs)
     for i, (got, (want, want_fc)) in enumerate(zip(scores, loop)):
-        assert list(got) == list(want) == list(F.SCORES), i
+        assert list(got) == list(want) == list(SCORES), i
         for k in want:
             assert math.isnan(got[k]) == math.isnan(want[k]), (i, k, got[k], want[k])
             if not math.isnan(want[k]):
@@ -66,7 +71,7 @@ def assert_same(batch, loop, atol=1e-12):
 
 
 def per_row(x, emp_fc, emp_fcd, opts, fc_mean):
-    return [F.fit_scores(row, TR, emp_fc, emp_fcd, opts, fc_mean=fc_mean, return_fc=True) for row in x]
+    return [fit_scores(row, TR, emp_fc, emp_fcd, opts, fc_mean=fc_mean, return_fc=True) for row in x]
 
 
 @pytest.mark.parametrize("bandpass", [(0.01, 0.1), None])
@@ -74,11 +79,11 @@ def per_row(x, emp_fc, emp_fcd, opts, fc_mean):
 @pytest.mark.parametrize("with_fcd", [True, False])
 @pytest.mark.parametrize("with_mean", [True, False])
 def test_batch_equals_fit_scores(bold, empirical, bandpass, fisher_z, with_fcd, with_mean):
-    opts = F.FeatureOptions(bandpass=bandpass, fisher_z=fisher_z, fcd_window=30, fcd_step=3)
-    efc, efcd = F.empirical_features(empirical, TR, opts)
+    opts = FeatureOptions(bandpass=bandpass, fisher_z=fisher_z, fcd_window=30, fcd_step=3)
+    efc, efcd = empirical_features(empirical, TR, opts)
     efcd = efcd if with_fcd else None
     fc_mean = (0.6 * efc + 0.1) if with_mean else None
-    got = F.fit_scores_batch(bold, TR, efc, efcd, opts, fc_mean=fc_mean)
+    got = fit_scores_batch(bold, TR, efc, efcd, opts, fc_mean=fc_mean)
     want = per_row(bold, efc, efcd, opts, fc_mean)
     assert_same(got, want)
     scores = got[0]
@@ -96,96 +101,96 @@ def test_batch_equals_fit_scores(bold, empirical, bandpass, fisher_z, with_fcd, 
 
 @pytest.mark.parametrize("row", [0, 3, 7])
 def test_batch_of_one(bold, empirical, row):
-    opts = F.FeatureOptions()
-    efc, efcd = F.empirical_features(empirical, TR, opts)
+    opts = FeatureOptions()
+    efc, efcd = empirical_features(empirical, TR, opts)
     x = bold[row:row + 1]
-    assert_same(F.fit_scores_batch(x, TR, efc, efcd, opts, fc_mean=efc * 0.5), per_row(x, efc, efcd, opts, efc * 0.5))
+    assert_same(fit_scores_batch(x, TR, efc, efcd, opts, fc_mean=efc * 0.5), per_row(x, efc, efcd, opts, efc * 0.5))
 
 
 def test_gw_fit_size_and_options():
     """The bundled gw_fit study's feature options, at its size: 700 TRs x 80 regions, B = 16."""
-    opts = F.FeatureOptions(detrend=True, bandpass=None, zscore=True, fisher_z=False, fcd_window=30, fcd_step=3)
+    opts = FeatureOptions(detrend=True, bandpass=None, zscore=True, fisher_z=False, fcd_window=30, fcd_step=3)
     x = hopf_bold(17, 700, 80, seed=4, transient=10)
-    efc, efcd = F.empirical_features(x[16, :355], TR, opts)
-    got = F.fit_scores_batch(x[:16], TR, efc, efcd, opts, fc_mean=efc * 0.8)
+    efc, efcd = empirical_features(x[16, :355], TR, opts)
+    got = fit_scores_batch(x[:16], TR, efc, efcd, opts, fc_mean=efc * 0.8)
     assert_same(got, per_row(x[:16], efc, efcd, opts, efc * 0.8))
     assert all(math.isfinite(v) for s in got[0] for v in s.values())
 
 
 def test_discard_and_float32(bold, empirical):
-    opts = F.FeatureOptions(discard_s=20.0)
-    efc, efcd = F.empirical_features(empirical, TR, opts)
+    opts = FeatureOptions(discard_s=20.0)
+    efc, efcd = empirical_features(empirical, TR, opts)
     x = bold[:6].astype(np.float32)
-    got = F.fit_scores_batch(x, TR, efc, efcd, opts)
+    got = fit_scores_batch(x, TR, efc, efcd, opts)
     assert got[1].dtype == np.float64
     assert_same(got, per_row(x, efc, efcd, opts, None))
 
 
 def test_without_empirical_fc_gives_the_fcs_alone(bold, empirical):
-    opts = F.FeatureOptions()
-    scores, fcs = F.fit_scores_batch(bold, TR, None, None, opts)
+    opts = FeatureOptions()
+    scores, fcs = fit_scores_batch(bold, TR, None, None, opts)
     assert all(math.isnan(v) for s in scores for v in s.values())
     assert_same((scores, fcs), per_row(bold, None, None, opts, None))
 
 
 def test_empty_batch_and_short_series(bold, empirical):
-    opts = F.FeatureOptions()
-    efc, efcd = F.empirical_features(empirical, TR, opts)
-    scores, fcs = F.fit_scores_batch(bold[:0], TR, efc, efcd, opts)
+    opts = FeatureOptions()
+    efc, efcd = empirical_features(empirical, TR, opts)
+    scores, fcs = fit_scores_batch(bold[:0], TR, efc, efcd, opts)
     assert scores == [] and fcs.shape == (0, 20, 20)
     with pytest.raises(SimulationError, match="duration_s") as batch_err:
-        F.fit_scores_batch(bold[:, :20], TR, efc, efcd, opts)
+        fit_scores_batch(bold[:, :20], TR, efc, efcd, opts)
     with pytest.raises(SimulationError) as single_err:
-        F.fit_scores(bold[0, :20], TR, efc, efcd, opts)
+        fit_scores(bold[0, :20], TR, efc, efcd, opts)
     assert str(batch_err.value) == str(single_err.value)
 
 
 def test_one_window_fcd_and_bad_empirical_fcd(bold, empirical):
     """One FCD window has no FCD values (fcd_ks NaN), as has a NaN empirical FCD; the other scores stay."""
-    opts = F.FeatureOptions(bandpass=None, fcd_window=30)
-    efc, efcd = F.empirical_features(empirical, TR, opts)
+    opts = FeatureOptions(bandpass=None, fcd_window=30)
+    efc, efcd = empirical_features(empirical, TR, opts)
     x = bold[:3, :30]
-    got = F.fit_scores_batch(x, TR, efc, efcd, opts)
+    got = fit_scores_batch(x, TR, efc, efcd, opts)
     assert_same(got, per_row(x, efc, efcd, opts, None))
     assert math.isnan(got[0][0]["fcd_ks"]) and math.isfinite(got[0][0]["fc_r"])
     nan_fcd = efcd.copy()
     nan_fcd[0, 1] = np.nan
-    got = F.fit_scores_batch(bold[:3], TR, efc, nan_fcd, opts)
+    got = fit_scores_batch(bold[:3], TR, efc, nan_fcd, opts)
     assert_same(got, per_row(bold[:3], efc, nan_fcd, opts, None))
     assert math.isnan(got[0][0]["fcd_ks"]) and math.isfinite(got[0][0]["fc_r"])
 
 
 def test_window_with_a_flat_region_gives_nan_fcd_ks(bold, empirical):
     """A region exactly constant within some FCD windows (not overall): FCD undefined there, as fcd() says."""
-    opts = F.FeatureOptions(detrend=False, bandpass=None, zscore=False)
-    efc, efcd = F.empirical_features(empirical, TR, opts)
+    opts = FeatureOptions(detrend=False, bandpass=None, zscore=False)
+    efc, efcd = empirical_features(empirical, TR, opts)
     x = bold[:2].copy()
     x[1, 100:170, 2] = 0.0
-    got = F.fit_scores_batch(x, TR, efc, efcd, opts)
+    got = fit_scores_batch(x, TR, efc, efcd, opts)
     assert_same(got, per_row(x, efc, efcd, opts, None))
     assert math.isfinite(got[0][0]["fcd_ks"]) and math.isnan(got[0][1]["fcd_ks"])
     assert math.isfinite(got[0][1]["fc_r"])
 
 
 def test_errors(bold, empirical):
-    efc, efcd = F.empirical_features(empirical, TR)
+    efc, efcd = empirical_features(empirical, TR)
     with pytest.raises(ValueError, match="batch, time, region"):
-        F.fit_scores_batch(bold[0], TR, efc, efcd)
+        fit_scores_batch(bold[0], TR, efc, efcd)
     with pytest.raises(ValueError, match="regions"):
-        F.fit_scores_batch(bold[:, :, :10], TR, efc, efcd)
+        fit_scores_batch(bold[:, :, :10], TR, efc, efcd)
     with pytest.raises(ValueError, match="cohort-mean"):
-        F.fit_scores_batch(bold, TR, efc, efcd, fc_mean=efc[:5, :5])
+        fit_scores_batch(bold, TR, efc, efcd, fc_mean=efc[:5, :5])
     with pytest.raises(ConfigError, match="Nyquist"):
-        F.fit_scores_batch(bold, 10.0, efc, efcd)
+        fit_scores_batch(bold, 10.0, efc, efcd)
 
 
 def test_small_work_chunks_give_the_same_result(bold, empirical, monkeypatch):
-    opts = F.FeatureOptions()
-    efc, efcd = F.empirical_features(empirical, TR, opts)
-    want = F.fit_scores_batch(bold, TR, efc, efcd, opts, fc_mean=efc * 0.5)
-    monkeypatch.setattr(F, "_BATCH_WORK_BYTES", 300_000)  # FCD windows 37 at a time
-    got = F.fit_scores_batch(bold, TR, efc, efcd, opts, fc_mean=efc * 0.5)
-    assert F._FcdWork(300, 20, 30, 3).chunk < F.n_windows(300, 30, 3)
+    opts = FeatureOptions()
+    efc, efcd = empirical_features(empirical, TR, opts)
+    want = fit_scores_batch(bold, TR, efc, efcd, opts, fc_mean=efc * 0.5)
+    monkeypatch.setattr("explorer.scoring.batch._BATCH_WORK_BYTES", 300_000)  # FCD windows 37 at a time
+    got = fit_scores_batch(bold, TR, efc, efcd, opts, fc_mean=efc * 0.5)
+    assert _FcdWork(300, 20, 30, 3).chunk < n_windows(300, 30, 3)
     assert_same(got, list(zip(want[0], want[1])), atol=1e-14)
 
 
@@ -198,40 +203,38 @@ def preprocessed(x, opts, fisher_z=False):
     with np.errstate(invalid="ignore", divide="ignore"):
         for row in x:
             unit = np.empty(row.shape)
-            p = F._preprocess_row(np.array(row, dtype=np.float64), TR, opts, unit)
+            p = _preprocess_row(np.array(row, dtype=np.float64), TR, opts, unit)
             fc = np.empty((row.shape[1], row.shape[1]))
-            F._fc_row(unit, fisher_z, fc)
+            _fc_row(unit, fisher_z, fc)
             out.append((p, fc))
     return out
 
 
-@pytest.mark.parametrize("opts", [F.FeatureOptions(), F.FeatureOptions(bandpass=(0.0, 0.08), filter_order=3),
-                                  F.FeatureOptions(bandpass=None), F.FeatureOptions(detrend=False, zscore=False),
-                                  F.FeatureOptions(detrend=True, bandpass=None, zscore=False)])
+@pytest.mark.parametrize("opts", [FeatureOptions(), FeatureOptions(bandpass=(0.0, 0.08), filter_order=3),
+                                  FeatureOptions(bandpass=None), FeatureOptions(detrend=False, zscore=False),
+                                  FeatureOptions(detrend=True, bandpass=None, zscore=False)])
 def test_preprocess_row_matches_preprocess(bold, opts):
     x = bold[[0, 1, 2, 5, 7]]
     for row, (got, _) in zip(x, preprocessed(x, opts)):
-        want = F.preprocess(row, TR, opts)
+        want = preprocess(row, TR, opts)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got, want, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("opts", [F.FeatureOptions(), F.FeatureOptions(detrend=False, bandpass=None, zscore=False)])
+@pytest.mark.parametrize("opts", [FeatureOptions(), FeatureOptions(detrend=False, bandpass=None, zscore=False)])
 @pytest.mark.parametrize("fisher_z", [False, True])
 def test_fc_row_matches_fc(bold, opts, fisher_z):
     x = bold[[0, 1, 7]]
     assert x[2, 0, 9] == x[2, -1, 9]  # row 7: a constant region
     for got_p, got in preprocessed(x, opts, fisher_z):
         with np.errstate(invalid="ignore", divide="ignore"):
-            want = F.fc(got_p, fisher_z=fisher_z)
+            want = fc(got_p, fisher_z=fisher_z)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got, want, atol=1e-12, rtol=0)
     assert np.isnan(preprocessed(x[2:], opts)[0][1][9, 9])  # its FC row is undefined, diagonal included
 
 
 def test_detrend_columns_matches_scipy():
-    from explorer.columns import detrend_columns
-
     rng = np.random.default_rng(6)
     x = rng.standard_normal((700, 80)) * 50.0 + np.linspace(0, 300, 700)[:, None] + 1e3
     got = x.copy()
@@ -241,11 +244,11 @@ def test_detrend_columns_matches_scipy():
 
 @pytest.mark.parametrize("window,step", [(30, 3), (20, 7), (25, 1), (300, 1), (299, 5)])
 def test_fcd_upper_matches_fcd(bold, window, step):
-    p = [p for p, _ in preprocessed(bold[[0, 5]], F.FeatureOptions())]
-    work = F._FcdWork(p[0].shape[0], p[0].shape[1], window, step)
+    p = [p for p, _ in preprocessed(bold[[0, 5]], FeatureOptions())]
+    work = _FcdWork(p[0].shape[0], p[0].shape[1], window, step)
     for row in p:
-        want = F._upper(F.fcd(row, window, step))
-        got = F._fcd_upper(row, work)
+        want = upper_triangle(fcd(row, window, step))
+        got = _fcd_upper(row, work)
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, atol=1e-12, rtol=0)
 
@@ -254,8 +257,8 @@ def test_ks_rows_is_ks_statistic_exactly():
     rng = np.random.default_rng(5)
     x, y = rng.standard_normal((6, 2000)), np.sort(rng.standard_normal(700) * 1.3 + 0.1)
     x[0, :50] = y[100:150]  # values shared with y
-    assert F._ks_rows(x, y).tolist() == [F.ks_statistic(row, y) for row in x]
+    assert _ks_rows(x, y).tolist() == [ks_statistic(row, y) for row in x]
     for _ in range(200):  # ties within and across the samples, tiny and unequal sizes
         x = rng.integers(0, 6, (3, rng.integers(1, 40))).astype(float)
         y = np.sort(rng.integers(0, 6, rng.integers(1, 40)).astype(float))
-        assert F._ks_rows(x, y).tolist() == [F.ks_statistic(row, y) for row in x]
+        assert _ks_rows(x, y).tolist() == [ks_statistic(row, y) for row in x]
