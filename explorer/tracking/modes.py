@@ -45,7 +45,7 @@ def best_children(trials: Mapping[int, Mapping[str, Any]], k: int, objective: st
     last, ties to the lower number), plus those of ``always`` (the subject's twin, a multi-objective
     compromise that need not be among them) that are in ``trials``. The ranking is ``store: best``'s
     (:func:`explorer.store.best_trials`)."""
-    from explorer.store.signals import best_trials
+    from explorer.store.packing import best_trials
 
     return set(best_trials({int(n): t for n, t in sorted(trials.items())}, k, objective, maximise, tuple(always)))
 
