@@ -7,7 +7,8 @@ import re
 import numpy as np
 
 from explorer.ec.linear import Moments, empirical_moments
-from explorer.features import FeatureOptions, preprocess
+from explorer.scoring.features import preprocess
+from explorer.scoring.options import FeatureOptions
 
 _SIDE = re.compile(r"^(?P<stem>.*?)(?P<sep>[_ .-]?)(?P<side>[LR]|Left|Right|lh|rh)$", re.IGNORECASE)
 

@@ -18,7 +18,7 @@ import numpy as np
 from explorer.ec.fit import EcFit, fit_ec
 from explorer.ec.options import EcOptions
 from explorer.ec.targets import connection_mask, empirical_targets
-from explorer.features import FeatureOptions
+from explorer.scoring.options import FeatureOptions
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class EcRequest:
 
     subject: the subject id; weights: (N, N) the simulator's SC; labels: N region labels;
     bold: (T, N) the subject's empirical BOLD; tr_s: its TR (s); features: the cohort's feature options
-    (dict of :class:`~explorer.features.FeatureOptions`); params: the global twin's parameters
+    (dict of :class:`~explorer.scoring.options.FeatureOptions`); params: the global twin's parameters
     (``G``, ``a``, ``f``: floats or per-region lists); best_trial: the search trial they come from;
     options: :class:`EcOptions` as a dict.
     """

@@ -8,7 +8,10 @@ from typing import Any
 import numpy as np
 
 from explorer.errors import StoreError
-from explorer.store.signals import SignalStore, _sync, parse_location
+from explorer.store.locations import parse_location
+from explorer.store.nodes import open_group, sync
+from explorer.store.schema import packed_path, staging_path
+from explorer.store.signals import SignalStore
 from explorer.store.urls import SIGNALS_NAME, is_remote, join, local_path, open_store
 
 
@@ -32,10 +35,10 @@ def resolve_signals_url(url_or_study_dir: str | Path, storage_options: dict | No
         raise StoreError(f"no signals store at {str(p)!r} (looked for {p / 'zarr.json'} and "
                          f"{p / SIGNALS_NAME}): pass a study folder or its signals.zarr")
     store = open_store(s, storage_options, read_only=True)
-    if _sync(store.exists("zarr.json")):
+    if sync(store.exists("zarr.json")):
         return s
     inner = join(s, SIGNALS_NAME)
-    if _sync(open_store(inner, storage_options, read_only=True).exists("zarr.json")):
+    if sync(open_store(inner, storage_options, read_only=True).exists("zarr.json")):
         return inner
     raise StoreError(f"no signals store at {s!r} or {inner!r}: pass a study location or its signals.zarr")
 
@@ -91,14 +94,14 @@ def _subject_var(sig: SignalStore, sid: str, entries: dict[int, dict], var: str,
     for kind, container, i0, i1, m in _pieces(entries, var):
         if kind == "packed":
             if packed_arr is None:
-                z = zarr.open_array(sig._store, path=f"subjects/{sid}/packed/{m['_current']}/{var}", mode="r")
+                z = zarr.open_array(sig.zstore, path=f"{packed_path(sid, m['_current'])}/{var}", mode="r")
                 shards = z.shards or z.chunks
                 packed_arr = da.from_array(z, chunks=(shards[0], *z.shape[1:]), asarray=True, lock=False,
                                            name=f"signals-{sid}-{m['_current']}-{var}")
             a = packed_arr[i0:i1]
             arrays.append(_pad(a, (a.shape[0], *shape)))
         elif kind in ("staged", "batch"):
-            path = f"subjects/{sid}/staging/{container}/{var}"
+            path = f"{staging_path(sid, container)}/{var}"
             index = slice(i0, i1) if kind == "batch" else ...
             d = dask.delayed(_load, pure=True)(sig.url, sig.storage_options, path, index)
             m_shape = tuple(m["shapes"][var])
@@ -137,13 +140,13 @@ def open_signals(url_or_study_dir: str | Path, storage_options: dict | None = No
     sig = SignalStore(url, storage_options, read_only=True)
     sids = sig.subjects() if subjects is None else list(subjects)
     def subject_info(sid: str) -> tuple[dict, dict | None, dict[str, tuple[int, ...]]]:
-        g = sig._group(f"subjects/{sid}/empirical")
+        g = open_group(sig.zstore, f"subjects/{sid}/empirical")
         attrs = g.attrs.asdict() if g is not None and g.attrs.get("complete") else None
         shp = {}
         if attrs:
             for var in ("bold", "fc") if attrs.get("has_bold") else ("fc",):
-                shp[var] = _sync(_shape(sig, f"subjects/{sid}/empirical/{var}"))
-        return sig._entries(sid), attrs, shp
+                shp[var] = sync(_shape(sig, f"subjects/{sid}/empirical/{var}"))
+        return sig.entries(sid), attrs, shp
 
     # a few small metadata reads per subject: overlap them (object stores have high latency)
     from concurrent.futures import ThreadPoolExecutor
@@ -252,7 +255,7 @@ async def _shape(sig: SignalStore, path: str) -> tuple[int, ...]:
 
     from zarr.core.buffer import default_buffer_prototype
 
-    buf = await sig._store.get(f"{path}/zarr.json", prototype=default_buffer_prototype())
+    buf = await sig.zstore.get(f"{path}/zarr.json", prototype=default_buffer_prototype())
     if buf is None:
         raise StoreError(f"missing array metadata {path}/zarr.json in {sig.url}")
     return tuple(json.loads(buf.to_bytes())["shape"])

@@ -8,8 +8,37 @@ import signal
 
 import numpy as np
 
+from explorer.records import TrialRecord
+from explorer.store import FileWriter, SignalStore, ZarrWriter, open_signals, trial_location, writer_for
+from explorer.store.records import to_attrs
+
 N_REGIONS = 12
 N_TIME = 40
+#: the write back-ends the store tests run over, by name (a name travels to spawned children)
+WRITERS = {"files": FileWriter, "zarr": ZarrWriter}
+
+
+def open_writing(url: str, writer: str | None = None) -> SignalStore:
+    """The store at ``url`` writing with ``WRITERS[writer]`` (None: the store's own choice)."""
+    return SignalStore(url, writer=None if writer is None else WRITERS[writer])
+
+
+class DiesBeforeCommit:
+    """A TrialWriter that stages with ``inner``, then SIGKILLs its own process instead of committing."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def stage(self, path, marker, arrays):
+        return self.inner.stage(path, marker, arrays)
+
+    def commit(self, staged, attrs) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _dying(url: str, writer: str | None) -> SignalStore:
+    base = writer_for(url) if writer is None else WRITERS[writer]
+    return SignalStore(url, writer=lambda zstore: DiesBeforeCommit(base(zstore)))
 
 
 def trial_data(subject: str, number: int) -> dict:
@@ -24,47 +53,37 @@ def trial_data(subject: str, number: int) -> dict:
 
 def trial_record(subject: str, number: int, d: dict | None = None):
     """The COMPLETE TrialRecord of :func:`trial_data`'s trial."""
-    from explorer.records import TrialRecord
-
     d = d or trial_data(subject, number)
     return TrialRecord(subject=subject, number=number, params=d["params"], seed=d["seed"], state="COMPLETE",
                        scores=d["scores"])
 
 
-def write_trials(url: str, jobs: list[tuple[str, int]]) -> None:
-    from explorer.store import SignalStore
-
-    store = SignalStore(url)
+def write_trials(url: str, jobs: list[tuple[str, int]], writer: str | None = None, store=None) -> None:
+    """:func:`trial_data`'s trials, one ``write_trial`` each (``store``: a store to write with instead)."""
+    store = store or open_writing(url, writer)
     for subject, number in jobs:
         d = trial_data(subject, number)
         store.write_trial(trial_record(subject, number, d), d["bold"], d["fc"], tr_s=2.0)
 
 
-def write_call(url: str, subject: str, numbers: list[int]) -> list[str]:
+def write_call(url: str, subject: str, numbers: list[int], writer: str | None = None,
+               store=None) -> list[str]:
     """One ``write_trials`` call (one actor call) of :func:`trial_data`'s trials."""
-    from explorer.store import SignalStore
-
     items = []
     for n in numbers:
         d = trial_data(subject, n)
         items.append((trial_record(subject, n, d), d["bold"], d["fc"]))
-    return SignalStore(url).write_trials(items, tr_s=2.0)
+    return (store or open_writing(url, writer)).write_trials(items, tr_s=2.0)
 
 
-def write_calls(url: str, calls: list[tuple[str, list[int]]]) -> None:
+def write_calls(url: str, calls: list[tuple[str, list[int]]], writer: str | None = None) -> None:
     for subject, numbers in calls:
-        write_call(url, subject, numbers)
+        write_call(url, subject, numbers, writer)
 
 
-def write_call_then_die(url: str, subject: str, numbers: list[int]) -> None:
+def write_call_then_die(url: str, subject: str, numbers: list[int], writer: str | None = None) -> None:
     """A ``write_trials`` call that writes every array, then SIGKILLs itself before the commit."""
-    from explorer.store import SignalStore
-
-    def die(self, group, marker):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    SignalStore._commit = SignalStore._commit_local = die
-    write_call(url, subject, numbers)
+    write_call(url, subject, numbers, store=_dying(url, writer))
 
 
 def write_legacy_trial(url: str, subject: str, number: int) -> str:
@@ -77,9 +96,6 @@ def write_legacy_trial(url: str, subject: str, number: int) -> str:
     import zarr
     from zarr.codecs import BloscCodec
 
-    from explorer.store import SignalStore, trial_location
-    from explorer.store.records import to_attrs
-
     store = SignalStore(url)
     d = trial_data(subject, number)
     record = to_attrs(trial_record(subject, number, d))
@@ -87,10 +103,10 @@ def write_legacy_trial(url: str, subject: str, number: int) -> str:
     path = f"subjects/{subject}/staging/{number:06d}-{attempt_id}"
     marker = {"explorer_trial": 1, "committed": False, "subject": subject, "number": number,
               "attempt_id": attempt_id, "attempt": record["attempt"], "started": time.time()}
-    group = zarr.create_group(store._store, path=path, attributes=marker)
+    group = zarr.create_group(store.zstore, path=path, attributes=marker)
     arrays = {"bold": d["bold"], "fc": d["fc"]}
     for name, data in arrays.items():
-        zarr.create_array(store._store, name=f"{path}/{name}", data=data, chunks=data.shape,
+        zarr.create_array(store.zstore, name=f"{path}/{name}", data=data, chunks=data.shape,
                           compressors=BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),
                           fill_value=np.nan, overwrite=True)
     marker.update({**record, "committed": True, "committed_at": time.time(), "tr_s": 2.0, "neural_dt_ms": None,
@@ -100,15 +116,9 @@ def write_legacy_trial(url: str, subject: str, number: int) -> str:
     return f"{store.url}/{path}"
 
 
-def write_then_die(url: str, subject: str, number: int) -> None:
+def write_then_die(url: str, subject: str, number: int, writer: str | None = None) -> None:
     """Write a trial's arrays, then SIGKILL itself before the commit marker."""
-    from explorer.store import SignalStore
-
-    def die(self, group, marker):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    SignalStore._commit = SignalStore._commit_local = die
-    write_trials(url, [(subject, number)])
+    write_trials(url, [(subject, number)], store=_dying(url, writer))
 
 
 def checksum(a: np.ndarray) -> str:
@@ -117,8 +127,6 @@ def checksum(a: np.ndarray) -> str:
 
 def dataset_checksums(url: str) -> dict[tuple[str, int], tuple[str, str, float]]:
     """(subject, number) -> checksums of bold and fc, and fc_r, of every trial as open_signals shows it."""
-    from explorer.store import open_signals
-
     ds = open_signals(url).load()
     out = {}
     for sid in ds.subject.values:

@@ -7,26 +7,27 @@ import pickle
 
 import numpy as np
 import pytest
-from store_workers import (N_REGIONS, N_TIME, checksum, dataset_checksums, trial_data, trial_record, write_then_die,
-                           write_trials)
+from store_workers import (N_REGIONS, N_TIME, checksum, dataset_checksums, open_writing, trial_data, trial_record,
+                           write_then_die, write_trials)
 
 from explorer.errors import StoreError
-from explorer.store import SignalStore, open_signals, parse_location, resolve_location, trial_location
+from explorer.store import SignalStore, ZarrWriter, open_signals, parse_location, resolve_location, trial_location
 
 LABELS = [f"R{i}" for i in range(N_REGIONS)]
 
 
 def _fill(store: SignalStore, plan: dict[str, list[int]]) -> None:
+    """Empirical data and :func:`trial_data`'s trials of ``plan``, written by ``store``."""
     rng = np.random.default_rng(7)
     for sid, numbers in plan.items():
         emp = rng.standard_normal((60, N_REGIONS)).astype(np.float32)
         store.write_empirical(sid, emp, np.corrcoef(emp.T), 2.0, LABELS)
-        write_trials(store.url, [(sid, n) for n in numbers])
+        write_trials(store.url, [(sid, n) for n in numbers], store=store)
 
 
-def test_roundtrip_dims_values_and_coords(tmp_path):
+def test_roundtrip_dims_values_and_coords(tmp_path, writer):
     study = tmp_path / "study"
-    store = SignalStore(str(study / "signals.zarr"))
+    store = open_writing(str(study / "signals.zarr"), writer)
     _fill(store, {"NAP_001": [0, 1, 2, 5], "NAP_002": [0, 3]})
     ds = open_signals(study)  # a study folder resolves to its signals.zarr
     assert ds.bold.dims == ("subject", "trial", "time", "region")
@@ -57,8 +58,8 @@ def test_roundtrip_dims_values_and_coords(tmp_path):
         np.mean([trial_data("NAP_001", n)["bold"][:, 3] for n in [0, 1, 2, 5]]), rel=1e-5)
 
 
-def test_store_records_and_read_trial(tmp_path):
-    store = SignalStore(str(tmp_path / "s.zarr"))
+def test_store_records_and_read_trial(tmp_path, writer):
+    store = open_writing(str(tmp_path / "s.zarr"), writer)
     d = trial_data("S1", 4)
     loc = store.write_trial(trial_record("S1", 4, d), d["bold"], d["fc"], tr_s=2.0,
                             neural=d["bold"][::2], neural_dt_ms=10.0)
@@ -72,7 +73,7 @@ def test_store_records_and_read_trial(tmp_path):
     assert open_signals(store.url).neural.dims == ("subject", "trial", "neural_time", "region")
     # picklable (shipped to actors), re-opens the same store
     again = pickle.loads(pickle.dumps(store))
-    assert again.trials("S1").keys() == {4}
+    assert again.trials("S1").keys() == {4} and type(again.writer) is type(store.writer)
     with pytest.raises(StoreError, match="subject id"):
         store.write_trial(trial_record("../evil", 0, d), d["bold"], d["fc"], tr_s=2.0)
     with pytest.raises(StoreError, match="region"):
@@ -81,17 +82,17 @@ def test_store_records_and_read_trial(tmp_path):
         open_signals(tmp_path / "nothing")
 
 
-def test_parallel_writers_match_serial(tmp_path):
+def test_parallel_writers_match_serial(tmp_path, writer):
     jobs = [(sid, n) for sid in ("S1", "S2", "S3") for n in range(8)]
     serial = str(tmp_path / "serial.zarr")
-    write_trials(serial, jobs)
+    write_trials(serial, jobs, writer)
     parallel = str(tmp_path / "parallel.zarr")
     SignalStore(parallel)
     # 4 processes interleave subjects; trial ('S2', 3) is written twice at once (a retry race)
     chunks = [jobs[i::4] for i in range(4)]
     chunks[0].append(("S2", 3))
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=write_trials, args=(parallel, c)) for c in chunks]
+    procs = [ctx.Process(target=write_trials, args=(parallel, c, writer)) for c in chunks]
     for p in procs:
         p.start()
     for p in procs:
@@ -109,10 +110,10 @@ def test_parallel_writers_match_serial(tmp_path):
     assert dataset_checksums(parallel) == a
 
 
-def test_killed_writer_is_invisible_and_retry_is_complete(tmp_path):
+def test_killed_writer_is_invisible_and_retry_is_complete(tmp_path, writer):
     url = str(tmp_path / "s.zarr")
-    write_trials(url, [("S1", 0)])
-    p = mp.get_context("spawn").Process(target=write_then_die, args=(url, "S1", 1))
+    write_trials(url, [("S1", 0)], writer)
+    p = mp.get_context("spawn").Process(target=write_then_die, args=(url, "S1", 1, writer))
     p.start()
     p.join(120)
     assert p.exitcode == -9  # SIGKILL between the arrays and the commit marker
@@ -121,7 +122,7 @@ def test_killed_writer_is_invisible_and_retry_is_complete(tmp_path):
     assert len(staged) == 2  # the half-written attempt is on disk ...
     assert set(store.trials("S1")) == {0}  # ... but never visible
     assert open_signals(url).sizes["trial"] == 1
-    write_trials(url, [("S1", 1)])  # the retry: a fresh attempt, complete
+    write_trials(url, [("S1", 1)], writer)  # the retry: a fresh attempt, complete
     assert set(store.trials("S1")) == {0, 1}
     np.testing.assert_array_equal(store.read_trial("S1", 1)["bold"], trial_data("S1", 1)["bold"])
     assert store.pack("S1")["removed_stale"] == 1
@@ -130,9 +131,9 @@ def test_killed_writer_is_invisible_and_retry_is_complete(tmp_path):
                                   trial_data("S1", 1)["bold"])
 
 
-def test_pack_layout_keep_best_delete_and_staged_after_pack(tmp_path):
+def test_pack_layout_keep_best_delete_and_staged_after_pack(tmp_path, writer):
     url = str(tmp_path / "s.zarr")
-    store = SignalStore(url)
+    store = open_writing(url, writer)
     _fill(store, {"S1": list(range(6))})
     before = dataset_checksums(url)
     store.pack("S1", shard_trials=4)
@@ -143,7 +144,7 @@ def test_pack_layout_keep_best_delete_and_staged_after_pack(tmp_path):
     assert arr.shape == (6, N_TIME, N_REGIONS) and arr.shards == (4, N_TIME, N_REGIONS)
     assert arr.chunks == (1, N_TIME, N_REGIONS)
     assert dataset_checksums(url) == before
-    write_trials(url, [("S1", 9)])  # a later trial (extend) stays staged beside the packed ones
+    write_trials(url, [("S1", 9)], writer)  # a later trial (extend) stays staged beside the packed ones
     assert open_signals(url).trial_number.values.tolist() == [[0, 1, 2, 3, 4, 5, 9]]
     store.delete_trial("S1", 2)
     assert 2 not in store.trials("S1")
@@ -167,6 +168,7 @@ def test_fsspec_url_uses_same_code(tmp_path):
         mem.rm("/explorer-test", recursive=True)
     write_trials(url, [("S1", 0), ("S1", 1)])
     store = SignalStore(url)
+    assert type(store.writer) is ZarrWriter  # an fsspec URL's own choice
     assert set(store.trials("S1")) == {0, 1}
     store.pack("S1")
     ds = open_signals(url)
@@ -178,9 +180,9 @@ def _write(store: SignalStore, sid: str, n: int) -> str:
     return store.write_trial(trial_record(sid, n, d), d["bold"], d["fc"], tr_s=2.0)
 
 
-def test_recorded_locations_resolve_staged_packed_best_and_old_style(tmp_path):
+def test_recorded_locations_resolve_staged_packed_best_and_old_style(tmp_path, writer):
     url = str(tmp_path / "s.zarr")
-    store = SignalStore(url)
+    store = open_writing(url, writer)
     locs = {n: _write(store, "S1", n) for n in range(5)}
     assert locs[3] == f"{url}#subject=S1&trial=3" and parse_location(locs[3]) == (url, "S1", 3)
     assert store.location("S1", 3) == locs[3] and store.trials("S1")[3]["location"] == locs[3]
@@ -239,8 +241,8 @@ def test_recorded_locations_resolve_staged_packed_best_and_old_style(tmp_path):
             parse_location(bad)
 
 
-def test_staged_delete_and_keep_best_keep_locations_valid(tmp_path):
-    store = SignalStore(str(tmp_path / "s.zarr"))
+def test_staged_delete_and_keep_best_keep_locations_valid(tmp_path, writer):
+    store = open_writing(str(tmp_path / "s.zarr"), writer)
     locs = {n: _write(store, "S2", n) for n in range(4)}
     _write(store, "S2", 1)  # a retry of trial 1: a second attempt; the location still names the trial
     assert store.resolve(locs[1])["number"] == 1

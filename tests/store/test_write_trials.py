@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_workers import (N_REGIONS, N_TIME, checksum, dataset_checksums, trial_data, trial_record, write_call,
-                           write_call_then_die, write_calls, write_legacy_trial)
+from store_workers import (N_REGIONS, N_TIME, checksum, dataset_checksums, open_writing, trial_data, trial_record,
+                           write_call, write_call_then_die, write_calls, write_legacy_trial)
 
 from explorer.errors import StoreError
-from explorer.store import SignalStore, TrialSignals, open_signals, trial_location
+from explorer.store import FileWriter, SignalStore, TrialSignals, ZarrWriter, open_signals, trial_location
 
 
 def _groups(url: str, sid: str) -> list[Path]:
@@ -42,9 +42,9 @@ def _expected(trials: dict[str, list[int]]) -> dict[tuple[str, int], tuple[str, 
     return out
 
 
-def test_a_call_of_three_trials_is_one_group_one_commit_and_reads_back(tmp_path):
+def test_a_call_of_three_trials_is_one_group_one_commit_and_reads_back(tmp_path, writer):
     url = str(tmp_path / "s.zarr")
-    store = SignalStore(url)
+    store = open_writing(url, writer)
     items, neural = [], {}
     for n in (7, 3, 5):  # any order: locations come back in the items' order
         d = trial_data("S1", n)
@@ -87,9 +87,9 @@ def test_a_call_of_three_trials_is_one_group_one_commit_and_reads_back(tmp_path)
     _check(store, "S1", 9)
 
 
-def test_write_trials_checks_every_item_before_writing(tmp_path):
+def test_write_trials_checks_every_item_before_writing(tmp_path, writer):
     url = str(tmp_path / "s.zarr")
-    store = SignalStore(url)
+    store = open_writing(url, writer)
     good = [(trial_record("S1", n, trial_data("S1", n)), trial_data("S1", n)["bold"], trial_data("S1", n)["fc"])
             for n in range(2)]
     d = trial_data("S1", 2)
@@ -112,10 +112,10 @@ def test_write_trials_checks_every_item_before_writing(tmp_path):
     _check(store, "S2", 0)
 
 
-def test_a_call_killed_before_its_commit_leaves_nothing_visible(tmp_path):
+def test_a_call_killed_before_its_commit_leaves_nothing_visible(tmp_path, writer):
     url = str(tmp_path / "s.zarr")
-    write_call(url, "S1", [0, 1])
-    p = mp.get_context("spawn").Process(target=write_call_then_die, args=(url, "S1", [2, 3, 4]))
+    write_call(url, "S1", [0, 1], writer)
+    p = mp.get_context("spawn").Process(target=write_call_then_die, args=(url, "S1", [2, 3, 4], writer))
     p.start()
     p.join(120)
     assert p.exitcode == -9  # SIGKILL after every array, before the commit
@@ -128,7 +128,7 @@ def test_a_call_killed_before_its_commit_leaves_nothing_visible(tmp_path):
         store.resolve(trial_location(url, "S1", 3))
     with pytest.raises(StoreError, match="has no trial 2"):  # nor through its group's staging path
         store.resolve(f"{url}/subjects/S1/staging/{killed[0].name}")
-    write_call(url, "S1", [2, 3, 4])  # the retry: a fresh uuid, a new group, complete
+    write_call(url, "S1", [2, 3, 4], writer)  # the retry: a fresh uuid, a new group, complete
     assert set(store.trials("S1")) == {0, 1, 2, 3, 4}
     for n in range(5):
         _check(store, "S1", n)
@@ -138,21 +138,21 @@ def test_a_call_killed_before_its_commit_leaves_nothing_visible(tmp_path):
         _check(store, "S1", n, packed=True)
 
 
-def test_reaping_an_interrupted_call_deletes_its_uncommitted_group(tmp_path):
+def test_reaping_an_interrupted_call_deletes_its_uncommitted_group(tmp_path, writer):
     url = str(tmp_path / "s.zarr")
-    p = mp.get_context("spawn").Process(target=write_call_then_die, args=(url, "S1", [0, 1]))
+    p = mp.get_context("spawn").Process(target=write_call_then_die, args=(url, "S1", [0, 1], writer))
     p.start()
     p.join(120)
     assert p.exitcode == -9
     store = SignalStore(url)
-    write_call(url, "S1", [2])
+    write_call(url, "S1", [2], writer)
     assert len(_groups(url, "S1")) == 2
     store.delete_trial("S1", 1)  # the driver reaps trial 1 (and so the whole interrupted call)
     assert [g.name[:6] for g in _groups(url, "S1")] == ["000002"]
     _check(store, "S1", 2)
 
 
-def test_parallel_calls_match_serial_writes(tmp_path):
+def test_parallel_calls_match_serial_writes(tmp_path, writer):
     serial = str(tmp_path / "serial.zarr")
     for sid in ("S1", "S2"):
         for n in range(6):
@@ -162,7 +162,7 @@ def test_parallel_calls_match_serial_writes(tmp_path):
     # 3 processes, calls of 2-3 trials; trials (S1, 2) and (S1, 3) are written twice at once (a retry race)
     plans = [[("S1", [0, 1, 2]), ("S2", [0, 1])], [("S1", [2, 3]), ("S2", [2, 3, 4])],
              [("S1", [3, 4, 5]), ("S2", [5])]]
-    procs = [mp.get_context("spawn").Process(target=write_calls, args=(parallel, plan)) for plan in plans]
+    procs = [mp.get_context("spawn").Process(target=write_calls, args=(parallel, plan, writer)) for plan in plans]
     for p in procs:
         p.start()
     for p in procs:
@@ -177,26 +177,26 @@ def test_parallel_calls_match_serial_writes(tmp_path):
     assert dataset_checksums(parallel) == expected
 
 
-def _mixed(url: str) -> dict[str, list[int]]:
+def _mixed(url: str, writer: str) -> dict[str, list[int]]:
     """A store as an upgraded study has it: one-trial groups of older versions, then write_trial and
     write_trials groups. Returns the trials written per subject."""
     for n in (0, 1):
         write_legacy_trial(url, "S1", n)
-    write_call(url, "S1", [2, 3, 4])
-    write_call(url, "S1", [5])
+    write_call(url, "S1", [2, 3, 4], writer)
+    write_call(url, "S1", [5], writer)
     write_legacy_trial(url, "S1", 6)
-    write_call(url, "S1", [8, 7])
-    write_call(url, "S2", [0, 1, 2])
+    write_call(url, "S1", [8, 7], writer)
+    write_call(url, "S2", [0, 1, 2], writer)
     return {"S1": list(range(9)), "S2": [0, 1, 2]}
 
 
-def test_open_signals_and_locations_over_a_mixed_store(tmp_path):
+def test_open_signals_and_locations_over_a_mixed_store(tmp_path, writer):
     url = str(tmp_path / "s.zarr")
     store = SignalStore(url)
     rng = np.random.default_rng(3)
     emp = rng.standard_normal((60, N_REGIONS)).astype(np.float32)
     store.write_empirical("S1", emp, np.corrcoef(emp.T), 2.0)
-    trials = _mixed(url)
+    trials = _mixed(url, writer)
     old = write_legacy_trial(url, "S2", 3)  # an old recorded location: the one-trial group
     trials["S2"].append(3)
     assert dataset_checksums(url) == _expected(trials)
@@ -207,7 +207,7 @@ def test_open_signals_and_locations_over_a_mixed_store(tmp_path):
     # runs of one write_trials group are read as one slice
     from explorer.store.reader import _pieces
 
-    kinds = [(k, b - a) for k, _, a, b, _ in _pieces(store._entries("S1"), "bold")]
+    kinds = [(k, b - a) for k, _, a, b, _ in _pieces(store.entries("S1"), "bold")]
     assert kinds == [("staged", 1), ("staged", 1), ("batch", 3), ("batch", 1), ("staged", 1), ("batch", 2)]
     for sid, numbers in trials.items():
         for n in numbers:
@@ -216,20 +216,20 @@ def test_open_signals_and_locations_over_a_mixed_store(tmp_path):
     assert (got["number"], got["resolved_by"]) == (3, "location")
     # after packing S1 only, a later call stays staged beside the packed trials
     store.pack("S1", shard_trials=4)
-    write_call(url, "S1", [10, 9])
+    write_call(url, "S1", [10, 9], writer)
     trials["S1"] += [9, 10]
     assert dataset_checksums(url) == _expected(trials)
-    kinds = [(k, b - a) for k, _, a, b, _ in _pieces(store._entries("S1"), "bold")]
+    kinds = [(k, b - a) for k, _, a, b, _ in _pieces(store.entries("S1"), "bold")]
     assert kinds == [("packed", 9), ("batch", 2)]
     for n in trials["S1"]:
         _check(store, "S1", n, packed=n < 9)
     assert store.resolve(old)["number"] == 3
 
 
-def test_pack_after_single_and_multi_trial_writes(tmp_path):
+def test_pack_after_single_and_multi_trial_writes(tmp_path, writer):
     url = str(tmp_path / "s.zarr")
     store = SignalStore(url)
-    trials = _mixed(url)
+    trials = _mixed(url, writer)
     before = dataset_checksums(url)
     assert before == _expected(trials)
     out = store.pack("S1", shard_trials=4)
@@ -251,10 +251,10 @@ def test_pack_after_single_and_multi_trial_writes(tmp_path):
     assert dataset_checksums(url) == before
 
 
-def test_delete_one_trial_of_a_multi_trial_group(tmp_path):
+def test_delete_one_trial_of_a_multi_trial_group(tmp_path, writer):
     url = str(tmp_path / "s.zarr")
     store = SignalStore(url)
-    write_call(url, "S1", [0, 1, 2])
+    write_call(url, "S1", [0, 1, 2], writer)
     write_legacy_trial(url, "S1", 3)
     (group,) = [g for g in _groups(url, "S1") if g.name.startswith("000000-")]
     store.delete_trial("S1", 1)  # recorded in the group's metadata; the others stay
@@ -271,7 +271,7 @@ def test_delete_one_trial_of_a_multi_trial_group(tmp_path):
     assert open_signals(url).trial_number.values.tolist() == [[0, 2, 3]]
     assert dataset_checksums(url) == _expected({"S1": [0, 2, 3]})
     # a retry of trial 1 (a later call) is visible again; the deleted copy stays deleted
-    write_call(url, "S1", [1])
+    write_call(url, "S1", [1], writer)
     assert set(store.trials("S1")) == {0, 1, 2, 3}
     _check(store, "S1", 1)
     store.delete_trial("S1", 1)
@@ -279,17 +279,18 @@ def test_delete_one_trial_of_a_multi_trial_group(tmp_path):
     assert set(store.trials("S1")) == {2, 3}
     store.delete_trial("S1", 2)  # the group's last trial: the group goes
     assert not group.exists() and set(store.trials("S1")) == {3}
-    write_call(url, "S1", [4, 5])
+    write_call(url, "S1", [4, 5], writer)
     assert store.pack("S1")["packed"] == 3 and dataset_checksums(url) == _expected({"S1": [3, 4, 5]})
     store.delete_trial("S1", 4)  # packed: repacked without it
     assert dataset_checksums(url) == _expected({"S1": [3, 5]})
 
 
-def _mixed_groups(url: str, legacy: int, calls: list[list[int]]) -> tuple[SignalStore, dict[int, float], int]:
+def _mixed_groups(url: str, writer: str, legacy: int,
+                  calls: list[list[int]]) -> tuple[SignalStore, dict[int, float], int]:
     """Calls of several trials and one legacy one-trial group; (store, fc_r by trial, the worst trial)."""
     store = SignalStore(url)
     for numbers in calls:
-        write_call(url, "S1", numbers)
+        write_call(url, "S1", numbers, writer)
     write_legacy_trial(url, "S1", legacy)
     scores = {n: t["scores"]["fc_r"] for n, t in store.trials("S1").items()}
     return store, scores, min(scores, key=scores.get)
@@ -301,9 +302,9 @@ def _assert_pruned(store: SignalStore, numbers: set[int]) -> None:
             store.resolve(trial_location(store.url, "S1", n))
 
 
-def test_keep_best_prunes_trials_inside_multi_trial_groups(tmp_path):
+def test_keep_best_prunes_trials_inside_multi_trial_groups(tmp_path, writer):
     url = str(tmp_path / "s.zarr")
-    store, scores, twin = _mixed_groups(url, 6, [[0, 1, 2, 3], [4, 5], [7, 8]])
+    store, scores, twin = _mixed_groups(url, writer, 6, [[0, 1, 2, 3], [4, 5], [7, 8]])
     kept = store.keep_best("S1", 3, "fc_r", maximise=True, always=(twin,))
     best = sorted(scores, key=scores.get)[-3:]
     assert kept == sorted({*best, twin})
@@ -324,9 +325,9 @@ def test_keep_best_prunes_trials_inside_multi_trial_groups(tmp_path):
     assert dataset_checksums(url) == _expected({"S1": kept})
 
 
-def test_keep_best_with_pack_packs_only_the_kept_trials_in_one_pass(tmp_path):
+def test_keep_best_with_pack_packs_only_the_kept_trials_in_one_pass(tmp_path, writer):
     url = str(tmp_path / "s.zarr")
-    store, scores, twin = _mixed_groups(url, 6, [[0, 1, 2, 3], [4, 5]])
+    store, scores, twin = _mixed_groups(url, writer, 6, [[0, 1, 2, 3], [4, 5]])
     kept = store.keep_best("S1", 2, "fc_r", maximise=True, always=(twin,), pack=True)
     assert kept == sorted({*sorted(scores, key=scores.get)[-2:], twin})
     assert set(store.trials("S1")) == set(kept) and _groups(url, "S1") == []  # every staging group absorbed
@@ -334,28 +335,24 @@ def test_keep_best_with_pack_packs_only_the_kept_trials_in_one_pass(tmp_path):
     for n in kept:
         _check(store, "S1", n, packed=True)
     _assert_pruned(store, set(range(7)) - set(kept))
-    write_call(url, "S1", [7, 8])  # extend: the packed trials and the new ones compete
+    write_call(url, "S1", [7, 8], writer)  # extend: the packed trials and the new ones compete
     scores.update({n: t["scores"]["fc_r"] for n, t in store.trials("S1").items()})
     again = store.keep_best("S1", 2, "fc_r", maximise=True, always=(twin,), pack=True)
     assert again == sorted({*sorted((n for n in scores if n in {*kept, 7, 8}), key=scores.get)[-2:], twin})
     assert set(store.trials("S1")) == set(again) and _groups(url, "S1") == []
 
 
-def test_a_local_group_is_written_as_zarr_writes_it(tmp_path, monkeypatch):
-    """The plain-file path of a local store (explorer.store.files) writes zarr's bytes: the same files,
-    arrays and parent groups byte for byte, the group metadata equal but for its times and uuid."""
+def test_a_local_group_is_written_as_zarr_writes_it(tmp_path):
+    """The plain-file path of a local store (FileWriter, explorer.store.files) writes zarr's bytes (ZarrWriter's):
+    the same files, arrays and parent groups byte for byte, the group metadata equal but for its times and uuid."""
     import json
 
-    from explorer.store import files
-
     fast, slow = str(tmp_path / "fast.zarr"), str(tmp_path / "slow.zarr")
-    paths = []
-    monkeypatch.setattr(files, "write_group", _recorded(files.write_group, paths, "files"))
-    monkeypatch.setattr(SignalStore, "_stage_and_commit", _recorded(SignalStore._stage_and_commit, paths, "zarr"))
+    assert type(SignalStore(fast).writer) is FileWriter  # a local store's own choice
+    slow_store = open_writing(slow, "zarr")
+    assert type(slow_store.writer) is ZarrWriter
     write_call(fast, "S1", [3, 5, 7])
-    monkeypatch.setattr(SignalStore, "__init__", _zarr_path_init)
-    write_call(slow, "S1", [3, 5, 7])
-    assert paths == ["files", "zarr"]
+    write_call(slow, "S1", [3, 5, 7], store=slow_store)
     (fg,), (sg,) = _groups(fast, "S1"), _groups(slow, "S1")
 
     def tree(root, group):
@@ -381,19 +378,3 @@ def test_a_local_group_is_written_as_zarr_writes_it(tmp_path, monkeypatch):
     store = SignalStore(fast)
     for n in (3, 5, 7):
         _check(store, "S1", n)
-
-
-_real_init = SignalStore.__init__
-
-
-def _recorded(fn, calls: list, name: str):
-    def wrapper(*args, **kwargs):
-        calls.append(name)
-        return fn(*args, **kwargs)
-    return wrapper
-
-
-def _zarr_path_init(self, *args, **kwargs):
-    """SignalStore that writes its groups through zarr (as for a remote store)."""
-    _real_init(self, *args, **kwargs)
-    self._root = None
