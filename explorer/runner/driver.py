@@ -2,9 +2,10 @@
 
 One call of :func:`run_study` runs a study until every selected subject has its ``trials`` finished
 trials. It holds the study lock, repairs a journal a killed driver left behind, reaps trials a
-dead driver left RUNNING (:class:`StudySession`), ships each connectome once, and hands the loop to
-the :class:`~explorer.runner.scheduler.Scheduler`. SIGINT and SIGTERM are deferred
-(:mod:`explorer.runner.interrupts`): they never raise inside a storage write.
+dead driver left RUNNING (:class:`OpenedStudy`), ships each connectome once, and hands the loop to
+the :class:`~explorer.runner.scheduler.Scheduler`; :class:`_DriverRun` is the session's course, start
+to ``runs.jsonl``. SIGINT and SIGTERM are deferred (:mod:`explorer.runner.interrupts`): they never
+raise inside a storage write.
 
 The library logs; the caller (``explorer run``) prints what :class:`RunResult` says.
 """
@@ -21,7 +22,7 @@ from typing import Any
 from explorer.config import StudyConfig
 from explorer.errors import StudyError
 from explorer.runner.finisher import SubjectFinisher, finished_records
-from explorer.runner.hooks import Guard, TrackerThread, open_store, tracker_opener
+from explorer.runner.hooks import Guard, open_store, tracker_opener
 from explorer.runner.inputs import bold_tr, load_study_cohort, preflight, study_inputs, subject_payload, worker_spec
 from explorer.runner.interrupts import Interrupted, Interrupts
 from explorer.runner.pool import ActorPool, default_actors, init_ray
@@ -36,6 +37,7 @@ from explorer.study.frozen import frozen_text, save_frozen
 from explorer.study.layout import is_study_dir, optuna_storage_url
 from explorer.study.lock import StudyLock, setup_lock
 from explorer.study.status import append_run
+from explorer.tracking import TrackerThread
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,9 @@ class RunResult:
         return 130 if self.interrupted else 0
 
 
-class StudySession:
-    """An opened study: its cohort and inputs checked, its store and tracker, and the subjects this driver runs.
+class OpenedStudy:
+    """A study as this driver opened it: its cohort and inputs checked, its store and tracker, and the
+    subjects this driver runs.
 
     Everything that can be wrong with a study (subjects, TRs, run length, maps) raises here, before
     any actor starts. Subjects are taken in by :meth:`admit`, at most ``window`` at a time: each is
@@ -146,7 +149,7 @@ class StudySession:
             if not got:
                 break
             # MLflow runs a dead driver left RUNNING for these subjects end as KILLED
-            self.tracker.end_stale_runs(got)
+            self.tracker.end_stale_runs(subjects=got)
             for sid in got:
                 if self._open(sid):
                     new.append(sid)
@@ -265,11 +268,12 @@ def run_study(cfg: StudyConfig, study_dir: str | Path | None = None, only_subjec
             recover_journal(optuna_storage_url(cfg, study_dir))
         if not is_study_dir(study_dir):
             save_frozen(cfg, study_dir)
-        return _Session(cfg, study_dir, only_subjects, actors, progress or NullProgress(), stop, shard).run()
+        return _DriverRun(cfg, study_dir, only_subjects, actors, progress or NullProgress(), stop, shard).run()
 
 
-class _Session:
-    """One driver session of a study: open it, run its scheduler, summarise, append to ``runs.jsonl``."""
+class _DriverRun:
+    """One run of the driver (a session of the study): open the study (:class:`OpenedStudy`), run its
+    scheduler, summarise in a :class:`RunResult`, append it to ``runs.jsonl``."""
 
     def __init__(self, cfg: StudyConfig, study_dir: Path, only: list[str] | None, actors: int | None,
                  progress: Any, stop: Interrupts, shard: tuple[int, int] | None = None):
@@ -285,35 +289,35 @@ class _Session:
         self.t_begin = time.monotonic()
 
     def run(self) -> RunResult:
-        session = StudySession(self.cfg, self.study_dir, self.only, self.shard,
+        opened = OpenedStudy(self.cfg, self.study_dir, self.only, self.shard,
                                subject_window(self.cfg, self.actors))
         try:
-            why = session.refusal()
+            why = opened.refusal()
             if why:
                 raise StudyError(why)
-            return self._run(session)
+            return self._run(opened)
         finally:
-            session.tracker.close(TRACKER_DRAIN_S if self.stop.requested else None)
-            session.leases.close()
+            opened.tracker.close(TRACKER_DRAIN_S if self.stop.requested else None)
+            opened.leases.close()
 
-    def _run(self, session: StudySession) -> RunResult:
-        self.result.skipped_subjects = dict(session.cohort.skipped)
-        for sid, h in sorted(session.held_elsewhere.items()):
+    def _run(self, opened: OpenedStudy) -> RunResult:
+        self.result.skipped_subjects = dict(opened.cohort.skipped)
+        for sid, h in sorted(opened.held_elsewhere.items()):
             log.info("subject %s is run by another driver (%s); this driver runs the others", sid, h.describe())
-        todo = session.todo()
+        todo = opened.todo()
         if not todo:
-            session.tracker.ready()
+            opened.tracker.ready()
             self.result.already_done = True
-            session.tracker.close()
-            return self._summarise(session)
+            opened.tracker.close()
+            return self._summarise(opened)
         if self.stop.requested:
             self.result.interrupted, self.result.signal = True, self.stop.name or ""
-            session.tracker.close(TRACKER_DRAIN_S)
-            return self._summarise(session)
+            opened.tracker.close(TRACKER_DRAIN_S)
+            return self._summarise(opened)
         own_ray = init_ray(self.cfg, self.actors)
         self.stop.install()  # ray.init sets a SIGTERM handler of its own (sys.exit): take it back
         try:
-            self._loop(session, todo)
+            self._loop(opened, todo)
         finally:
             if own_ray:
                 import ray
@@ -321,19 +325,19 @@ class _Session:
                 ray.shutdown()
         return self.result
 
-    def _loop(self, session: StudySession, todo: list[str]) -> None:
+    def _loop(self, opened: OpenedStudy, todo: list[str]) -> None:
         cfg, result = self.cfg, self.result
         n = default_actors(cfg, self.actors)
-        pool = ActorPool(worker_spec(cfg, bold_tr(cfg, session.cohort.subjects[0]), session.store_url), n, cfg.name)
+        pool = ActorPool(worker_spec(cfg, bold_tr(cfg, opened.cohort.subjects[0]), opened.store_url), n, cfg.name)
         result.actors = n
         if not cfg.leases.window:   # the cluster's actors are known now: enough subjects to feed them all
-            session.window = max(session.window, subject_window(cfg, n))
-        scheduler = Scheduler(session, pool, todo, self.progress, self.stop, result)
+            opened.window = max(opened.window, subject_window(cfg, n))
+        scheduler = Scheduler(opened, pool, todo, self.progress, self.stop, result)
         t0 = t1 = None
         broken: BrokenStudy | None = None
         try:
             pool.wait_ready(should_stop=lambda: self.stop.requested)
-            session.tracker.ready()   # MLflow opened meanwhile (a failure to open it stops the session here)
+            opened.tracker.ready()   # MLflow opened meanwhile (a failure to open it stops the session here)
             t0 = time.monotonic()
             result.startup_s = t0 - self.t_begin
             self.progress.started = time.monotonic()
@@ -355,7 +359,7 @@ class _Session:
         finally:
             pool.shutdown()
         # what MLflow still has queued is part of the session's wall time (after a signal, at most TRACKER_DRAIN_S)
-        session.tracker.close(TRACKER_DRAIN_S if result.interrupted else None)   # what it leaves: hook failures
+        opened.tracker.close(TRACKER_DRAIN_S if result.interrupted else None)   # what it leaves: hook failures
         if t1 is not None and not result.interrupted:
             t1 = time.monotonic()
         result.calls = scheduler.calls
@@ -365,13 +369,13 @@ class _Session:
         if wall > 0:
             result.utilisation = result.simulate_s / (n * wall)
             result.trials_per_min = result.trials_run / (wall / 60.0)
-        self._summarise(session)
+        self._summarise(opened)
         self._append_run(scheduler.todo)   # the subjects admitted later included
         if broken is not None:
             raise broken
 
-    def _summarise(self, session: StudySession) -> RunResult:
-        for sid, study in session.studies.items():
+    def _summarise(self, opened: OpenedStudy) -> RunResult:
+        for sid, study in opened.studies.items():
             c = subject_counts(study)
             self.result.subjects[sid] = {**asdict(c), "target": self.target,
                                          "best": best_summary(study, self.cfg.objectives)}
@@ -380,10 +384,10 @@ class _Session:
         for sid in self.result.failed_subjects:
             log.warning("subject %s: every trial failed (%s); the other subjects continued", sid,
                         self.result.subjects[sid]["reasons"])
-        self.result.hook_failures = list(session.guard.failures)
+        self.result.hook_failures = list(opened.guard.failures)
         now = time.time()   # who still held what when this driver last looked, and what it took over
-        self.result.held_elsewhere = {sid: h.describe(now) for sid, h in session.held_elsewhere.items()}
-        self.result.takeovers = list(session.leases.takeovers)
+        self.result.held_elsewhere = {sid: h.describe(now) for sid, h in opened.held_elsewhere.items()}
+        self.result.takeovers = list(opened.leases.takeovers)
         return self.result
 
     def _append_run(self, todo: list[str]) -> None:

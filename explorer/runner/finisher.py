@@ -17,25 +17,23 @@ from explorer.runner.inputs import bold_tr
 from explorer.scoring.features import fcd, preprocess
 from explorer.scoring.options import FeatureOptions
 from explorer.search import FINISHED_ATTR, best_summary, complete_trials, from_trial, subject_counts
+from explorer.tracking import FitArrays, SubjectSummary, TrackerThread
 
 
-def summary_arrays(store: Any, subject: Any, best_number: int, opts: FeatureOptions, tr_s: float
-                   ) -> dict[str, Any]:
+def summary_arrays(store: Any, subject: Any, best_number: int, opts: FeatureOptions, tr_s: float) -> FitArrays:
     """Arrays for the parent run's figures: empirical vs the twin's simulated FC, and FCD values."""
-    out: dict[str, Any] = {"emp_fc": subject.fc}
     if store is None:
-        return out
+        return FitArrays(emp_fc=subject.fc)
     trial = store.read_trial(subject.id, best_number)
-    out["best_fc"] = trial.get("fc")
     bold = trial.get("bold")
-    if subject.fcd is not None and bold is not None:
-        skip = int(round(opts.discard_s / tr_s)) if opts.discard_s > 0 else 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sim = fcd(preprocess(np.asarray(bold, dtype=np.float64)[skip:], tr_s, opts), opts.fcd_window,
-                      opts.fcd_step)
-        out["emp_fcd_values"] = subject.fcd[np.triu_indices(subject.fcd.shape[0], k=1)]
-        out["best_fcd_values"] = sim[np.triu_indices(sim.shape[0], k=1)]
-    return out
+    if subject.fcd is None or bold is None:
+        return FitArrays(emp_fc=subject.fc, best_fc=trial.get("fc"))
+    skip = int(round(opts.discard_s / tr_s)) if opts.discard_s > 0 else 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = fcd(preprocess(np.asarray(bold, dtype=np.float64)[skip:], tr_s, opts), opts.fcd_window, opts.fcd_step)
+    return FitArrays(emp_fc=subject.fc, best_fc=trial.get("fc"),
+                     emp_fcd_values=subject.fcd[np.triu_indices(subject.fcd.shape[0], k=1)],
+                     best_fcd_values=sim[np.triu_indices(sim.shape[0], k=1)])
 
 
 def finished_records(study: Any, objectives: list[str], sid: str) -> list[Any]:
@@ -48,7 +46,8 @@ class SubjectFinisher:
     """Finishes subjects of one study: ``store: best`` pruning, packing, MLflow parent summary and trials
     table, FINISHED_ATTR."""
 
-    def __init__(self, cfg: StudyConfig, cohort: Any, store: Any, tracker: Any, guard: Guard, frozen_text: str):
+    def __init__(self, cfg: StudyConfig, cohort: Any, store: Any, tracker: TrackerThread, guard: Guard,
+                 frozen_text: str):
         self.cfg = cfg
         self.cohort = cohort
         self.store = store
@@ -74,12 +73,12 @@ class SubjectFinisher:
         else:
             subject = self.cohort[sid]
             arrays = guard(f"figure data of {sid}", summary_arrays, self.store, subject, best["number"],
-                           self.features, bold_tr(cfg, subject)) or {}
-            self.tracker.finish_subject(sid, best["params"], best["scores"], {}, self.frozen_text,
-                                        objective=cfg.objectives[0], maximise=maximise, best_trial=best["number"],
-                                        model=cfg.model, fixed_params=dict(cfg.params.fixed),
-                                        objectives=list(cfg.objectives), directions=list(cfg.directions),
-                                        history=complete_trials(study), records=records, **arrays)
+                           self.features, bold_tr(cfg, subject)) or FitArrays()
+            self.tracker.finish_subject(SubjectSummary(
+                subject=sid, best_params=best["params"], best_scores=best["scores"], best_trial=best["number"],
+                objectives=tuple(cfg.objectives), directions=tuple(cfg.directions), history=complete_trials(study),
+                records=records, config_text=self.frozen_text, model=cfg.model, fixed_params=dict(cfg.params.fixed),
+                arrays=arrays))
         if self.store is not None and cfg.store.mode == "best" and best:
             guard(f"packing the best {cfg.store.best_k} signals of {sid}", self.store.keep_best, sid,
                   cfg.store.best_k, cfg.objectives[0], maximise, (best["number"],), pack=True)

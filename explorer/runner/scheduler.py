@@ -66,7 +66,7 @@ class Batch:
 
 
 class Scheduler:
-    """Runs the trials of ``todo`` subjects of an opened study (:class:`~explorer.runner.driver.StudySession`)
+    """Runs the trials of ``todo`` subjects of an opened study (:class:`~explorer.runner.driver.OpenedStudy`)
     on ``pool`` until each has its target, or ``stop`` is requested."""
 
     def __init__(self, session: Any, pool: Any, todo: list[str], progress: Any, stop: Any, result: Any):

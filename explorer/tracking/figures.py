@@ -3,9 +3,12 @@ no global backend change, nothing imported until a figure is drawn."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
+from explorer.tracking.summary import SubjectSummary
 
 
 def _figure(width: float, height: float, **margins: float):
@@ -77,3 +80,20 @@ def convergence_figure(scores: Sequence[float], objective: str = "fc_r", maximis
     ax.legend()
     ax.set_title(f"{subject} convergence")
     return fig
+
+
+def summary_figures(summary: SubjectSummary, history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """File name -> Figure of a finished subject's parent run: ``fc_empirical_vs_best.png`` and
+    ``fcd_distributions.png`` where ``summary.arrays`` has both of their arrays, and
+    ``convergence.png`` (the first objective of ``history``, as ``SubjectSummary.history``) where
+    there is a COMPLETE trial."""
+    a, sid, scores = summary.arrays, summary.subject, summary.best_scores
+    out: dict[str, Any] = {}
+    if a.emp_fc is not None and a.best_fc is not None:
+        out["fc_empirical_vs_best.png"] = fc_figure(a.emp_fc, a.best_fc, sid, scores.get(summary.objective))
+    if a.emp_fcd_values is not None and a.best_fcd_values is not None:
+        out["fcd_distributions.png"] = fcd_figure(a.emp_fcd_values, a.best_fcd_values, sid, scores.get("fcd_ks"))
+    if history:
+        out["convergence.png"] = convergence_figure([float(h["values"][0]) for h in history], summary.objective,
+                                                    summary.maximise, sid, [int(h["number"]) for h in history])
+    return out

@@ -1,7 +1,7 @@
 """An MLflow server that cannot be reached: telling it from other errors, and failing fast while it lasts.
 
 :func:`unreachable` decides whether a failed tracker call should wait and be tried again (the
-driver spools it, :class:`explorer.runner.hooks.TrackerThread`) rather than be recorded as failed.
+driver spools it, :class:`explorer.tracking.spool.TrackerThread`) rather than be recorded as failed.
 :func:`fail_fast_http` shortens MLflow's own retries, which otherwise hold one call for minutes.
 """
 

@@ -67,6 +67,7 @@ from explorer.errors import TrackingError
 from explorer.records import TrialRecord
 from explorer.scoring.ranking import objective_of
 from explorer.secrets import redact_text, redact_url
+from explorer.tracking.figures import summary_figures
 from explorer.tracking.modes import best_children
 from explorer.tracking.outage import fail_fast_http
 from explorer.tracking.records import (  # noqa: F401 - param_name: public here too
@@ -86,6 +87,7 @@ from explorer.tracking.records import (  # noqa: F401 - param_name: public here 
     to_run,
     to_table,
 )
+from explorer.tracking.summary import SubjectSummary
 
 log = logging.getLogger(__name__)
 
@@ -478,99 +480,67 @@ class Tracker:
             self._parents.pop(sid, None)
         return len(runs)
 
-    def finish_subject(self, subject_id: str, best_params: Mapping[str, float], best_scores: Mapping[str, float],
-                       figures: Mapping[str, Any] | None = None, config_text: str = "", *,
-                       best_trial: int | None = None, model: str = "", fixed_params: Mapping[str, Any] | None = None,
-                       objectives: Sequence[str] | None = None, directions: Sequence[str] | None = None,
-                       history: Sequence[Mapping[str, Any]] | None = None,
-                       emp_fc=None, best_fc=None, emp_fcd_values=None, best_fcd_values=None,
-                       trial_scores: Sequence[float] | None = None, trial_numbers: Sequence[int] | None = None,
-                       objective: str = "fc_r", maximise: bool = True,
-                       records: Sequence[TrialRecord] | None = None) -> None:
+    def finish_subject(self, summary: SubjectSummary) -> None:
         """Summarise a finished subject on its parent run, and end it FINISHED (see the module doc).
 
-        ``records``: every finished trial of the subject (COMPLETE and FAIL); they become the parent's
-        trials table (:meth:`log_trial_table`), and in ``best_k`` mode the twin ``best_trial`` gets
-        (and keeps) a child run even where it is not among the best k by the first objective.
-        Logs the best trial's params and scores under the children's names (``best_trial``: its
-        number), the tags that describe the subject's fit, ``best_so_far_<objective>`` for every
-        COMPLETE trial of ``history`` (``[{"number", "values" (one per objective), "ended_at"
-        (epoch s, optional)}]`` in trial order; default: from ``records``, else, in ``all`` mode
-        only, the subject's COMPLETE child runs) not yet
-        logged, the frozen study config (secrets redacted) as ``study.yaml``, and figures as PNG
-        artifacts: the given ``figures`` (name -> matplotlib Figure or file path) plus, from arrays
-        when given, ``fc_empirical_vs_best.png``, ``fcd_distributions.png`` and ``convergence.png``
-        (``trial_scores`` default to the first objective of ``history``). ``objectives`` and
-        ``directions`` default to ``[objective]`` and ``maximise``.
+        ``summary.records`` (every finished trial, COMPLETE and FAIL) become the parent's trials table
+        (:meth:`log_trial_table`), and in ``best_k`` mode the twin ``best_trial`` gets (and keeps) a
+        child run even where it is not among the best k by the first objective. Logs the best trial's
+        params and scores under the children's names, the tags that describe the subject's fit,
+        ``best_so_far_<objective>`` for every COMPLETE trial of the history not yet logged, the
+        frozen study config (secrets redacted) as ``study.yaml``, and the figures of
+        :func:`~explorer.tracking.figures.summary_figures` as PNG artifacts.
         """
         from mlflow.entities import Metric, Param, RunTag
 
-        from explorer.tracking import figures as figs
-
+        s, subject_id = summary, summary.subject
         rid = self.parent_run(subject_id)
         now = int(time.time() * 1000)
-        objectives = list(objectives or [objective])
-        if directions is None:
-            directions = ["maximize" if maximise else "minimize"] + [""] * (len(objectives) - 1)
-        directions = [str(d).lower() for d in directions]
-        if records is not None:
-            self.log_trial_table(subject_id, records)
+        objectives, directions = list(s.objectives), s.resolved_directions()
+        best_trial = None if s.best_trial is None else int(s.best_trial)
+        if s.records is not None:
+            self.log_trial_table(subject_id, s.records)
         if self.children == "best_k" and best_trial is not None:
-            self._always[subject_id] = {int(best_trial)}
-            self.log_trials(subject_id, [r for r in records or () if r.number == int(best_trial)])  # and re-rank
+            self._always[subject_id] = {best_trial}
+            self.log_trials(subject_id, [r for r in s.records or () if r.number == best_trial])  # and re-rank
+        history = s.history
         if history is None:
-            history = history_of(records, objectives) if records is not None else self._history(subject_id, objectives)
+            history = history_of(s.records, objectives) if s.records is not None else self._history(subject_id,
+                                                                                                    objectives)
         run = self.client.get_run(rid)
-        step = int(best_trial) if best_trial is not None else 0
+        step = best_trial if best_trial is not None else 0
         same_best = best_trial is not None and run.data.tags.get("best_trial") == str(step)
         ended = next((h.get("ended_at") for h in history if int(h["number"]) == step), None)
-        metrics = [Metric(metric_key(k), float(v), _ms(ended, now), step) for k, v in best_scores.items()
+        metrics = [Metric(metric_key(k), float(v), _ms(ended, now), step) for k, v in s.best_scores.items()
                    if v is not None and math.isfinite(float(v))
                    and not (same_best and run.data.metrics.get(metric_key(k)) == float(v))]   # unchanged: not again
         metrics += self._best_so_far(rid, history, objectives, directions, now)
-        best_json = {k: _num(v) for k, v in best_params.items()}
+        best_json = {k: _num(v) for k, v in s.best_params.items()}
         tags = {"best_params": _json_tag(best_json), "objectives": _json_tag(objectives),
                 "directions": _json_tag(list(directions))}
         if best_trial is not None:
-            tags["best_trial"] = str(int(best_trial))
-            run_id = self._trial_run_id(subject_id, int(best_trial))
+            tags["best_trial"] = str(best_trial)
+            run_id = self._trial_run_id(subject_id, best_trial)
             if run_id:
                 tags["best_run_id"] = run_id
-        if model:
-            tags["model"] = str(model)
-        if fixed_params is not None:
-            tags["fixed_params"] = _json_tag({k: _num(v) for k, v in fixed_params.items()})
+        if s.model:
+            tags["model"] = str(s.model)
+        if s.fixed_params is not None:
+            tags["fixed_params"] = _json_tag({k: _num(v) for k, v in s.fixed_params.items()})
         # MLflow params are immutable: the parent's params are set once, by the first summary
         existing = run.data.params
         params = []
-        if not any(param_key(k) in existing for k in best_params):
-            params = [Param(param_key(k), _fmt_param(v)) for k, v in best_params.items()]
+        if not any(param_key(k) in existing for k in s.best_params):
+            params = [Param(param_key(k), _fmt_param(v)) for k, v in s.best_params.items()]
             if best_trial is not None:
-                tags["params_trial"] = str(int(best_trial))
+                tags["params_trial"] = str(best_trial)
         tag_list = [RunTag(k, v[:MAX_TAG_VALUE]) for k, v in tags.items()]
         for mc, pc, tc in _zip_chunks(metrics, params, tag_list):
             self.client.log_batch(rid, metrics=mc, params=pc, tags=tc)
-        if config_text:
-            self.client.log_text(rid, redact_text(config_text), "study.yaml")
-        score = best_scores.get(objective)
-        to_log: dict[str, Any] = dict(figures or {})
-        if emp_fc is not None and best_fc is not None:
-            to_log["fc_empirical_vs_best.png"] = figs.fc_figure(emp_fc, best_fc, subject_id, score)
-        if emp_fcd_values is not None and best_fcd_values is not None:
-            to_log["fcd_distributions.png"] = figs.fcd_figure(emp_fcd_values, best_fcd_values, subject_id,
-                                                              best_scores.get("fcd_ks"))
-        if trial_scores is None:
-            i = objectives.index(objective) if objective in objectives else 0
-            trial_numbers = [int(h["number"]) for h in history]
-            trial_scores = [float(h["values"][i]) for h in history]
-        if len(trial_scores):
-            to_log["convergence.png"] = figs.convergence_figure(trial_scores, objective, maximise, subject_id,
-                                                                trial_numbers)
-        for name, fig in to_log.items():
-            if isinstance(fig, (str, Path)):
-                self.client.log_artifact(rid, str(fig))
-            else:
-                self.client.log_figure(rid, fig, name if name.endswith((".png", ".svg", ".pdf")) else f"{name}.png")
+        if s.config_text:
+            self.client.log_text(rid, redact_text(s.config_text), "study.yaml")
+        for name, fig in summary_figures(s, history).items():
+            self.client.log_figure(rid, fig, name)
         self.client.set_terminated(rid, "FINISHED")
 
     def log_trial_table(self, subject_id: str, records: Sequence[TrialRecord]) -> None:
@@ -607,7 +577,7 @@ class Tracker:
             return {n: rec for n, rec in from_table(json.loads(Path(local).read_text())).items()}
 
     def _history(self, subject_id: str, objectives: Sequence[str]) -> list[dict[str, Any]]:
-        """The COMPLETE child runs with every objective, as ``finish_subject``'s ``history`` (``all`` mode:
+        """The COMPLETE child runs with every objective, as ``SubjectSummary.history`` (``all`` mode:
         in the other modes the child runs are not every trial, so ``records`` must be given)."""
         if self.children != "all":
             raise TrackingError(f"finish_subject of {subject_id} needs its records (or history): with "
@@ -675,13 +645,17 @@ class Tracker:
         runs = self._search(f"tags.`{ROLE}` = 'report'")
         return [r.info.run_id for r in sorted(runs, key=lambda r: r.info.start_time)]
 
+    def close(self, timeout_s: float | None = None) -> bool:
+        """Nothing to wait for (every call was made when it returned): True."""
+        return True
+
     def logging_ms_per_trial(self) -> float:
         """Mean wall milliseconds ``log_trials`` spent per created child run (this session)."""
         return 1000.0 * self.log_seconds / self.logged_trials if self.logged_trials else float("nan")
 
 
 def history_of(records: Sequence[TrialRecord], objectives: Sequence[str]) -> list[dict[str, Any]]:
-    """``finish_subject``'s ``history`` from trial records: the COMPLETE ones whose every objective (a score
+    """``SubjectSummary.history`` from trial records: the COMPLETE ones whose every objective (a score
     or a combination of scores) is finite, in trial order; ``ended_at`` is the tell time (epoch s)."""
     out = []
     for r in sorted(records, key=lambda r: r.number):

@@ -53,7 +53,7 @@ class _Progress:
         pass
 
 
-class _Session:
+class _OpenedStudy:
     def __init__(self, cfg, subjects, refuse: dict[str, str] | None = None):
         self.cfg = cfg
         storage = optuna.storages.InMemoryStorage()
@@ -70,7 +70,7 @@ class _Session:
     def forget_signals(self, sid):
         return lambda trial: self.forgotten.append((sid, trial.number))
 
-    # the subject admission of a StudySession: every subject is in from the start, nothing more to take
+    # the subject admission of an OpenedStudy: every subject is in from the start, nothing more to take
     def room(self):
         return 0
 
@@ -101,7 +101,7 @@ def scheduler(tmp_path, subjects=SUBJECTS, refuse=None, **changes):
     """(Scheduler, stub session, RunResult) of a fast config's study over ``subjects``;
     ``changes``: config overrides."""
     cfg = fast_config(tmp_path, cohort={"subjects": list(subjects)}, **changes)
-    session = _Session(cfg, subjects, refuse)
+    session = _OpenedStudy(cfg, subjects, refuse)
     result = RunResult(name=cfg.name, study_dir=str(tmp_path))
     stop = SimpleNamespace(requested=False, forced=False)
     return Scheduler(session, _Pool(), list(subjects), _Progress(), stop, result), session, result

@@ -8,7 +8,7 @@ import pytest
 
 from explorer.errors import ConfigError, TrackingError
 from explorer.records import TrialRecord
-from explorer.tracking import Tracker
+from explorer.tracking import SubjectSummary, Tracker
 from explorer.tracking.modes import AUTO_ALL_MAX_TRIALS, best_children, resolve_children
 
 
@@ -92,8 +92,9 @@ def test_best_k_keeps_only_the_current_best_children(mlflow_db, tmp_path):
     # finishing: every trial in the table, best_so_far from the records, and the twin keeps its run
     recs = [_rec("S1", 0, 0.1), _rec("S1", 1, 0.3), _rec("S1", 2, None), _rec("S1", 3, 0.2),
             _rec("S1", 4, 0.05, ks=0.01), _rec("S1", 5, 0.25)]
-    again.finish_subject("S1", recs[4].params, recs[4].scores, {}, "", best_trial=4, objectives=["fc_r", "fcd_ks"],
-                         directions=["maximize", "minimize"], records=recs)
+    again.finish_subject(SubjectSummary("S1", recs[4].params, recs[4].scores, best_trial=4,
+                                        objectives=("fc_r", "fcd_ks"), directions=("maximize", "minimize"),
+                                        records=recs))
     assert _children(again, "S1") == {1, 4, 5}     # the (multi-objective) twin 4 besides the best 2
     parent = client.get_run(again.parent_run("S1"))
     assert parent.data.tags["best_run_id"] == again.trial_runs("S1")[4]["run_id"]
@@ -111,8 +112,9 @@ def test_best_k_keeps_only_the_current_best_children(mlflow_db, tmp_path):
     assert sorted(df["number"]) == [0, 1, 2, 3, 4, 5] and "params.w_plus[net3]" in df.columns
     assert {"path": "trials.json", "type": "table"} in json.loads(parent.data.tags["mlflow.loggedArtifacts"])
     # finishing again rewrites the table: one row per trial, never appended twice
-    again.finish_subject("S1", recs[4].params, recs[4].scores, {}, "", best_trial=4, objectives=["fc_r", "fcd_ks"],
-                         directions=["maximize", "minimize"], records=recs + [_rec("S1", 6, None)])
+    again.finish_subject(SubjectSummary("S1", recs[4].params, recs[4].scores, best_trial=4,
+                                        objectives=("fc_r", "fcd_ks"), directions=("maximize", "minimize"),
+                                        records=recs + [_rec("S1", 6, None)]))
     assert sorted(again.trial_table("S1")) == [0, 1, 2, 3, 4, 5, 6]
 
 
@@ -124,8 +126,8 @@ def test_none_logs_no_child_runs_but_the_table(mlflow_db):
     recs = [_rec("S1", 0, 0.1), _rec("S1", 1, None), _rec("S1", 2, 0.4)]
     assert tr.log_trials("S1", recs) == 0 and _children(tr, "S1") == set()
     with pytest.raises(TrackingError, match="needs its records"):   # no child runs to read the history from
-        tr.finish_subject("S1", recs[2].params, recs[2].scores, {}, "", best_trial=2)
-    tr.finish_subject("S1", recs[2].params, recs[2].scores, {}, "", best_trial=2, records=recs)
+        tr.finish_subject(SubjectSummary("S1", recs[2].params, recs[2].scores, best_trial=2))
+    tr.finish_subject(SubjectSummary("S1", recs[2].params, recs[2].scores, best_trial=2, records=recs))
     parent = MlflowClient(uri).get_run(tr.parent_run("S1"))
     assert parent.data.tags["explorer.children"] == "none" and "best_run_id" not in parent.data.tags
     assert parent.data.metrics["best_so_far_fc_r"] == pytest.approx(0.4)

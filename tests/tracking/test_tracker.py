@@ -9,7 +9,7 @@ import pytest
 
 from explorer.errors import TrackingError
 from explorer.records import TrialRecord
-from explorer.tracking import Tracker, check_separate_databases, redact_text, redact_url
+from explorer.tracking import FitArrays, SubjectSummary, Tracker, check_separate_databases, redact_text, redact_url
 
 PASSWORD = "hunter2-Sup3rS3cret"
 T0 = 1_700_000_000.0   # epoch seconds of the first trial's start
@@ -76,11 +76,12 @@ def test_run_structure_read_back(mlflow_db):
     # the parent summary
     rng = np.random.default_rng(0)
     emp = np.corrcoef(rng.standard_normal((10, 50)))
-    tr.finish_subject("S1", {"G": 2.5, "J_NMDA": 0.15}, {"fc_r": 0.2, "fc_rmse": 0.3, "fcd_ks": 0.3}, {},
-                      "name: structure\nmodel: rww\n", emp_fc=emp, best_fc=emp * 0.9,
-                      emp_fcd_values=rng.uniform(-1, 1, 300), best_fcd_values=rng.uniform(-1, 1, 300),
-                      best_trial=2, model="rww", fixed_params={"w_p": 1.4, "f": "bold_peak"},
-                      objectives=["fc_r", "fcd_ks"], directions=["maximize", "minimize"])
+    tr.finish_subject(SubjectSummary(
+        "S1", {"G": 2.5, "J_NMDA": 0.15}, {"fc_r": 0.2, "fc_rmse": 0.3, "fcd_ks": 0.3}, best_trial=2,
+        objectives=("fc_r", "fcd_ks"), directions=("maximize", "minimize"),
+        config_text="name: structure\nmodel: rww\n", model="rww", fixed_params={"w_p": 1.4, "f": "bold_peak"},
+        arrays=FitArrays(emp_fc=emp, best_fc=emp * 0.9, emp_fcd_values=rng.uniform(-1, 1, 300),
+                         best_fcd_values=rng.uniform(-1, 1, 300))))
     parent = client.get_run(pid)
     assert parent.info.status == "FINISHED"
     # one column serves both: the parent's params and score metrics have the children's names
@@ -115,8 +116,8 @@ def test_run_structure_read_back(mlflow_db):
     better = TrialRecord(subject="S1", number=4, params={"G": 3.0, "J_NMDA": 0.15}, seed=104, state="COMPLETE",
                          scores={"fc_r": 0.6, "fc_rmse": 0.2, "fcd_ks": 0.35}, started_at=T0 + 100, ended_at=T0 + 102)
     assert tr.log_trials("S1", [better]) == 1
-    tr.finish_subject("S1", {"G": 3.0, "J_NMDA": 0.15}, better.scores, {}, "", best_trial=4, model="rww",
-                      objectives=["fc_r", "fcd_ks"], directions=["maximize", "minimize"])
+    tr.finish_subject(SubjectSummary("S1", {"G": 3.0, "J_NMDA": 0.15}, better.scores, best_trial=4, model="rww",
+                                     objectives=("fc_r", "fcd_ks"), directions=("maximize", "minimize")))
     parent = client.get_run(pid)
     t = parent.data.tags
     assert t["best_trial"] == "4" and t["params_trial"] == "2" and parent.data.params["G"] == "2.5"
@@ -129,8 +130,8 @@ def test_run_structure_read_back(mlflow_db):
     ks = sorted(client.get_metric_history(pid, "best_so_far_fcd_ks"), key=lambda m: m.step)
     assert [m.value for m in ks] == pytest.approx([0.5, 0.4, 0.3, 0.3])
     # finishing again with the same best logs nothing new
-    tr.finish_subject("S1", {"G": 3.0, "J_NMDA": 0.15}, better.scores, {}, "", best_trial=4,
-                      objectives=["fc_r", "fcd_ks"], directions=["maximize", "minimize"])
+    tr.finish_subject(SubjectSummary("S1", {"G": 3.0, "J_NMDA": 0.15}, better.scores, best_trial=4,
+                                     objectives=("fc_r", "fcd_ks"), directions=("maximize", "minimize")))
     assert len(client.get_metric_history(pid, "best_so_far_fc_r")) == 4
     assert len(client.get_metric_history(pid, "fc_r")) == 2
     # a second subject gets its own parent; deletion by number
@@ -178,7 +179,7 @@ def test_password_never_reaches_mlflow(mlflow_db, tmp_path):
     config = (f"name: secrets\nstorage:\n  optuna: {optuna_url}\n  zarr: s3://bucket/x.zarr\n"
               f"  storage_options: {{key: AKIA, secret: {PASSWORD}}}\npassword: {PASSWORD}\n"
               "features: {bandpass: [0.01, 0.1]}\n")
-    tr.finish_subject("S1", {"G": 1.0}, {"fc_r": 0.1}, {}, config, trial_scores=[0.1])
+    tr.finish_subject(SubjectSummary("S1", {"G": 1.0}, {"fc_r": 0.1}, config_text=config))
     client = MlflowClient(uri)
     seen = []
     for run in client.search_runs([tr.experiment_id]):

@@ -7,8 +7,8 @@ import socket
 import pytest
 import requests
 
-from explorer.runner.hooks import Guard, TrackerThread
-from explorer.tracking import unreachable
+from explorer.runner.hooks import Guard
+from explorer.tracking import SubjectSummary, TrackerThread, unreachable
 
 
 class _Flaky:
@@ -30,8 +30,8 @@ class _Flaky:
     def log_trials(self, sid, records):
         self._try("log_trials", sid, [r for r in records])
 
-    def finish_subject(self, sid, *args, **kwargs):
-        self._try("finish_subject", sid)
+    def finish_subject(self, summary):
+        self._try("finish_subject", summary.subject)
 
     def tag_subject(self, sid, tags):
         if tags.get("bad"):
@@ -51,7 +51,7 @@ def test_calls_wait_for_mlflow_in_order_and_none_is_lost():
     t.log_trials("S2", [0])
     t.tag_subject("S1", {"bad": True})     # not an outage: recorded at once, the rest goes on
     t.log_trials("S1", [2])
-    t.finish_subject("S1", {"G": 1.0})
+    t.finish_subject(SubjectSummary("S1", {"G": 1.0}, {"fc_r": 0.5}))
     t.then("marking S1 finished", marked.append, "S1")
     assert t.close(30.0)
     assert tracker.made == [("log_trials", "S1", [0, 1]), ("log_trials", "S2", [0]), ("log_trials", "S1", [2]),
@@ -66,7 +66,7 @@ def test_an_mlflow_that_never_comes_back_leaves_hook_failures():
     t = _thread(tracker, drain_s=0.2)
     t.log_trials("S1", [0])
     t.log_trials("S2", [0])
-    t.finish_subject("S1")
+    t.finish_subject(SubjectSummary("S1", {}, {}))
     assert t.close() is False                          # None: waits tracking.drain_s, not for ever
     t.thread.join(10)
     assert not t.thread.is_alive() and tracker.made == [] and tracker.refused >= 1
@@ -136,7 +136,7 @@ def test_a_tracker_opened_on_the_thread_makes_the_calls_queued_while_it_opened()
 
     t = TrackerThread(None, Guard(), 30.0, opener=opener)
     t.log_trials("S1", [0])
-    t.finish_subject("S1")
+    t.finish_subject(SubjectSummary("S1", {}, {}))
     assert tracker.made == []              # still opening
     gate.set()
     assert t.ready() is tracker
