@@ -22,6 +22,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, WrapValidat
 
 from explorer.cohort import maps as M
 from explorer.cohort.types import CohortOptions
+from explorer.ec.options import EC_MODELS, EcOptions
 from explorer.errors import ConfigError, ExplorerError, OptionError
 from explorer.params.names import DATA_VALUES, NOISE, default_bounds, free_param, split_name
 from explorer.params.samplers import DEFAULT_SAMPLER, SAMPLERS
@@ -54,6 +55,7 @@ def _checked(cls: type, section: str) -> Any:
 
 _Simulation = _checked(RunSettings, "simulation")
 _Features = _checked(FeatureOptions, "cohort.features")
+_Ec = _checked(EcOptions, "ec")
 
 
 class _CohortSource(_Strict):
@@ -268,6 +270,7 @@ class StudyConfig(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     ray: RayConfig = RayConfig()
     leases: LeaseConfig = LeaseConfig()
+    ec: _Ec | None = None                       # an EcOptions: the EC stage after the search (None: none)
 
     @field_validator("name")
     @classmethod
@@ -296,6 +299,7 @@ class StudyConfig(_Strict):
     def _check_against_model(self) -> "StudyConfig":
         _check_params(self)
         _check_sampler(self)
+        _check_ec(self)
         return self
 
     # -- derived -------------------------------------------------------------------------
@@ -334,6 +338,15 @@ class StudyConfig(_Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _check_ec(cfg: StudyConfig) -> None:
+    """The EC stage linearises a model it knows, and needs G (its coupling scale) from the search or config."""
+    if cfg.ec is None:
+        return
+    if cfg.model not in EC_MODELS:
+        raise _FieldError("ec", f"the EC stage fits the linearised {' or '.join(EC_MODELS)} model, not "
+                                f"{cfg.model!r}: set model: hopf, or remove the ec section")
 
 
 def grid_size(cfg: StudyConfig) -> int:

@@ -29,7 +29,7 @@ import numpy as np
 from explorer.errors import StoreError
 from explorer.records import TrialRecord
 from explorer.store import index as store_index
-from explorer.store import nodes, packing, resim, staging
+from explorer.store import ec, nodes, packing, resim, staging
 from explorer.store.locations import parse_any, same_store, trial_location, unresolved
 from explorer.store.schema import FORMAT_VERSION, SHARD_TRIALS
 from explorer.store.staging import TrialSignals
@@ -161,6 +161,20 @@ class SignalStore:
     def resim(self, connectome: str, key: str) -> dict[str, Any] | None:
         """``{"fc": (N, N) float32 or None, "scores", "seed", "params"}`` of a stored re-simulation, or None."""
         return resim.read_resim(self.zstore, connectome, key)
+
+    # ---- the EC stage (the driver holding the subject's lease writes, anyone reads) ----------
+    def write_ec(self, subject_id: str, key: str, weights: np.ndarray, sc: np.ndarray, trace: np.ndarray,
+                 summary: Mapping[str, Any], params: Mapping[str, Any], best_trial: int) -> None:
+        """Store a subject's fitted EC, the SC it started from and the fit trace under ``ec/<subject>/<key>``."""
+        ec.write_ec(self.zstore, subject_id, key, weights, sc, trace, summary, params, best_trial)
+
+    def ec(self, subject_id: str, key: str | None = None, *, data: bool = True) -> dict[str, Any] | None:
+        """A subject's stored EC fit (``key`` None: the newest), or None (:func:`explorer.store.ec.read_ec`)."""
+        return ec.read_ec(self.zstore, subject_id, key, data=data)
+
+    def ec_keys(self, subject_id: str) -> list[str]:
+        """Keys of a subject's committed EC fits, oldest first."""
+        return ec.ec_keys(self.zstore, subject_id)
 
     # ---- trials (actors write, anyone reads) ------------------------------------------------
     def write_trial(self, rec: TrialRecord, bold: np.ndarray, fc: np.ndarray, tr_s: float, *,

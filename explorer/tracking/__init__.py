@@ -11,9 +11,9 @@ from explorer.tracking.modes import describe as describe_children, resolve_child
 from explorer.tracking.outage import unreachable
 from explorer.tracking.protocol import NullTracker, TrackerProtocol
 from explorer.tracking.spool import TrackerThread
-from explorer.tracking.summary import FitArrays, SubjectSummary
+from explorer.tracking.summary import EcSummary, FitArrays, SubjectSummary
 from explorer.tracking.tracker import Tracker, check_separate_databases
 
-__all__ = ["Tracker", "TrackerProtocol", "NullTracker", "TrackerThread", "SubjectSummary", "FitArrays",
+__all__ = ["Tracker", "TrackerProtocol", "NullTracker", "TrackerThread", "SubjectSummary", "FitArrays", "EcSummary",
            "check_separate_databases", "redact_url", "redact_text", "resolve_children", "describe_children",
            "unreachable"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.tracking.summary import SubjectSummary
+from explorer.tracking.summary import EcSummary, SubjectSummary
 
 
 def _figure(width: float, height: float, **margins: float):
@@ -97,3 +97,49 @@ def summary_figures(summary: SubjectSummary, history: Sequence[Mapping[str, Any]
         out["convergence.png"] = convergence_figure([float(h["values"][0]) for h in history], summary.objective,
                                                     summary.maximise, sid, [int(h["number"]) for h in history])
     return out
+
+
+def ec_figure(sc: np.ndarray, ec: np.ndarray, subject: str = "", fc_r: float | None = None):
+    """The SC the EC fit started from and the fitted EC (region x region, ``[i, j]``: j -> i), side by side
+    on one colour scale (the larger of the two maxima)."""
+    sc, ec = np.asarray(sc, dtype=float), np.asarray(ec, dtype=float)
+    fig = _figure(9.0, 4.2, left=0.06, right=0.86, bottom=0.12, top=0.86, wspace=0.3)
+    axes = fig.subplots(1, 2)
+    vmax = float(np.nanmax([np.nanmax(sc), np.nanmax(ec)])) if sc.size else 1.0
+    vmax = vmax if np.isfinite(vmax) and vmax > 0 else 1.0
+    for ax, mat, title in zip(axes, (sc, ec), ("SC (start)", "fitted EC")):
+        im = ax.imshow(mat, cmap="viridis", vmin=0.0, vmax=vmax, interpolation="nearest")
+        ax.set_title(title)
+        ax.set_xlabel("source region j")
+        ax.set_ylabel("target region i")
+    fig.colorbar(im, cax=fig.add_axes((0.89, 0.17, 0.015, 0.62)), label="connection strength")
+    fig.suptitle(f"{subject}" + (f"  (analytic FC r = {fc_r:.3f})" if fc_r is not None and np.isfinite(fc_r) else ""))
+    return fig
+
+
+def ec_trace_figure(trace: np.ndarray, subject: str = "", best: int | None = None):
+    """The EC fit trace: loss (log scale) and the FC / lagged-covariance correlations per iteration."""
+    trace = np.asarray(trace, dtype=float)
+    fig = _figure(9.0, 3.8, wspace=0.3)
+    ax1, ax2 = fig.subplots(1, 2)
+    it = np.arange(trace.shape[0])
+    ax1.semilogy(it, trace[:, 0])
+    ax1.set_xlabel("iteration")
+    ax1.set_ylabel("loss")
+    ax2.plot(it, trace[:, 1], label="FC r")
+    ax2.plot(it, trace[:, 2], label="lagged cov. r")
+    ax2.set_xlabel("iteration")
+    ax2.set_ylabel("correlation with the empirical")
+    ax2.legend()
+    if best is not None:
+        for ax in (ax1, ax2):
+            ax.axvline(best, color="0.5", lw=0.8, ls="--")
+    fig.suptitle(f"{subject} EC fit")
+    return fig
+
+
+def ec_figures(ec: EcSummary) -> dict[str, Any]:
+    """File name -> Figure of a subject's EC fit: ``ec_vs_sc.png`` and ``ec_trace.png``."""
+    s = ec.summary
+    return {"ec_vs_sc.png": ec_figure(ec.sc, ec.weights, ec.subject, s.get("fc_r")),
+            "ec_trace.png": ec_trace_figure(ec.trace, ec.subject, s.get("best_iteration"))}

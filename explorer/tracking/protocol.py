@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from explorer.records import TrialRecord
-from explorer.tracking.summary import SubjectSummary
+from explorer.tracking.summary import EcSummary, SubjectSummary
 
 
 @runtime_checkable
@@ -45,6 +45,10 @@ class TrackerProtocol(Protocol):
         """Record a finished subject's summary (its twin, table, convergence and figures)."""
         ...
 
+    def log_ec(self, ec: EcSummary) -> None:
+        """Record a subject's EC fit on its run: metrics ``ec_*``, tags ``ec_status``/``ec_reason``, EC and trace figures."""
+        ...
+
     def close(self, timeout_s: float | None = None) -> bool:
         """End the session, waiting at most ``timeout_s`` for calls not yet made; whether all were made."""
         ...
@@ -66,6 +70,9 @@ class NullTracker:
         pass
 
     def finish_subject(self, summary: SubjectSummary) -> None:
+        pass
+
+    def log_ec(self, ec: EcSummary) -> None:
         pass
 
     def close(self, timeout_s: float | None = None) -> bool:

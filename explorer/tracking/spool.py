@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from explorer.records import TrialRecord
 from explorer.tracking.outage import unreachable
 from explorer.tracking.protocol import TrackerProtocol
-from explorer.tracking.summary import SubjectSummary
+from explorer.tracking.summary import EcSummary, SubjectSummary
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,9 @@ class TrackerThread:
 
     def finish_subject(self, summary: SubjectSummary) -> None:
         self._put(f"MLflow summary of {summary.subject}", lambda: self._tracker().finish_subject(summary))
+
+    def log_ec(self, ec: EcSummary) -> None:
+        self._put(f"MLflow EC of {ec.subject}", lambda: self._tracker().log_ec(ec))
 
     def close(self, timeout_s: float | None = None) -> bool:
         """Stop after the calls already queued, waiting at most ``timeout_s`` (None: ``drain_s``) for them;

@@ -73,3 +73,20 @@ class SubjectSummary:
         if not self.directions:
             return ["maximize"] + [""] * (len(self.objectives) - 1)
         return [str(d).lower() for d in self.directions]
+
+
+@dataclass(frozen=True, eq=False)
+class EcSummary:
+    """A subject's EC fit, as the tracker logs it on the subject's parent run (metrics, tags, figures).
+
+    ``summary``: the fit's scalars (:meth:`explorer.ec.EcFit.summary`: status, reason, fc_r_start, fc_r,
+    loss, iterations, wall_s, ...); ``weights``/``sc``: the fitted EC and the SC it started from
+    (region x region, ``[i, j]``: j -> i); ``trace``: (iterations + 1, 3) loss, FC r and lagged-covariance
+    r per iteration; ``key``: the fit's key in the signals store."""
+
+    subject: str
+    key: str
+    summary: Mapping[str, Any]
+    weights: np.ndarray
+    sc: np.ndarray
+    trace: np.ndarray

@@ -67,7 +67,7 @@ from explorer.errors import TrackingError
 from explorer.records import TrialRecord
 from explorer.scoring.ranking import objective_of
 from explorer.secrets import redact_text, redact_url
-from explorer.tracking.figures import summary_figures
+from explorer.tracking.figures import ec_figures, summary_figures
 from explorer.tracking.modes import best_children
 from explorer.tracking.outage import fail_fast_http
 from explorer.tracking.records import (  # noqa: F401 - param_name: public here too
@@ -87,7 +87,7 @@ from explorer.tracking.records import (  # noqa: F401 - param_name: public here 
     to_run,
     to_table,
 )
-from explorer.tracking.summary import SubjectSummary
+from explorer.tracking.summary import EcSummary, SubjectSummary
 
 log = logging.getLogger(__name__)
 
@@ -542,6 +542,24 @@ class Tracker:
         for name, fig in summary_figures(s, history).items():
             self.client.log_figure(rid, fig, name)
         self.client.set_terminated(rid, "FINISHED")
+
+    def log_ec(self, ec: EcSummary) -> None:
+        """Record a subject's EC fit on its parent run: the fit's scalars as metrics ``ec_<name>``, its status,
+        reason and key as tags, and the figures of :func:`~explorer.tracking.figures.ec_figures` (EC beside SC,
+        the fit trace). A finished parent run stays FINISHED."""
+        from mlflow.entities import Metric, RunTag
+
+        rid = self.parent_run(ec.subject)
+        now = int(time.time() * 1000)
+        s = ec.summary
+        metrics = [Metric(f"ec_{k}", float(v), now, 0) for k, v in s.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))]
+        tags = [RunTag("ec_status", str(s.get("status", ""))), RunTag("ec_key", ec.key),
+                RunTag("ec_reason", str(s.get("reason") or "")[:MAX_TAG_VALUE])]
+        for mc, _, tc in _zip_chunks(metrics, [], tags):
+            self.client.log_batch(rid, metrics=mc, tags=tc)
+        for name, fig in ec_figures(ec).items():
+            self.client.log_figure(rid, fig, name)
 
     def log_trial_table(self, subject_id: str, records: Sequence[TrialRecord]) -> None:
         """Write every record (one row per trial, :func:`~explorer.tracking.records.to_table`) as the table

@@ -11,10 +11,11 @@ import pytest
 
 from explorer.records import TrialRecord
 from explorer.runner.hooks import Guard
-from explorer.tracking import FitArrays, NullTracker, SubjectSummary, Tracker, TrackerProtocol, TrackerThread
+from explorer.tracking import (EcSummary, FitArrays, NullTracker, SubjectSummary, Tracker, TrackerProtocol,
+                               TrackerThread)
 
 KINDS = ["tracker", "null", "thread"]
-METHODS = {"end_stale_runs", "tag_subject", "log_trials", "log_trial_table", "finish_subject", "close"}
+METHODS = {"end_stale_runs", "tag_subject", "log_trials", "log_trial_table", "finish_subject", "log_ec", "close"}
 T0 = 1_700_000_000.0
 
 
@@ -52,6 +53,14 @@ def _summary(sid: str, recs: list[TrialRecord]) -> SubjectSummary:
                                            best_fcd_values=rng.uniform(-1, 1, 50)))
 
 
+def _ec(sid: str) -> EcSummary:
+    rng = np.random.default_rng(1)
+    sc = rng.random((6, 6))
+    trace = np.column_stack([np.geomspace(1.0, 0.1, 5), np.linspace(0.4, 0.8, 5), np.linspace(0.3, 0.7, 5)])
+    return EcSummary(sid, "k0", {"status": "ok", "reason": "", "fc_r": 0.8, "fc_r_start": 0.4, "iterations": 4,
+                                 "best_iteration": 4, "max_euler_dt_ms": None}, 1.1 * sc, sc, trace)
+
+
 def _session(tracker: TrackerProtocol) -> list:
     """A driver session's calls, in the driver's order; what each returned."""
     recs = _records("S1")
@@ -60,6 +69,7 @@ def _session(tracker: TrackerProtocol) -> list:
             tracker.log_trials("S1", recs[:2]),
             tracker.log_trials("S1", recs[2:]),
             tracker.finish_subject(_summary("S1", recs)),
+            tracker.log_ec(_ec("S1")),
             tracker.log_trial_table("S2", [TrialRecord(subject="S2", number=0, params={"G": 1.0}, seed=1,
                                                        state="FAIL", reason="diverged")]),
             tracker.close(30.0)]
@@ -106,7 +116,7 @@ def test_a_session_of_calls_succeeds_in_order(kind, mlflow_db):
     assert returned[-1] is True   # closed with every call made
     if kind == "thread":
         assert tracker.pending() == 0 and tracker.guard.failures == []
-        assert returned[:-1] == [None] * 6   # queued, not made, when they returned
+        assert returned[:-1] == [None] * 7   # queued, not made, when they returned
     if kind == "null":
         assert vars(tracker) == {}    # records nothing
         return
@@ -117,12 +127,14 @@ def test_a_session_of_calls_succeeds_in_order(kind, mlflow_db):
     assert parent["tags"]["participant"] == "P1" and parent["tags"]["model"] == "rww"
     assert parent["params"] == runs["S1-t00002"]["params"] == {"G": "2.5", "w_plus/net3": "1.25"}
     assert parent["metrics"]["fc_r"] == pytest.approx(0.2) and parent["metrics"]["best_so_far_fcd_ks"] == pytest.approx(0.3)
-    assert parent["artifacts"] == ["convergence.png", "fc_empirical_vs_best.png", "fcd_distributions.png",
-                                   "study.yaml", "trials.json"]
+    assert parent["artifacts"] == ["convergence.png", "ec_trace.png", "ec_vs_sc.png", "fc_empirical_vs_best.png",
+                                   "fcd_distributions.png", "study.yaml", "trials.json"]
+    assert parent["metrics"]["ec_fc_r"] == pytest.approx(0.8) and parent["metrics"]["ec_iterations"] == 4
+    assert parent["tags"]["ec_status"] == "ok" and parent["tags"]["ec_key"] == "k0"
     assert runs["S1-t00003"]["status"] == "FAILED" and runs["S1-t00001"]["tags"]["mlflow.parentRunId"] == "S1"
     assert runs["S2"]["status"] == "RUNNING" and runs["S2"]["artifacts"] == ["trials.json"]
     if kind == "tracker":
-        assert returned[:-1] == [0, None, 2, 2, None, None]
+        assert returned[:-1] == [0, None, 2, 2, None, None, None]
 
 
 def test_the_thread_logs_what_the_tracker_logs(mlflow_db):
