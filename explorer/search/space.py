@@ -7,7 +7,7 @@ The names themselves (``P``, ``P.base``/``P.scale``, ``P[g]``, ``noise_sigma``) 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from explorer.errors import ModelError, OptionError, SimulationError
+from explorer.errors import OptionError, SimulationError
 from explorer.models import Model, get_model
 from explorer.models.arrays import param_array
 from explorer.models.vecmath import seed_key
