@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from explorer.ec.unit import EcRequest, run_request
 from explorer.params.names import split_noise
 from explorer.params.subject import with_fic
 from explorer.records import Task, TrialRecord
@@ -304,6 +305,24 @@ class SimWorker:
             results.append({"key": task["key"], "fc": sim_fc.astype(np.float32),
                             "scores": {k: float(v) for k, v in scores.items()} if emp else {}})
         return {"results": results, "simulate_s": sim_s}
+
+    def fit_ec(self, subject_id: str, requests: list[EcRequest]) -> dict[str, Any]:
+        """The EC stage's unit of work: fit each request's EC (:func:`explorer.ec.unit.run_request`).
+
+        Returns ``{"results": [{"key", "weights", "trace", "summary"}], "fit_s"}``; a request whose fit
+        raises comes back with ``summary["status"] == "failed"`` and the error as its reason, so that one
+        bad subject never stops the others.
+        """
+        results, t0 = [], time.perf_counter()
+        for req in requests:
+            try:
+                fit = run_request(req)
+            except Exception as exc:  # noqa: BLE001 - reported per subject, in the config's terms by the driver
+                results.append({"key": req.key, "weights": None, "trace": None,
+                                "summary": {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}})
+                continue
+            results.append({"key": req.key, "weights": fit.weights, "trace": fit.trace, "summary": fit.summary()})
+        return {"results": results, "fit_s": time.perf_counter() - t0}
 
     def _record(self, subject_id: str, task: Task, state: str, scores: dict | None = None,
                 reason: str = "") -> TrialRecord:

@@ -21,6 +21,7 @@ from typing import Any
 
 from explorer.config import StudyConfig
 from explorer.errors import StudyError
+from explorer.runner.ec_stage import ec_request, needs_fit, record_ec, run_units
 from explorer.runner.finisher import SubjectFinisher, finished_records
 from explorer.runner.hooks import Guard, open_store, tracker_opener
 from explorer.runner.inputs import bold_tr, load_study_cohort, preflight, study_inputs, subject_payload, worker_spec
@@ -74,6 +75,8 @@ class RunResult:
     store_s: float = 0.0             # actor time writing trials' signals (inside actor_call_s)
     utilisation: float | None = None
     trials_per_min: float = 0.0
+    ec: dict[str, dict[str, Any]] = field(default_factory=dict)   # subject -> its EC fit's summary (this session)
+    ec_fit_s: float = 0.0            # actor time fitting ECs
 
     @property
     def exit_code(self) -> int:
@@ -121,6 +124,7 @@ class OpenedStudy:
         self.counts: dict[str, Any] = {}
         self.active: set[str] = set()                # admitted and not yet finished
         self.settled: set[str] = set()               # nothing left to do here (finished, or done)
+        self.ec_todo: dict[str, Any] = {}            # finished subjects whose EC is to be fitted (lease kept)
         try:
             self.admit(self.window)
         except BaseException:
@@ -183,9 +187,21 @@ class OpenedStudy:
         return False
 
     def let_go(self, sid: str) -> None:
-        """``sid`` needs nothing more from this driver: release its lease."""
+        """``sid``'s search needs nothing more from this driver: release its lease, unless its EC (``ec``
+        section) is still to be fitted, which this driver then does, holding the lease until it is stored."""
         self.active.discard(sid)
         self.settled.add(sid)
+        if self.cfg.ec is not None and sid not in self.ec_todo:
+            req = self.guard(f"the EC request of {sid}", ec_request, self.cfg, self.cohort[sid], self.spaces[sid],
+                             self.studies[sid])
+            if req is not None and needs_fit(self.store, req):
+                self.ec_todo[sid] = req
+                return
+        self.release(sid)
+
+    def release(self, sid: str) -> None:
+        """Release ``sid``'s lease."""
+        self.ec_todo.pop(sid, None)
         # at once, not behind MLflow calls (which may wait for a server): a driver that takes the subject
         # before its summary is logged only finishes it again
         self.leases.release([sid])
@@ -305,7 +321,7 @@ class _DriverRun:
         for sid, h in sorted(opened.held_elsewhere.items()):
             log.info("subject %s is run by another driver (%s); this driver runs the others", sid, h.describe())
         todo = opened.todo()
-        if not todo:
+        if not todo and not opened.ec_todo:
             opened.tracker.ready()
             self.result.already_done = True
             opened.tracker.close()
@@ -341,8 +357,10 @@ class _DriverRun:
             t0 = time.monotonic()
             result.startup_s = t0 - self.t_begin
             self.progress.started = time.monotonic()
-            with self.progress:
-                scheduler.run()
+            if todo:
+                with self.progress:
+                    scheduler.run()
+            self._fit_ec(opened, pool)
             t1 = time.monotonic()
         except (KeyboardInterrupt, Interrupted):
             t1 = time.monotonic()
@@ -373,6 +391,21 @@ class _DriverRun:
         self._append_run(scheduler.todo)   # the subjects admitted later included
         if broken is not None:
             raise broken
+
+    def _fit_ec(self, opened: OpenedStudy, pool: ActorPool) -> None:
+        """The EC stage for the subjects whose search is done here and whose EC is not stored yet."""
+        if not opened.ec_todo:
+            return
+        reqs = list(opened.ec_todo.values())
+        log.info("fitting the EC of %d subject(s) on %d actor(s)", len(reqs), len(pool.slots))
+
+        def done(req: Any, result: dict[str, Any]) -> None:
+            record_ec(opened.store, opened.tracker, opened.guard, req, result)
+            self.result.ec[req.subject] = dict(result["summary"])
+            opened.release(req.subject)
+
+        self.result.ec_fit_s += run_units(pool, reqs, done, self.stop, self.cfg.ray.max_retries)
+        self.stop.check()
 
     def _summarise(self, opened: OpenedStudy) -> RunResult:
         for sid, study in opened.studies.items():

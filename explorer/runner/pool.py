@@ -237,6 +237,11 @@ class ActorPool:
         slot.inflight += 1
         return getattr(slot.handle, method).remote(subject_id, tasks, **kwargs)
 
+    def call(self, slot: Slot, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Queue ``method(*args, **kwargs)`` on ``slot`` (a call that needs no subject's ObjectRef, e.g. ``fit_ec``)."""
+        slot.inflight += 1
+        return getattr(slot.handle, method).remote(*args, **kwargs)
+
     def replace(self, slot: Slot) -> Slot:
         """Start a fresh actor in place of a dead one (same index, next generation); returns it.
 

@@ -16,7 +16,9 @@ from explorer.search import best_summary, list_subject_studies, open_storage, op
 from explorer.search.leases import running_drivers
 from explorer.secrets import redact_url
 from explorer.study.frozen import load_frozen
-from explorer.study.layout import RUNS_FILE, optuna_storage_url
+from explorer.errors import StoreError
+from explorer.store import SignalStore
+from explorer.study.layout import RUNS_FILE, optuna_storage_url, zarr_url
 
 
 def _finite(x: Any) -> Any:
@@ -62,6 +64,9 @@ def study_status(study_dir: str | Path) -> dict[str, Any]:
         c = subject_counts(study)
         subjects[sid] = {**asdict(c), "target": cfg.n_trials, "done": c.done,
                          "best": _finite(best_summary(study, cfg.objectives))}
+    if cfg.ec is not None:
+        for sid, ec in ec_status(cfg, study_dir, list(subjects)).items():
+            subjects[sid]["ec"] = ec
     drivers = running_drivers(storage, cfg.name, cfg.leases.stale_s)
     rows = read_runs(study_dir)
     runs = [r for r in rows if REPAIRED not in r]
@@ -84,6 +89,20 @@ def study_status(study_dir: str | Path) -> dict[str, Any]:
     }
 
 
+def ec_status(cfg: Any, study_dir: Path, subjects: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Per subject the summary of its newest stored EC fit (status, reason, fc_r_start, fc_r, iterations,
+    wall_s, ...) and whether it was fitted from the current best trial; None where none is stored."""
+    try:
+        store = SignalStore(zarr_url(cfg, study_dir), read_only=True)
+    except StoreError:
+        return {sid: None for sid in subjects}
+    out: dict[str, dict[str, Any] | None] = {}
+    for sid in subjects:
+        ec = store.ec(sid, data=False)
+        out[sid] = None if ec is None else {**_finite(dict(ec["summary"])), "best_trial": ec["best_trial"]}
+    return out
+
+
 def _num(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, (int, float)) and math.isfinite(v) else "-"
 
@@ -104,6 +123,19 @@ def _wrap(words: list[str], width: int, indent: int) -> list[str]:
     if line:
         lines.append(line)
     return [" " * indent + x for x in lines]
+
+
+def _ec_words(ec: dict[str, Any] | None, best: int | None) -> list[str]:
+    """The EC line of a subject: its fit (analytic FC r, start -> fitted), or why it keeps its global twin."""
+    if ec is None:
+        return ["EC:", "not", "fitted", "yet"]
+    if ec.get("status") != "ok":
+        return ["EC:", f"{ec.get('status')}", "(keeps", "its", "global", "twin):", *str(ec.get("reason") or "").split()]
+    words = ["EC:", f"FC r {_num(ec.get('fc_r_start'))} -> {_num(ec.get('fc_r'))}", "(analytic),",
+             f"{ec.get('iterations')} iterations,", f"{_num(ec.get('wall_s'))} s"]
+    if best is not None and ec.get("best_trial") != best:
+        words += [f"(from trial {ec.get('best_trial')}; the best is now {best}: resume refits it)"]
+    return words
 
 
 def status_lines(st: dict[str, Any], width: int = 80) -> list[str]:
@@ -141,6 +173,8 @@ def status_lines(st: dict[str, Any], width: int = 80) -> list[str]:
         params = (s.get("best") or {}).get("params") or {}
         if params:
             lines += _wrap([_param(k, v) for k, v in params.items()], width, 4)
+        if "ec" in s:
+            lines += _wrap(_ec_words(s["ec"], (s.get("best") or {}).get("number")), width, 4)
         reasons = list((s.get("reasons") or {}).items())
         if reasons:
             words = [f"{k} x{v}" + ("," if i < len(reasons) - 1 else "") for i, (k, v) in enumerate(reasons)]
