@@ -11,7 +11,7 @@ import re
 from html import escape
 from pathlib import Path
 
-from explorer.report.cross_session import METHODS, within_session_note
+from explorer.report.cross_session import LABELS, METHODS, within_session_note
 from explorer.report.figures import make_figures
 
 __all__ = ["render_html", "write_report"]
@@ -192,7 +192,7 @@ def _cross_session(report: dict, figures: dict) -> str | None:
     rows = []
     for m in [m for m in METHODS if m in methods] + [m for m in methods if m not in METHODS]:
         v = methods[m]
-        label = (v or {}).get("label") or m
+        label = (v or {}).get("label") or LABELS.get(m, m)
         if not v:
             rows.append([_td(escape(label), "name")] + [_td("—")] * (len(_XS_FIELDS) * len(dirs) + 1)
                         + [_td("not computed: this study has no input for it (e.g. no EC stage)", "name")])
