@@ -15,7 +15,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 __all__ = ["fig_fit_scores", "fig_fit_fc", "fig_fit_convergence", "fig_fit_landscape", "fig_individuality",
-           "fig_baselines", "fig_test_retest", "fig_recovery", "fig_phenotype", "FIGURES", "make_figures"]
+           "fig_baselines", "fig_cross_session", "fig_test_retest", "fig_recovery", "fig_phenotype", "FIGURES", "make_figures"]
 
 DPI = 100
 MAX_TICK_LABELS = 30  # subject ids on matrix axes up to this many subjects
@@ -244,6 +244,37 @@ def fig_baselines(report: dict, out_dir: Path) -> list[str]:
     return _save(fig, out_dir, "baselines.png")
 
 
+def fig_cross_session(report: dict, out_dir: Path) -> list[str]:
+    """Cross-session identification accuracy of every computed method, one bar per direction."""
+    xs = report.get("cross_session")
+    methods = {k: v for k, v in ((xs or {}).get("methods") or {}).items() if v}
+    if not methods:
+        return []
+    dirs = [f"session {a} → {b}" for a, b in xs.get("directions") or []]
+    x = np.arange(len(methods))
+    w = 0.8 / max(1, len(dirs))
+    fig = _fig(max(6.0, 1.3 * len(methods) + 2.5), 4.2)
+    ax = fig.subplots()
+    for k, d in enumerate(dirs):
+        res = [v["directions"][k] for v in methods.values()]
+        bars = ax.bar(x + (k - (len(dirs) - 1) / 2) * w, _arr([r.get("accuracy") for r in res]), w,
+                      color=f"C{k}", label=d)
+        for bar, r in zip(bars, res):
+            p = r.get("p_value")
+            ax.annotate(f"{r.get('hits')}/{r.get('n')}\np={p:.2g}" if p is not None else f"{r.get('hits')}/{r.get('n')}",
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height()), xytext=(0, 2),
+                        textcoords="offset points", ha="center", fontsize=6)
+    n = len(xs.get("participants") or [])
+    if n:
+        ax.axhline(1.0 / n, color="black", ls="--", lw=1, label=f"chance 1/n = {1.0 / n:.3f}")
+    ax.set_ylim(0, 1.2)
+    ax.set_xticks(x, [v.get("label") or k for k, v in methods.items()], rotation=20, ha="right", fontsize=8)
+    ax.set(xlabel="method", ylabel="identification accuracy\n(fraction of participants)")
+    ax.set_title("Cross-session identification: fitted on one session, identified on the other", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(fig, out_dir, "cross_session.png")
+
+
 def fig_test_retest(report: dict, out_dir: Path) -> list[str]:
     tr = report.get("test_retest")
     if not tr:
@@ -318,8 +349,8 @@ def fig_phenotype(report: dict, out_dir: Path) -> list[str]:
 #: report section -> figure function, in page order
 FIGURES = {
     "fit_scores": fig_fit_scores, "fit_fc": fig_fit_fc, "fit_convergence": fig_fit_convergence,
-    "fit_landscape": fig_fit_landscape, "individuality": fig_individuality, "baselines": fig_baselines,
-    "test_retest": fig_test_retest, "recovery": fig_recovery, "phenotype": fig_phenotype,
+    "fit_landscape": fig_fit_landscape, "cross_session": fig_cross_session, "individuality": fig_individuality,
+    "baselines": fig_baselines, "test_retest": fig_test_retest, "recovery": fig_recovery, "phenotype": fig_phenotype,
 }
 
 

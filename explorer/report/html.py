@@ -11,6 +11,7 @@ import re
 from html import escape
 from pathlib import Path
 
+from explorer.report.cross_session import LABELS, METHODS, within_session_note
 from explorer.report.figures import make_figures
 
 __all__ = ["render_html", "write_report"]
@@ -22,7 +23,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right} th{background:#f2f2f2}
 td.name,th.name{text-align:left} .meta{color:#555} .absent{color:#777;font-style:italic}
 .notes{background:#fff8e1;border-left:4px solid #f0b400;padding:.4em 1em}
-.warn{color:#9a5b00} td small{white-space:nowrap;color:#555} img{max-width:100%;height:auto;display:block;margin:.6em 0;border:1px solid #eee}
+.warn{color:#9a5b00} .headline{font-size:1.05em;border-left:4px solid #2a6fdb;padding:.3em .8em;background:#eef4ff} td small{white-space:nowrap;color:#555} img{max-width:100%;height:auto;display:block;margin:.6em 0;border:1px solid #eee}
 """
 
 ABSENT = {
@@ -76,9 +77,13 @@ def _imgs(figures: dict[str, list[str]], key: str, alt: str) -> str:
     return "".join(f'<img src="{escape(f)}" alt="{escape(alt)}">' for f in figures.get(key) or [])
 
 
+def _code(text: str) -> str:
+    """Escaped text with `backticks` as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text))
+
+
 def _section(sid: str, title: str, body: str | None) -> str:
-    why = re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(ABSENT[sid]))
-    inner = body if body is not None else f'<p class="absent">{why}</p>'
+    inner = body if body is not None else f'<p class="absent">{_code(ABSENT[sid])}</p>'
     return f'<section id="{sid}"><h2>{escape(title)}</h2>{inner}</section>'
 
 
@@ -149,11 +154,79 @@ def _individuality(report: dict, figures: dict) -> str | None:
     rows += [_ident_row(k, v) for k, v in (ind.get("baselines") or {}).items()]
     head = ["comparison", "accuracy (twin→subject)", "accuracy (subject→twin)", "p-value (method)", "I_diff", "note"]
     chance = f" Chance level is 1/n = {_num(1.0 / n)} with n = {n} subjects." if n else ""
-    return (f"<p>Can each twin pick out its own subject among all {n}? Accuracy is the fraction of twins whose "
+    caveat = "" if report.get("cross_session") else f'<p class="warn" id="within-session-note">{_code(within_session_note())}</p>'
+    return (caveat + f"<p>Can each twin pick out its own subject among all {n}? Accuracy is the fraction of twins whose "
             f"most similar subject is their own (ties count as failures).{chance}</p>"
             + _table(head, rows, ' id="individuality-table"')
             + _imgs(figures, "individuality", "twin x subject similarity matrices")
             + _imgs(figures, "baselines", "identification accuracy and I_diff of twins, residual and baselines"))
+
+
+_XS_FIELDS = ("hits/n (accuracy)", "p", "residual hits/n (p)", "self r", "I_diff raw / residual", "fit r")
+
+
+def _hits(r: dict) -> str:
+    return f"{_num(r.get('hits'))}/{_num(r.get('n'))} ({_num(r.get('accuracy'))})"
+
+
+def _xs_cells(d: dict) -> list[str]:
+    res = d.get("residual") or {}
+    return [_td(_hits(d), "accuracy"),
+            _td(f"{_p(d.get('p_value'))}<br><small>{escape(str(d.get('p_method') or 'method not given'))}</small>"),
+            _td(f"{_num(res.get('hits'))}/{_num(res.get('n'))} ({_p(res.get('p_value'))})" if res else "—"),
+            _td(_num(d.get("self_r"))), _td(f"{_num(d.get('i_diff'))} / {_num(res.get('i_diff'))}"),
+            _td(_num(d.get("fit_r")))]
+
+
+def _cross_session(report: dict, figures: dict) -> str | None:
+    """The cross-session table: rows = methods, per direction the identification numbers; the ICC lines."""
+    xs = report.get("cross_session")
+    if not xs:
+        return None
+    dirs = [f"{escape(str(a))} → {escape(str(b))}" for a, b in xs.get("directions") or []]
+    methods = xs.get("methods") or {}
+    top = ('<tr><th class=name rowspan="2">method</th>'
+           + "".join(f'<th colspan="{len(_XS_FIELDS)}">session {d}</th>' for d in dirs)
+           + '<th rowspan="2">wall s / subject</th><th class=name rowspan="2">note</th></tr>')
+    sub = "<tr>" + "".join(f"<th>{escape(f)}</th>" for _ in dirs for f in _XS_FIELDS) + "</tr>"
+    rows = []
+    for m in [m for m in METHODS if m in methods] + [m for m in methods if m not in METHODS]:
+        v = methods[m]
+        label = (v or {}).get("label") or LABELS.get(m, m)
+        if not v:
+            rows.append([_td(escape(label), "name")] + [_td("—")] * (len(_XS_FIELDS) * len(dirs) + 1)
+                        + [_td("not computed: this study has no input for it (e.g. no EC stage)", "name")])
+            continue
+        note = v.get("note") or ""
+        if v.get("missing"):
+            note += f"; no input for {', '.join(map(str, v['missing']))} (never a hit)"
+        cells = [c for d in v.get("directions") or [] for c in _xs_cells(d)]
+        rows.append([_td(escape(label), "name")] + cells + [_td(_num(v.get("wall_s"), 1)), _td(escape(note), "name")])
+    body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
+    table = f'<table id="cross-session-table"><thead>{top}{sub}</thead><tbody>{body}</tbody></table>'
+    icc = xs.get("icc") or {}
+    icc_rows = [[_td(escape(lab), "name")] + ([_td(_num(r.get("median"))), _td(f"{_num(r.get('q1'))} – {_num(r.get('q3'))}"),
+                                               _td(_num(r.get("n_edges"))), _td(escape(str(r.get("edges"))), "name")]
+                                              if r else [_td("—")] * 3 + [_td("not computed", "name")])
+                for k, lab in (("ec", "EC"), ("empirical_fc", "empirical FC"), ("partial_corr", "partial correlation"))
+                if k in icc for r in [icc[k]]]
+    excl = xs.get("excluded") or {}
+    excluded = ("<p>Left out: " + "; ".join(f"{escape(str(p))} ({escape(str(w))})" for p, w in excl.items()) + ".</p>"
+                if excl else "")
+    n = len(xs.get("participants") or [])
+    return (f'<p class="headline">{escape(str(xs.get("headline") or ""))}</p>'
+            f"<p>Rows: what is compared across sessions. A twin is fitted on the first session of a direction and "
+            f"compared with every participant's empirical FC of the second; the other rows compare a participant's "
+            f"own measure between sessions. Hits: participants whose best match is themselves (ties fail; chance "
+            f"1 in {n}); p: permutation p of the hits. Self r: median similarity with the participant's own other "
+            f"session. I_diff: mean own − mean other similarity, raw and with the cohort-mean pattern removed. "
+            f"Fit r: median r of a twin with the session it was fitted on.</p>"
+            + table + excluded
+            + "<p>Edge-wise test–retest reliability, ICC(2,1) over participants of each edge between the two "
+              "sessions:</p>"
+            + _table(["measure", "median ICC", "quartiles", "edges", "which edges"], icc_rows,
+                     ' id="cross-session-icc"')
+            + _imgs(figures, "cross_session", "cross-session identification accuracy per method, both directions"))
 
 
 def _test_retest(report: dict, figures: dict) -> str | None:
@@ -208,8 +281,12 @@ def render_html(report: dict, figures: dict[str, list[str]]) -> str:
     notes = report.get("notes") or []
     notes_html = ('<div class="notes"><ul>' + "".join(f"<li>{escape(str(x))}</li>" for x in notes) + "</ul></div>"
                   if notes else "")
+    xs = _cross_session(report, figures)
+    headline = (f'<p class="headline"><a href="#cross_session">{escape(str(report["cross_session"].get("headline")))}'
+                "</a></p>" if xs else "")
     body = "".join([
         _section("fit", "Fit", _fit(report, figures)),
+        f'<section id="cross_session"><h2>Individuality across sessions</h2>{xs}</section>' if xs else "",
         _section("individuality", "Individuality", _individuality(report, figures)),
         _section("test_retest", "Test–retest", _test_retest(report, figures)),
         _section("recovery", "Parameter recovery", _recovery(report, figures)),
@@ -217,7 +294,7 @@ def render_html(report: dict, figures: dict[str, list[str]]) -> str:
     ])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Twin report: {study}</title>'
             f"<style>{CSS}</style></head><body><h1>Twin report: {study}</h1><p class=\"meta\">{meta}</p>"
-            f"{notes_html}{body}</body></html>\n")
+            f"{headline}{notes_html}{body}</body></html>\n")
 
 
 def write_report(report: dict, out_dir: Path) -> Path:

@@ -21,11 +21,15 @@ from scipy import stats
 
 __all__ = [
     "upper",
+    "edge_index",
     "similarity_matrix",
     "residual",
     "identification",
     "identification_p_value",
     "icc_2_1",
+    "edgewise_icc",
+    "ledoit_wolf",
+    "partial_correlation",
     "spearman_permutation",
     "fdr_bh",
     "rel_error",
@@ -42,14 +46,44 @@ def upper(a: np.ndarray) -> np.ndarray:
     return a[np.triu_indices(a.shape[0], k=1)]
 
 
-def _zrows(mats: Sequence[np.ndarray], n: int | None) -> tuple[np.ndarray, int]:
-    """Upper triangles as unit-norm centred rows ``(len(mats), M)``; constant rows become NaN."""
+def edge_index(mats: Sequence[np.ndarray], mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the edges that compare ``(N, N)`` matrices, row-major.
+
+    The strict upper triangle when every matrix is symmetric (FC, partial correlation), else every
+    off-diagonal edge (an asymmetric matrix such as EC, where ``[i, j]`` and ``[j, i]`` differ).
+    ``mask`` (boolean ``(N, N)``) keeps only the edges it marks, e.g. the connections every EC was
+    fitted on, so that the mask's own pattern cannot tell matrices apart. NaN entries do not decide
+    symmetry.
+    """
+    if len(mats) == 0:
+        raise ValueError("edge_index: needs at least one matrix")
+    shapes = {np.shape(m) for m in mats}
+    n = np.shape(mats[0])[0] if len(shapes) == 1 and len(next(iter(shapes))) == 2 else -1
+    if len(shapes) != 1 or shapes != {(n, n)}:
+        raise ValueError(f"edge_index: all matrices must be square with the same N, got shapes {sorted(shapes)}")
+    symmetric = all(np.allclose(m, np.asarray(m).T, equal_nan=True) for m in mats)
+    keep = np.triu(np.ones((n, n), dtype=bool), k=1) if symmetric else ~np.eye(n, dtype=bool)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (n, n):
+            raise ValueError(f"edge_index: mask has shape {mask.shape}, the matrices ({n}, {n})")
+        keep &= mask
+    return np.nonzero(keep)
+
+
+def _zrows(mats: Sequence[np.ndarray], n: int | None,
+           edges: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, int]:
+    """Edge vectors (default: upper triangles) as unit-norm centred rows ``(len(mats), M)``;
+    constant rows become NaN."""
     if len(mats) == 0:
         raise ValueError("similarity_matrix: needs at least one matrix on each side")
     shapes = {np.shape(m) for m in mats}
     if len(shapes) != 1 or (n is not None and shapes != {(n, n)}):
         raise ValueError(f"similarity_matrix: all matrices must be square with the same N, got shapes {sorted(shapes)}")
-    x = np.stack([upper(m) for m in mats]).astype(float)
+    if edges is None:
+        x = np.stack([upper(m) for m in mats]).astype(float)
+    else:
+        x = np.stack([np.asarray(m, dtype=float)[edges] for m in mats])
     x = x - x.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -57,14 +91,16 @@ def _zrows(mats: Sequence[np.ndarray], n: int | None) -> tuple[np.ndarray, int]:
     return z, np.shape(mats[0])[0]
 
 
-def similarity_matrix(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray]) -> np.ndarray:
+def similarity_matrix(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray],
+                      edges: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """``(n_rows, n_cols)`` Pearson r between ``upper(rows[i])`` and ``upper(cols[j])``.
 
     All matrices are ``(N, N)`` with the same N. A constant (or non-finite) upper triangle gives NaN in
-    its row/column.
+    its row/column. ``edges`` (``(rows, cols)`` indices, see :func:`edge_index`) compares those
+    edges instead of the upper triangle, e.g. every off-diagonal edge of asymmetric EC matrices.
     """
-    zr, n = _zrows(rows, None)
-    zc, _ = _zrows(cols, n)
+    zr, n = _zrows(rows, None, edges)
+    zc, _ = _zrows(cols, n, edges)
     return np.clip(zr @ zc.T, -1.0, 1.0)
 
 
@@ -181,6 +217,98 @@ def icc_2_1(data: np.ndarray) -> float:
     msr, msc, mse = ssr / (n - 1), ssc / (k - 1), sse / ((n - 1) * (k - 1))
     den = msr + (k - 1) * mse + k * (msc - mse) / n
     return float((msr - mse) / den) if den != 0 else math.nan
+
+
+def edgewise_icc(mats_a: Sequence[np.ndarray], mats_b: Sequence[np.ndarray],
+                 mask: np.ndarray | None = None) -> np.ndarray:
+    """ICC(2,1) of every edge over participants, from two sessions' ``(N, N)`` matrices.
+
+    ``mats_a[i]`` and ``mats_b[i]`` are participant i's matrices in sessions a and b. The edges are
+    :func:`edge_index` of all the matrices (upper triangle when all are symmetric, every off-diagonal
+    edge otherwise, within ``mask``), in its order. Per edge the same as :func:`icc_2_1` of its
+    ``(n, 2)`` values: a participant with a NaN on that edge is dropped there; NaN where fewer than 2
+    remain or the edge has no variance (e.g. zero in every matrix).
+    """
+    if len(mats_a) != len(mats_b):
+        raise ValueError(f"edgewise_icc: {len(mats_a)} matrices in session a but {len(mats_b)} in session b")
+    if len(mats_a) == 0:
+        raise ValueError("edgewise_icc: needs the matrices of at least one participant")
+    edges = edge_index(list(mats_a) + list(mats_b), mask)
+    x = np.stack([np.stack([np.asarray(m, dtype=float)[edges] for m in mats]) for mats in (mats_a, mats_b)],
+                 axis=-1).swapaxes(0, 1)  # (E, n, 2)
+    n, k = x.shape[1], 2
+    out = np.full(x.shape[0], np.nan)
+    clean = ~np.isnan(x).any(axis=(1, 2))
+    if n >= 2 and clean.any():
+        c = x[clean]
+        gm = c.mean(axis=(1, 2), keepdims=True)
+        ssr = k * ((c.mean(axis=2, keepdims=True) - gm) ** 2).sum(axis=(1, 2))
+        ssc = n * ((c.mean(axis=1, keepdims=True) - gm) ** 2).sum(axis=(1, 2))
+        sse = ((c - gm) ** 2).sum(axis=(1, 2)) - ssr - ssc
+        msr, msc, mse = ssr / (n - 1), ssc / (k - 1), sse / ((n - 1) * (k - 1))
+        den = msr + (k - 1) * mse + k * (msc - mse) / n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[clean] = np.where(den != 0, (msr - mse) / den, np.nan)
+    for e in np.nonzero(~clean)[0]:
+        out[e] = icc_2_1(x[e])
+    return out
+
+
+def ledoit_wolf(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ledoit-Wolf shrunk covariance of ``(T, N)`` samples, and its shrinkage in [0, 1].
+
+    ``(1 - d) S + d mu I``: S the column-centred sample covariance (divided by T), mu its mean
+    variance, d the optimal intensity of Ledoit & Wolf, J. Multivar. Anal. 88 (2004) 365-411 (the
+    same estimate as scikit-learn's ``ledoit_wolf``).
+    """
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"ledoit_wolf: expected (T >= 2, N) samples, got shape {x.shape}")
+    t, p = x.shape
+    x = x - x.mean(axis=0)
+    s = x.T @ x / t
+    x2 = x ** 2
+    var = x2.sum(axis=0) / t
+    mu = var.sum() / p
+    delta_ = float((s ** 2).sum())
+    delta = (delta_ - 2.0 * mu * var.sum() + p * mu ** 2) / p
+    beta = min(((x2.T @ x2).sum() / t - delta_) / (p * t), delta)
+    d = 0.0 if beta == 0 else float(beta / delta)
+    return (1.0 - d) * s + d * mu * np.eye(p), d
+
+
+def partial_correlation(ts: np.ndarray, shrinkage: float | None = None) -> np.ndarray:
+    """``(N, N)`` partial correlations of a preprocessed ``(T, N)`` series, unit diagonal.
+
+    Each region is z-scored; their correlation matrix is regularised by Ledoit-Wolf shrinkage towards
+    the identity (:func:`ledoit_wolf`, or a fixed ``shrinkage`` in [0, 1]) so that its inverse P (the
+    precision matrix) exists even when T is not much larger than N; then
+    ``pc[i, j] = -P[i, j] / sqrt(P[i, i] P[j, j])``, the correlation of regions i and j once every
+    other region is regressed out. Raises ValueError for a constant or non-finite region.
+    """
+    x = np.asarray(ts, dtype=float)
+    if x.ndim != 2 or x.shape[0] < 3:
+        raise ValueError(f"partial_correlation: expected a (T >= 3, N) series, got shape {x.shape}")
+    finite = np.isfinite(x).all(axis=0)
+    sd = np.where(finite, np.nan_to_num(x).std(axis=0), 0.0)
+    bad = np.nonzero(sd <= 0)[0]
+    if bad.size:
+        raise ValueError(f"partial_correlation: regions {bad.tolist()[:10]} are constant or not finite; "
+                         "drop them or check the preprocessing")
+    z = (x - x.mean(axis=0)) / sd
+    if shrinkage is None:
+        cov, _ = ledoit_wolf(z)
+    elif 0.0 <= shrinkage <= 1.0:
+        s = z.T @ z / z.shape[0]
+        cov = (1.0 - shrinkage) * s + shrinkage * np.trace(s) / s.shape[0] * np.eye(s.shape[0])
+    else:
+        raise ValueError(f"partial_correlation: shrinkage must lie in [0, 1], got {shrinkage}")
+    prec = np.linalg.inv(cov)
+    d = np.sqrt(np.diag(prec))
+    pc = -prec / np.outer(d, d)
+    pc = (pc + pc.T) / 2  # exact symmetry (inv is symmetric only to rounding)
+    np.fill_diagonal(pc, 1.0)
+    return pc
 
 
 def spearman_permutation(x: np.ndarray, y: np.ndarray, n_perm: int = 10000, seed: int = 0) -> dict:
