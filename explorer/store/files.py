@@ -7,7 +7,8 @@ An actor writes one such group per call, on its critical path. Through zarr, a w
 loop and file threads; written here, 3.4-4.0 ms (the files alone ~1-2 ms). The bytes are zarr's: the
 array metadata is made by zarr itself (once per shape, in memory), an uncompressed chunk is the
 array's little-endian C-order bytes (zarr's ``bytes`` codec), and the group metadata is the JSON
-zarr writes. Remote stores keep zarr's path.
+zarr writes. Used by :class:`explorer.store.writers.FileWriter`; remote stores keep zarr's path
+(:class:`~explorer.store.writers.ZarrWriter`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """``SignalStore.write_trials``: one group and one commit per actor call, beside the one-trial groups
 of older versions (studies on disk hold them): round trip, crash before the commit, pack, delete,
-keep_best, resolve and open_signals over mixed stores."""
+keep_best, resolve and open_signals over mixed stores. Each test that writes runs over both
+TrialWriters (the ``writer`` fixture: tests/store/conftest.py)."""
 
 from __future__ import annotations
 
