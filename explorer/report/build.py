@@ -8,7 +8,12 @@ What is simulated, for every fitted subject i and fresh seeds k = 0..K-1 (never 
 
 * ``twin``: subject i's connectome with its best parameters;
 * ``sc_only_twin``: subject i's connectome with the cohort-median free parameters;
-* ``params_only_twin``: the group-mean connectome with subject i's best parameters.
+* ``params_only_twin``: the group-mean connectome with subject i's best parameters;
+* ``ec_twin`` (studies with an ``ec`` section): subject i's fitted EC with its best parameters
+  (:mod:`explorer.report.ec_twins`).
+
+With sessions (``cohort.split``, a manifest ``session`` column) the report's headline is cross-session
+(:mod:`explorer.report.cross_session`): twins fitted on one session, identified on the other.
 
 A simulation's key hashes the model, run settings, connectome, parameters and seed: the same
 simulation is never run twice, and ``extend`` followed by ``report`` re-simulates only subjects
@@ -29,7 +34,9 @@ import numpy as np
 
 from explorer.errors import ConfigError, StudyError
 from explorer.models import get_model
-from explorer.report import stats
+from explorer.report import ec_twins, stats
+from explorer.report.cross_session import cross_session
+from explorer.scoring.features import preprocess
 from explorer.runner.inputs import bold_tr, load_study_cohort, study_inputs
 from explorer.runner.resim import run_simulations
 from explorer.search import (best_summary, complete_trials, list_subject_studies, open_storage, open_subject_study,
@@ -41,7 +48,7 @@ from explorer.study.layout import optuna_storage_url, zarr_url
 
 log = logging.getLogger(__name__)
 
-KINDS = ("twin", "sc_only_twin", "params_only_twin")
+KINDS = ("twin", "sc_only_twin", "params_only_twin", "ec_twin")
 GROUP_MEAN = "group-mean"
 #: subjects whose FC is drawn side by side in the report (and kept in report.json)
 FC_EXAMPLES = 4
@@ -74,7 +81,7 @@ def simulation_key(model: str, settings: dict[str, Any], connectome: str, params
 
 # -- plan ----------------------------------------------------------------------------------
 def plan(cfg, subjects: Sequence[Any], best: dict[str, dict[str, float]], seeds: int,
-         spaces: dict[str, Any], fc_mean: np.ndarray | None = None
+         spaces: dict[str, Any], fc_mean: np.ndarray | None = None, ecs: dict[str, dict[str, Any]] | None = None
          ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """(payloads, requests) of every simulation the report needs for the fitted ``subjects``.
 
@@ -106,9 +113,16 @@ def plan(cfg, subjects: Sequence[Any], best: dict[str, dict[str, float]], seeds:
         typical = spaces[s.id].expand(median)
         for k in range(seeds):
             seed = resim_seed(cfg.sampler.seed, s.id, k)
-            for kind, connectome, params, digest in (("twin", s.id, own, digests[s.id]),
-                                                     ("sc_only_twin", s.id, typical, digests[s.id]),
-                                                     ("params_only_twin", group, own, group)):
+            runs = [("twin", s.id, own, digests[s.id]), ("sc_only_twin", s.id, typical, digests[s.id]),
+                    ("params_only_twin", group, own, group)]
+            ec = (ecs or {}).get(s.id)
+            if ec is not None and ec["use"]:
+                name = ec_twins.ec_connectome(s.id, ec["key"])
+                if name not in payloads:
+                    payloads[name] = {**payloads[s.id], "weights": np.asarray(ec["weights"], dtype=np.float64)}
+                    digests[name] = connectome_digest(payloads[name]["weights"], s.lengths)
+                runs.append((ec_twins.KIND, name, own, digests[name]))
+            for kind, connectome, params, digest in runs:
                 requests.append({"kind": kind, "subject": s.id, "connectome": connectome, "params": params,
                                  "seed": seed, "key": simulation_key(cfg.model, settings, digest, params, seed)})
     return payloads, requests
@@ -320,6 +334,58 @@ def jsonable(x: Any) -> Any:
     return x
 
 
+def _resim_summary(res: list[dict[str, Any]]) -> dict[str, Any]:
+    fc_r = [r["scores"].get("fc_r") for r in res if r.get("fc") is not None]
+    good = np.array([v for v in fc_r if v is not None and math.isfinite(v)], dtype=float)
+    return {"fc_r_mean": float(good.mean()) if good.size else None,
+            "fc_r_sd": float(good.std(ddof=1)) if good.size > 1 else None,
+            "diverged": sum(r.get("fc") is None for r in res)}
+
+
+def _ec_part(cfg, subjects: list[Any], ecs: dict[str, dict[str, Any]], spaces: dict[str, Any],
+             best: dict[str, dict[str, float]], per: dict[str, dict[str, list]], resim_of: dict[str, dict],
+             n: int) -> dict[str, Any]:
+    """The EC twins' FCs (simulated: mean over the fresh seeds; analytic: the linearised model), their ECs
+    and masks, and the per-subject rows; a subject without a usable EC keeps its global twin's FC."""
+    simulated, analytic, weights, analytic_r = {}, {}, {}, {}
+    for s in subjects:
+        ec = ecs[s.id]
+        if not ec["use"]:
+            continue
+        params = spaces[s.id].expand(best[s.id])
+        tau = float(ec["summary"].get("tau_s") or cfg.ec.tau_s)
+        analytic[s.id] = ec_twins.analytic_fc(ec, params, tau)
+        analytic_r[s.id] = stats.similarity_matrix([analytic[s.id]], [np.asarray(s.fc, dtype=float)])[0, 0]
+        simulated[s.id] = _mean_fc(per[ec_twins.KIND][s.id], n)
+        weights[s.id] = np.asarray(ec["weights"], dtype=np.float64)
+    rows = ec_twins.summary_rows(subjects, ecs, resim_of[ec_twins.KIND], resim_of["twin"], analytic_r)
+    return {"rows": rows, "simulated": simulated, "analytic": analytic, "weights": weights,
+            "masks": ec_twins.masks(subjects, cfg.ec.mask),
+            "wall_s": [r["wall_s"] for r in rows.values() if r.get("wall_s") is not None]}
+
+
+def _cross_session(cfg, cohort, subjects: list[Any], emp_fc: dict[str, np.ndarray], twin_fc: dict[str, np.ndarray],
+                   ec_part: dict[str, Any] | None, study_dir: Path) -> dict[str, Any] | None:
+    """The cross-session headline (None without sessions): every method of :mod:`~explorer.report.cross_session`
+    that the study has; a subject without a usable EC counts with its global twin in the EC-twin rows."""
+    sessions = cohort.sessions() if hasattr(cohort, "sessions") else {}
+    if not sessions:
+        return None
+    fitted = [s.id for s in subjects]
+    pc = {}
+    for s in subjects:
+        if s.bold is not None:
+            pc[s.id] = stats.partial_correlation(preprocess(s.bold, float(s.tr_s), cfg.cohort.features))
+    kw: dict[str, Any] = {"partial_corr": pc or None, "global_twin_fc": twin_fc}
+    if ec_part is not None:
+        kw.update(ec_twin_analytic_fc={i: ec_part["analytic"].get(i, twin_fc[i]) for i in fitted},
+                  ec_twin_simulated_fc={i: ec_part["simulated"].get(i, twin_fc[i]) for i in fitted},
+                  ec=ec_part["weights"] or None, ec_masks=ec_part["masks"])
+        if ec_part["wall_s"]:
+            kw["wall_s"] = {"ec_twin_analytic": float(np.median(ec_part["wall_s"]))}
+    return cross_session(sessions, fitted, emp_fc, **kw)
+
+
 # -- the whole report ---------------------------------------------------------------------------
 def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = None) -> dict[str, Any]:
     """Gather the study, run the missing re-simulations, and return the report dict (JSON-safe).
@@ -367,8 +433,9 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
             {k: [round(float(x), 6) for x in v] for k, v in full.items() if isinstance(v, list)}
         if isinstance(full, str):
             fit[s.id]["regional_params_error"] = full
-    payloads, requests = plan(cfg, subjects, best, seeds, spaces, fc_mean)
     store = SignalStore(zarr_url(cfg, study_dir))
+    ecs = ec_twins.usable_ecs(store, subjects, {i: fit[i]["best_number"] for i in best}) if cfg.ec else None
+    payloads, requests = plan(cfg, subjects, best, seeds, spaces, fc_mean, ecs)
     results: dict[str, dict[str, Any] | None] = {}
     missing = []
     for r in requests:
@@ -393,7 +460,10 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
         per[r["kind"]][r["subject"]].append(results.get(r["key"]))
     twin_fc = {s.id: _mean_fc(per["twin"][s.id], n) for s in subjects}
     emp_fc = {s.id: np.asarray(s.fc, dtype=np.float64) for s in subjects}
+    resim_of = {kind: {} for kind in ("twin", ec_twins.KIND)}
     for s in subjects:
+        for kind in resim_of:
+            resim_of[kind][s.id] = _resim_summary([r for r in per[kind][s.id] if r is not None])
         res = [r for r in per["twin"][s.id] if r is not None]
         fc_r = [r["scores"].get("fc_r") if r.get("fc") is not None else None for r in res]
         fcd = [r["scores"].get("fcd_ks") if r.get("fc") is not None else None for r in res]
@@ -406,6 +476,8 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
                               "fcd_ks_mean": float(goodk.mean()) if goodk.size else None,
                               "fcd_ks_sd": float(goodk.std(ddof=1)) if goodk.size > 1 else None}
     ids = [s.id for s in subjects]
+    ec_part = _ec_part(cfg, subjects, ecs, spaces, best, per, resim_of, n) if ecs is not None else None
+    xs = _cross_session(cfg, cohort, subjects, emp_fc, twin_fc, ec_part, study_dir)
     ind = None
     if len(ids) >= 2:
         ind = individuality([twin_fc[i] for i in ids], [emp_fc[i] for i in ids], [s.weights for s in subjects],
@@ -421,6 +493,8 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
         "fc_examples": {i: {"empirical": np.round(emp_fc[i], 4), "simulated": np.round(twin_fc[i], 4)}
                         for i in ids[:FC_EXAMPLES]},
         "individuality": ind,
+        "cross_session": xs,
+        "ec": None if ec_part is None else ec_part["rows"],
         "test_retest": test_retest(cohort, ids, best, free, twin_fc, emp_fc),
         "recovery": recovery(subjects, best, free),
         "phenotype": phenotype_link(subjects, best, free),

@@ -269,6 +269,29 @@ def _phenotype(report: dict, figures: dict) -> str | None:
             + _imgs(figures, "phenotype", "parameter-phenotype correlations"))
 
 
+def _ec(report: dict, figures: dict) -> str | None:
+    """The EC stage per subject: the analytic (linear) fit beside the simulated EC twin and the global twin."""
+    rows = report.get("ec")
+    if not rows:
+        return None
+    head = ["subject", "EC used", "analytic FC r: global twin", "analytic FC r: EC twin", "simulated FC r: EC twin",
+            "simulated FC r: global twin", "iterations", "fit time (s)", "why not used"]
+    body = []
+    for sid in [s for s in report.get("subjects", []) if s in rows]:
+        r = rows[sid]
+        sim = _num(r.get("fc_r_simulated")) + (f" ± {_num(r.get('fc_r_simulated_sd'))}"
+                                                if r.get("fc_r_simulated_sd") is not None else "")
+        body.append([_td(escape(sid)), _td("yes" if r.get("used") else "no"), _td(_num(r.get("fc_r_start_analytic"))),
+                     _td(_num(r.get("fc_r_analytic"))), _td(sim), _td(_num(r.get("fc_r_global_twin"))),
+                     _td(escape(str(r.get("iterations") if r.get("iterations") is not None else "-"))),
+                     _td(_num(r.get("wall_s"), 2)), _td(escape(str(r.get("why") or "")))])
+    intro = ("<p>Each subject's effective connectivity (EC) is fitted analytically to its FC and lag-tau covariance "
+             "(linearised Hopf model), starting from its search's best global parameters. The EC twin is then the "
+             "nonlinear model simulated on the EC with the report's fresh seeds. FC r is against the subject's own "
+             "empirical FC (the session it was fitted on).</p>")
+    return intro + _table(head, body, 'id="ec-table"')
+
+
 def render_html(report: dict, figures: dict[str, list[str]]) -> str:
     """The report page; ``figures`` maps figure keys (see ``figures.FIGURES``) to PNG names beside it."""
     study = escape(str(report.get("study", "?")))
@@ -287,6 +310,7 @@ def render_html(report: dict, figures: dict[str, list[str]]) -> str:
     body = "".join([
         _section("fit", "Fit", _fit(report, figures)),
         f'<section id="cross_session"><h2>Individuality across sessions</h2>{xs}</section>' if xs else "",
+        _section("ec", "Effective connectivity", _ec(report, figures)) if report.get("ec") else "",
         _section("individuality", "Individuality", _individuality(report, figures)),
         _section("test_retest", "Test–retest", _test_retest(report, figures)),
         _section("recovery", "Parameter recovery", _recovery(report, figures)),
