@@ -68,7 +68,9 @@ def verify_command(args: argparse.Namespace) -> int:
         console.print(f"[red]cannot repair[/] {line}")
     if report.ok:
         console.print(f"[green]ok[/]: {report.checked} COMPLETE trials of {report.subjects} subject(s) agree "
-                      "in Optuna, MLflow and zarr, and their recorded signals locations resolve")
+                      "in Optuna, MLflow and zarr, and their recorded signals locations resolve"
+                      + (f"; the EC of {report.ec_checked} finished subject(s) is stored, fitted from its twin, "
+                         "and logged" if report.ec_checked else ""))
         return 0
     t = Table(title=f"{len(report.problems)} problem(s) in {study_dir}")
     for col in ("subject", "trial", "problem", "detail"):

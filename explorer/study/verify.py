@@ -39,7 +39,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from explorer.study.frozen import load_frozen
+from explorer.tracking import EcSummary
 from explorer.study.layout import mlflow_artifacts, mlflow_uri, optuna_storage_url, zarr_url
 from explorer.study.lock import StudyLock
 from explorer.study.status import REPAIRED, append_run
@@ -58,6 +61,10 @@ KINDS = {
     "mismatch_signals": "recorded signals location holds other data than Optuna's",
     "missing_table_row": "finished Optuna trial missing from its subject's MLflow trials table",
     "mismatch_table_row": "MLflow trials table row differs from Optuna",
+    "missing_ec": "finished subject has no EC stored (ec section)",
+    "stale_ec": "stored EC was fitted from another trial than the subject's twin",
+    "bad_ec": "stored EC is not a finite fit of the right shape",
+    "mismatch_ec_mlflow": "MLflow run's EC tags differ from the stored EC",
 }
 FINISHED = ("COMPLETE", "FAIL")   # the Optuna states a trials table lists
 
@@ -74,6 +81,7 @@ class Problem:
 class Report:
     problems: list[Problem] = field(default_factory=list)
     checked: int = 0                    # COMPLETE Optuna trials checked
+    ec_checked: int = 0                 # finished subjects whose EC was checked (studies with an ec section)
     subjects: int = 0
     repaired: list[str] = field(default_factory=list)
     unrepairable: list[str] = field(default_factory=list)
@@ -86,7 +94,8 @@ class Report:
         counts: dict[str, int] = {}
         for p in self.problems:
             counts[p.kind] = counts.get(p.kind, 0) + 1
-        return {"ok": self.ok, "subjects": self.subjects, "checked": self.checked, "counts": counts,
+        return {"ok": self.ok, "subjects": self.subjects, "checked": self.checked, "ec_checked": self.ec_checked,
+                "counts": counts,
                 "problems": [asdict(p) for p in self.problems], "repaired": self.repaired,
                 "unrepairable": self.unrepairable}
 
@@ -340,6 +349,39 @@ def resolve_signals(store, opt: Mapping[str, Mapping[int, Mapping[str, Any]]]) -
     return out
 
 
+def ec_problems(cfg, opt: Trials, twins: Mapping[str, int | None], store, tracker) -> tuple[list[Problem], int]:
+    """The EC stage's checks: every subject whose trials are all done and that has a twin has an EC in the
+    signals store, fitted from that twin, finite and of the connectome's shape, with a trace of
+    ``iterations + 1`` rows; its MLflow parent run carries the same key and status. Returns the problems
+    and how many subjects were checked."""
+    out: list[Problem] = []
+    checked = 0
+    for sid, trials in sorted(opt.items()):
+        done = sum(1 for t in trials.values() if t["state"] in FINISHED)
+        twin = twins.get(sid)
+        if twin is None or done < cfg.n_trials:
+            continue
+        checked += 1
+        ec = store.ec(sid) if store is not None else None
+        if ec is None:
+            out.append(Problem(sid, twin, "missing_ec", "none in the signals store"))
+            continue
+        if ec["best_trial"] != twin:
+            out.append(Problem(sid, twin, "stale_ec", f"fitted from trial {ec['best_trial']}"))
+        s = ec["summary"] or {}
+        w, sc, trace = ec["weights"], ec["sc"], ec["trace"]
+        shape_ok = w.ndim == 2 and w.shape == sc.shape and w.shape[0] == w.shape[1]
+        fitted = s.get("status") in ("ok", "no_improvement", "diverged", "unstable_start")
+        if not shape_ok or not np.all(np.isfinite(w)) or (fitted and trace.shape[0] != int(s.get("iterations", -2)) + 1):
+            out.append(Problem(sid, twin, "bad_ec", f"shape {w.shape}, trace {trace.shape}, status {s.get('status')}"))
+        tags = tracker.subject_tags(sid)
+        if tags.get("ec_key") != ec["key"] or tags.get("ec_status") != str(s.get("status", "")):
+            out.append(Problem(sid, twin, "mismatch_ec_mlflow",
+                               f"MLflow has key {tags.get('ec_key')!r}, status {tags.get('ec_status')!r}; the store "
+                               f"{ec['key']!r}, {s.get('status')!r}"))
+    return out, checked
+
+
 def verify_study(study_dir: str | Path, repair: bool = False) -> Report:
     """Verify (and with ``repair``, fix what can be fixed in) the study in ``study_dir``."""
 
@@ -383,6 +425,10 @@ def _verify(cfg, study_dir: Path, repair: bool) -> Report:
         sid: {n: plain(rec) for n, rec in tracker.trial_table(sid).items()} for sid in opt}
     report = compare(opt, runs, zarr, zarr_expected=expected, resolved=resolved,
                      mlflow_expected=_mlflow_expected(cfg, tracker, opt, twins), tables=tables)
+    if cfg.ec is not None:
+        twins = twins or _twins(cfg, study_dir, opt)
+        problems, report.ec_checked = ec_problems(cfg, opt, twins, store, tracker)
+        report.problems += problems
     if not repair or report.ok:
         return report
     lost = {(p.subject, p.number) for p in report.problems if p.kind in ("missing_zarr", "mismatch_zarr")}
@@ -396,6 +442,15 @@ def _verify(cfg, study_dir: Path, repair: bool) -> Report:
     for p in report.problems:
         where = f"{p.subject} trial {p.number}"
         if p.kind.endswith("_table_row"):
+            continue
+        if p.kind == "mismatch_ec_mlflow":
+            ec = store.ec(p.subject)
+            tracker.log_ec(EcSummary(p.subject, ec["key"], ec["summary"], ec["weights"], ec["sc"], ec["trace"]))
+            report.repaired.append(f"{p.subject}: EC re-logged to MLflow from the signals store")
+            continue
+        if p.kind.endswith("_ec"):
+            report.unrepairable.append(f"{p.subject}: {KINDS[p.kind]} ({p.detail}): run `explorer resume "
+                                       f"{cfg.name}` to fit it")
             continue
         if p.kind in ("missing_mlflow", "mismatch_mlflow", "duplicate_mlflow"):
             rec = TrialRecord(**opt[p.subject][p.number]["record"])   # the Optuna trial's, decoded

@@ -287,6 +287,11 @@ class Tracker:
         runs = self._search(f"tags.`{ROLE}` = 'subject' and tags.subject = '{_escape(subject_id)}'")
         return sorted(runs, key=lambda r: r.info.start_time)[0] if runs else None
 
+    def subject_tags(self, subject_id: str) -> dict[str, str]:
+        """The tags of the subject's parent run ({} when it has none); creates nothing."""
+        run = self._find_parent(subject_id)
+        return {} if run is None else dict(run.data.tags)
+
     def parent_run(self, subject_id: str) -> str:
         """The subject's parent run id, created (RUNNING) if missing; a KILLED/FAILED one is reopened.
 
