@@ -81,6 +81,26 @@ def preflight(cfg: StudyConfig, cohort) -> None:
         fit_scores(fake, trs[s.id], s.fc, s.fcd, cfg.cohort.features)
     except SimulationError as exc:
         raise StudyError(f"field 'simulation.duration_s' ({cfg.simulation.duration_s} s): {exc}") from None
+    if cfg.ec is not None:
+        ec_preflight(cfg, cohort)
+
+
+def ec_preflight(cfg: StudyConfig, cohort) -> None:
+    """The EC stage needs each subject's BOLD (its lagged covariance), longer than the lag by a margin, and
+    a TR its lag ``ec.tau_s`` can be expressed in: StudyError naming every subject at fault."""
+    bad = []
+    for s in cohort:
+        if s.bold is None:
+            bad.append(f"{s.id}: no BOLD time series (FC only)")
+            continue
+        lag = cfg.ec.lag_trs(float(s.tr_s))
+        if s.bold.shape[0] < 10 * lag:
+            bad.append(f"{s.id}: {s.bold.shape[0]} TRs is too short for a lag of {lag} TRs (needs >= {10 * lag})")
+    if bad:
+        raise StudyError("the EC stage (config section 'ec') fits each subject's FC and lag-"
+                         f"{cfg.ec.tau_s:g} s covariance from its BOLD, but " + "; ".join(bad)
+                         + ". Give these subjects BOLD (or a shorter ec.tau_s), drop them (cohort.subjects), or remove the "
+                         "ec section")
 
 
 def subject_payload(cfg: StudyConfig, subject, space, fc_mean) -> dict[str, Any]:

@@ -86,3 +86,13 @@ def test_ec_is_refused_for_a_model_it_cannot_linearise(tmp_path):
         fast_config(tmp_path, model="rww", params={"free": {"G": {"low": 0.1, "high": 1.0}}}, ec={})
     with pytest.raises(ConfigError, match="ec.mask"):
         _config(tmp_path, ec={"mask": "everything"})
+
+
+def test_ec_needs_bold_long_enough_for_its_lag(tmp_path):
+    from explorer.errors import StudyError
+    from explorer.runner.inputs import ec_preflight, load_study_cohort
+
+    cfg = _config(tmp_path, ec={"tau_s": 40.0})          # 20 TRs of lag: 177-TR sessions are too short
+    with pytest.raises(StudyError, match=r"section 'ec'.*NAP_001_ses-1: 177 TRs is too short for a lag of 20 TRs"):
+        ec_preflight(cfg, load_study_cohort(cfg))
+    ec_preflight(_config(tmp_path), load_study_cohort(_config(tmp_path)))   # the default lag fits
