@@ -51,6 +51,7 @@ __all__ = [
     "fcd_ks",
     "ks_statistic",
     "empirical_features",
+    "min_filter_length",
     "fit_scores",
     "fit_scores_batch",
     "n_windows",
@@ -206,7 +207,7 @@ def n_windows(n_time: int, window: int, step: int) -> int:
     return (n_time - window) // step + 1
 
 
-def _min_filter_length(opts: FeatureOptions) -> int:
+def min_filter_length(opts: FeatureOptions) -> int:
     """Shortest series sosfiltfilt accepts for this filter (its default padlen + 1)."""
     # butter band-pass of order n gives n second-order sections; padlen = 3 * (2 * n_sections + 1 - zeros)
     n_sections = int(opts.filter_order)
@@ -244,7 +245,7 @@ def preprocess(ts: np.ndarray, tr_s: float, opts: FeatureOptions | None = None) 
         x = signal.detrend(x, axis=0, type="linear")
     if opts.bandpass is not None:
         sos = _bandpass_sos(tr_s, opts)
-        need = _min_filter_length(opts)
+        need = min_filter_length(opts)
         if x.shape[0] < need:
             raise ValueError(
                 f"series of {x.shape[0]} TRs is too short for the band-pass filter (needs >= {need})"
@@ -399,7 +400,7 @@ def _discarded_trs(n_time: int, tr_s: float, opts: FeatureOptions, with_fcd: boo
     t = max(n_time - skip, 0)
     need = opts.fcd_window if with_fcd else 2
     if opts.bandpass is not None:
-        need = max(need, _min_filter_length(opts))
+        need = max(need, min_filter_length(opts))
     if t < need:
         raise SimulationError(
             f"simulated BOLD keeps {t} TRs (TR {tr_s} s) after discarding {opts.discard_s} s, but at least "

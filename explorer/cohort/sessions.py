@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 
 from explorer.errors import CohortError, ConfigError
-from explorer.features import FeatureOptions, _min_filter_length, empirical_features
+from explorer.features import FeatureOptions, empirical_features, min_filter_length
 
 from .types import Cohort, Subject
 
@@ -23,7 +23,7 @@ def min_part_length(features: FeatureOptions) -> int:
     (the same two limits the loader applies to a whole BOLD)."""
     need = int(features.fcd_window)
     if features.bandpass is not None:
-        need = max(need, _min_filter_length(features))
+        need = max(need, min_filter_length(features))
     return need
 
 

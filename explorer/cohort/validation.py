@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from explorer.errors import CohortError, ConfigError
-from explorer.features import _min_filter_length, empirical_features
+from explorer.features import empirical_features, min_filter_length
 
 from .types import Cohort, CohortOptions, Subject
 
@@ -190,9 +190,9 @@ def _check(raw: RawSubject, opts: CohortOptions) -> tuple[Subject | None, list[s
         if t < fopts.fcd_window:
             raw.problem(bfile, f"BOLD has {t} time points, shorter than the FCD window of {fopts.fcd_window} TRs: "
                                "give longer BOLD, or lower features.fcd_window")
-        elif fopts.bandpass is not None and t < _min_filter_length(fopts):
+        elif fopts.bandpass is not None and t < min_filter_length(fopts):
             raw.problem(bfile, f"BOLD has {t} time points, too short for the band-pass filter "
-                               f"(needs {_min_filter_length(fopts)}): give longer BOLD or set features.bandpass: null")
+                               f"(needs {min_filter_length(fopts)}): give longer BOLD or set features.bandpass: null")
         if tr_s is None:
             raw.problem(bfile, "no TR: this format stores none: add a tr_s column to the manifest, "
                                "or set cohort.tr_s / --tr-s")
