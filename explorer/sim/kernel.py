@@ -31,8 +31,8 @@ Loop order: tile -> time -> phase -> (region, trial), with the trial innermost a
   side ``dfun``, one call over region x trial as one batch axis of N * B lanes (:func:`kernel_mode`,
   from the model's declared ``coupling``: its loop is then vectorised at any tile width; hopf's
   diffusive ``- wsum_i z_i``, one number per region, is folded into its coupling input first, in the
-  state's type as its ``dfun`` computes it), else one call per region; noise; Heun's predictor; the update, clamp and bounds check; the monitors'
-  accumulators. ``dfun`` reads only region i's own state and the coupling only the ring buffer
+  state's type as its ``dfun`` computes it), else one call per region; noise; Heun's predictor; the
+  update, clamp and bounds check; the monitors' accumulators. ``dfun`` reads only region i's own state and the coupling only the ring buffer
   (written at the start of the step), so the phase order computes exactly what a region-by-region
   loop does, bit for bit (tests/sim/test_tiling.py compares the flat and per-region kernels);
 - noise: counter-based per-trial streams (``hash64(key_b, counter)`` + Box-Muller in the state's

@@ -309,5 +309,6 @@ def test_report_in_browser(tmp_path):
         assert _coloured(box).sum() > 100, r
     outside = np.ones(px.shape[:2], bool)
     for r in rects:
-        outside[max(0, int(r["y"]) - 2):int(r["y"] + r["h"]) + 3, max(0, int(r["x"]) - 2):int(r["x"] + r["w"]) + 3] = False
+        y, x = max(0, int(r["y"]) - 2), max(0, int(r["x"]) - 2)
+        outside[y:int(r["y"] + r["h"]) + 3, x:int(r["x"] + r["w"]) + 3] = False
     assert _coloured(px)[outside].sum() < 0.02 * _coloured(px).sum()    # the colour is the figures'
