@@ -1,8 +1,9 @@
 """`explorer` command line: a thin registry of sub-commands.
 
-Each sub-command lives beside the code it drives and exposes two functions,
-``add_arguments(parser)`` and ``command(args) -> int`` (the exit status).
-Modules are imported only when their command runs, so ``explorer --help`` stays fast.
+Each package's command line is its ``commands`` module (``explorer.<package>.commands``), beside the
+code it drives; for each sub-command NAME it holds ``add_NAME_arguments(parser)`` and
+``NAME_command(args) -> int`` (the exit status). These modules are cheap to import (they import the
+heavy code they drive only when a command runs), so ``explorer --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 
 from explorer.errors import ExplorerError
 
-#: command name -> (module holding add_arguments/command, one-line help)
+#: command name NAME -> (module holding add_NAME_arguments and NAME_command, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("explorer.runner.commands", "Run (or resume) the study described by a YAML config."),
     "resume": ("explorer.runner.commands", "Resume a study by name from its frozen config."),
@@ -23,9 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("explorer.study.commands", "Check that Optuna, MLflow and zarr agree on every trial."),
     "report": ("explorer.report.commands", "Twin report: fit with fresh seeds, individuality, test-retest, "
                "recovery, phenotype."),
-    "ui": ("explorer.tracking.ui", "Browse a study in the MLflow UI (and optuna-dashboard with --optuna)."),
-    "cohort": ("explorer.cohort.cli", "Inspect and validate a cohort (`explorer cohort show PATH`)."),
-    "bench": ("explorer.sim.bench", "Benchmark the simulator; prints JSON."),
+    "ui": ("explorer.tracking.commands", "Browse a study in the MLflow UI (and optuna-dashboard with --optuna)."),
+    "cohort": ("explorer.cohort.commands", "Inspect and validate a cohort (`explorer cohort show PATH`)."),
+    "bench": ("explorer.sim.commands", "Benchmark the simulator; prints JSON."),
 }
 
 
@@ -39,8 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         module = importlib.import_module(module_name)
-        adder = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
-        adder(p)
+        getattr(module, f"add_{name}_arguments")(p)
         p.set_defaults(_module=module_name, _name=name)
     return parser
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     module = importlib.import_module(args._module)
-    runner = getattr(module, f"{args._name}_command", None) or module.command
+    runner = getattr(module, f"{args._name}_command")
     try:
         return int(runner(args) or 0)
     except ExplorerError as exc:

@@ -12,7 +12,8 @@ The right-hand side has the signature::
 - ``c``:  long-range input of region i, [coupled state, batch]: ``sum_j W_ij z_j(t - d_ij)``
   for each coupled state z (``Model.coupled_states``), *without* G (the model applies G);
 - ``p``:  parameters [param, region, batch], rows in ``Model.params`` order;
-- ``wsum_i``: ``sum_j W_ij`` (for diffusive coupling ``sum_j W_ij (z_j - z_i)``);
+- ``wsum_i``: ``sum_j W_ij`` (for diffusive coupling ``sum_j W_ij (z_j - z_i)``); how ``dfun`` may use
+  it is declared by ``Model.coupling`` (:data:`COUPLINGS`), which picks the kernel's mode;
 - ``dx``: output [state, batch], the time derivative in the model's time unit.
 
 It loops over the batch itself (``for b in range(B)``) so that the batch loop is innermost and
@@ -27,7 +28,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from math import inf
-from typing import Any, Callable
+from typing import Any, Callable, Literal, get_args
 
 from explorer.errors import ModelError
 
@@ -49,6 +50,15 @@ class Param:
     hard_low: float = -inf
     hard_high: float = inf
     per_region: bool = True
+
+
+#: How ``dfun`` uses its long-range input (declared by each model, read by the kernel):
+#: ``"linear"``: ``c`` only, never ``wsum_i`` (the kernel may pass 0 for it);
+#: ``"diffusive"``: ``c`` and ``wsum_i`` only as ``c - wsum_i * z_i`` with ``z`` the coupled states of region
+#: i, computed in the state's type (the kernel may fold the term into ``c`` and pass 0 for ``wsum_i``);
+#: ``"general"``: ``c`` and ``wsum_i`` in any way (the kernel calls ``dfun`` region by region).
+Coupling = Literal["linear", "diffusive", "general"]
+COUPLINGS: tuple[str, ...] = get_args(Coupling)
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,8 @@ class Model:
     """A neural-mass model: parameters, states, coupling, noise, BOLD input, bounds and ``dfun``.
 
     Attributes beyond the shared contract:
+        coupling: how ``dfun`` uses ``c`` and ``wsum_i`` (:data:`COUPLINGS`); the kernel's mode follows it,
+            and the model contract tests check it against what ``dfun`` computes.
         coupled_states: every state coupled through the connectome (``coupled`` is the first).
         noise_states: states that receive additive noise ``sqrt(dt) * sigma * N(0, 1)``.
         bold_state: the state that drives the BOLD monitor (or is sampled as BOLD).
@@ -95,6 +107,7 @@ class Model:
     states: tuple[str, ...]
     coupled: int
     dfun: Callable[..., Any] = field(repr=False, compare=False)
+    coupling: Coupling
     coupled_states: tuple[int, ...] = ()
     noise_states: tuple[int, ...] = ()
     bold_state: int = 0
@@ -108,6 +121,9 @@ class Model:
 
     def __post_init__(self) -> None:
         n = len(self.states)
+        if self.coupling not in COUPLINGS:
+            raise ModelError(f"model {self.name!r}: coupling={self.coupling!r} is not one of "
+                             f"{', '.join(map(repr, COUPLINGS))}; declare how its dfun uses c and wsum_i")
         if not self.coupled_states:
             object.__setattr__(self, "coupled_states", (self.coupled,))
         if not self.noise_states:

@@ -53,6 +53,7 @@ MODEL = Model(
     states=("x", "y"),
     coupled=0,
     dfun=dfun,
+    coupling="diffusive",
     coupled_states=(0, 1),
     noise_states=(0, 1),
     bold_state=0,

@@ -48,6 +48,7 @@ MODEL = Model(
     states=("S",),
     coupled=0,
     dfun=dfun,
+    coupling="linear",
     noise_states=(0,),
     bold_state=0,
     bounds=((0.0, 1.0),),

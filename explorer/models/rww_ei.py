@@ -89,6 +89,7 @@ MODEL = Model(
     states=("S_E", "S_I"),
     coupled=0,
     dfun=dfun,
+    coupling="linear",
     noise_states=(0, 1),
     bold_state=0,
     bounds=((0.0, 1.0), (0.0, 1.0)),

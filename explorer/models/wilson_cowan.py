@@ -55,6 +55,7 @@ MODEL = Model(
     states=("E", "I"),
     coupled=0,
     dfun=dfun,
+    coupling="linear",
     noise_states=(0, 1),
     bold_state=0,
     bounds=((-1.0, 2.0), (-1.0, 2.0)),

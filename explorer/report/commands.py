@@ -65,7 +65,7 @@ def _log_to_mlflow(study_dir: Path, out: Path, report: dict[str, Any]) -> str | 
 
 
 # -- CLI -------------------------------------------------------------------------------------
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
     add_study_name(p)
     p.add_argument("--seeds", type=int, default=5, metavar="K",
                    help="fresh noise seeds per re-simulation of each twin and baseline (default 5)")
@@ -75,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-mlflow", action="store_true", help="do not log the report to MLflow")
 
 
-def command(args: argparse.Namespace) -> int:
+def report_command(args: argparse.Namespace) -> int:
     study_dir = resolve(args.name, args.studies_dir)
     try:
         report, out, run_id = create_report(study_dir, seeds=args.seeds, actors=args.actors,

@@ -12,7 +12,7 @@ from typing import Any
 from explorer.config import load_config, parse_config
 from explorer.errors import ConfigError, StudyError
 from explorer.runner.progress import Progress
-from explorer.study.commands import _width, add_study_name
+from explorer.study.commands import add_study_name, terminal_width
 from explorer.study.frozen import load_frozen, prepare, save_frozen
 from explorer.study.layout import resolve
 from explorer.study.status import status_lines, study_status
@@ -79,7 +79,7 @@ def _report(result, console) -> int:
     for sid in result.failed_subjects:
         console.print(f"[bold red]subject {sid}: every trial failed[/] ({result.subjects[sid]['reasons']}); "
                       "the other subjects continued")
-    console.print("\n".join(status_lines(study_status(result.study_dir), _width())), highlight=False,
+    console.print("\n".join(status_lines(study_status(result.study_dir), terminal_width())), highlight=False,
                   markup=False)
     if result.utilisation is not None:
         console.print(f"this session: {result.trials_run} trials in {result.driver_wall_s:.1f} s on {result.actors} "

@@ -28,11 +28,11 @@ Loop order: tile -> time -> phase -> (region, trial), with the trial innermost a
   numba does not promote them to float64); the monitors' accumulators (temporal average, BOLD
   input and Balloon-Windkessel state) are float64 either way, reading the state and widening it;
 - phases of a step, each over every (region, trial) pair: coupling of every region; the right-hand
-  side ``dfun``, one call over region x trial as one batch axis of N * B lanes (:func:`kernel_mode`:
-  its loop is then vectorised at any tile width; hopf's diffusive ``- wsum_i z_i``, one number per
-  region, is folded into its coupling input first, in the state's type as its ``dfun`` computes it), else one
-  call per region; noise; Heun's predictor; the update, clamp and bounds check; the monitors'
-  accumulators. ``dfun`` reads only region i's own state and the coupling only the ring buffer
+  side ``dfun``, one call over region x trial as one batch axis of N * B lanes (:func:`kernel_mode`,
+  from the model's declared ``coupling``: its loop is then vectorised at any tile width; hopf's
+  diffusive ``- wsum_i z_i``, one number per region, is folded into its coupling input first, in the
+  state's type as its ``dfun`` computes it), else one call per region; noise; Heun's predictor; the
+  update, clamp and bounds check; the monitors' accumulators. ``dfun`` reads only region i's own state and the coupling only the ring buffer
   (written at the start of the step), so the phase order computes exactly what a region-by-region
   loop does, bit for bit (tests/sim/test_tiling.py compares the flat and per-region kernels);
 - noise: counter-based per-trial streams (``hash64(key_b, counter)`` + Box-Muller in the state's
@@ -425,70 +425,21 @@ def get_kernel(model: Model, mode: int | None = None) -> Callable[..., Any]:
     return k
 
 
-def _reads_argument(fn: Callable[..., Any], index: int) -> bool:
-    """Whether the Python source of ``fn`` (a numba function) reads its argument number ``index``."""
-    import dis
-
-    code = getattr(getattr(fn, "py_func", fn), "__code__", None)
-    if code is None or code.co_argcount <= index:
-        return True
-    name = code.co_varnames[index]
-    for ins in dis.get_instructions(code):
-        if ins.opname.startswith(("LOAD", "DELETE", "STORE")) and (
-                ins.argval == name or (isinstance(ins.argval, tuple) and name in ins.argval)):
-            return True
-    return False
-
-
 #: kernel modes: ``dfun`` per region; once over region x trial; once, with ``- wsum_i z_i`` folded in
 PER_REGION, FLAT, FLAT_DIFFUSIVE = 0, 1, 2
 
 
-def _wsum_is_diffusive(model: Model) -> bool:
-    """Whether ``model.dfun`` reads ``wsum_i`` only as base.py documents it, in the diffusive coupling
-    ``c - wsum_i * z_i``: checked bit for bit on random inputs, ``dfun(c, wsum_i) == dfun(c - wsum_i z_i, 0)``
-    with ``z`` the coupled states of region i (so folding the term into ``c`` changes no bit)."""
-    rng = np.random.default_rng(20240517)
-    NS, B, N, i = len(model.states), 8, 3, 1
-    cs = list(model.coupled_states)
-    lo = np.array([r[0] for r in model.init], dtype=np.float64)[:, None, None]
-    hi = np.array([r[1] for r in model.init], dtype=np.float64)[:, None, None]
-    plo = np.array([p.low for p in model.params])[:, None, None]
-    phi = np.array([p.high for p in model.params])[:, None, None]
-    try:
-        for _ in range(4):
-            x = lo + (hi - lo) * rng.random((NS, N, B))
-            p = plo + (phi - plo) * rng.random((len(model.params), N, B))
-            c = rng.standard_normal((len(cs), B))
-            w = float(rng.uniform(0.1, 3.0))
-            d1 = np.zeros((NS, B))
-            d2 = np.zeros((NS, B))
-            model.dfun(x, i, c, p, w, d1, B)
-            model.dfun(x, i, np.ascontiguousarray(c - w * x[cs, i, :]), p, 0.0, d2, B)
-            if not (np.array_equal(d1, d2) and np.all(np.isfinite(d1))):
-                return False
-    except Exception:  # a dfun that does not take these arrays: keep it per region
-        return False
-    return True
-
-
-_MODES: dict[str, int] = {}
-
-
 def kernel_mode(model: Model) -> int:
-    """How the kernel runs ``model.dfun``: ``FLAT`` (once per step over all regions and trials as one
-    batch axis, so that its loop is vectorised at any tile width) when it has one coupled state and
-    does not read ``wsum_i`` (one number per region); ``FLAT_DIFFUSIVE`` when it reads ``wsum_i`` only
-    in the diffusive term (hopf), which the kernel then folds into the coupling input,
-    ``c - wsum_i z_i`` in the state's type as ``dfun`` computes it (the same bits); else ``PER_REGION``."""
-    mode = _MODES.get(model.name)
-    if mode is None:
-        if not _reads_argument(model.dfun, 4):
-            mode = FLAT if len(model.coupled_states) == 1 else PER_REGION
-        else:
-            mode = FLAT_DIFFUSIVE if _wsum_is_diffusive(model) else PER_REGION
-        _MODES[model.name] = mode
-    return mode
+    """How the kernel runs ``model.dfun``, from the model's declared ``coupling``: ``FLAT`` (once per step
+    over all regions and trials as one batch axis, so that its loop is vectorised at any tile width) for
+    ``"linear"`` with one coupled state; ``FLAT_DIFFUSIVE`` for ``"diffusive"`` (hopf): the kernel folds
+    ``- wsum_i z_i`` into the coupling input, in the state's type as ``dfun`` computes it (the same bits);
+    else ``PER_REGION``."""
+    if model.coupling == "diffusive":
+        return FLAT_DIFFUSIVE
+    if model.coupling == "linear" and len(model.coupled_states) == 1:
+        return FLAT
+    return PER_REGION
 
 
 def model_tile_width(model: Model, n_regions: int, n_slots: int, dtype, l2_bytes: int | None = None) -> int:

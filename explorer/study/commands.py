@@ -23,7 +23,7 @@ def add_study_name(p: argparse.ArgumentParser) -> None:
                    help=f"folder holding the studies (default: ${STUDIES_DIR_ENV} or ./studies)")
 
 
-def _width() -> int:
+def terminal_width() -> int:
     """The terminal's width, or 80 in a pipe."""
     return shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else 80
 
@@ -39,7 +39,7 @@ def status_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(st, indent=2, default=str))
         return 0
-    print("\n".join(status_lines(st, _width())))
+    print("\n".join(status_lines(st, terminal_width())))
     return 0
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+from numba import njit
 
 from explorer.errors import ModelError
 from explorer.models import MODELS, get_model
+from explorer.models.base import COUPLINGS
 from explorer.sim import simulate
 
 N = 4
@@ -144,3 +148,73 @@ def test_dfun_computes_float32_in_float32(model):
     ir = model.dfun.inspect_llvm(sig)
     wide = [ln for ln in ir.splitlines() if re.search(r"= (fadd|fsub|fmul|fdiv|fpext|fcmp \w+) .*double", ln)]
     assert not wide, wide[:3]
+
+
+def coupling_mismatch(model, dtype=np.float64, rounds: int = 4) -> str | None:
+    """Why ``model.dfun`` does not compute what ``model.coupling`` declares (None when it does), probed bit
+    for bit on random states, parameters (inside their bounds), coupling inputs ``c != 0`` and ``wsum_i > 0``:
+    every coupling reads ``c``; "linear" never reads ``wsum_i``; "diffusive" reads it only as
+    ``c - wsum_i z_i`` in the state's type (the kernel folds that term into ``c`` and passes 0)."""
+    rng = np.random.default_rng(20240517)
+    NS, NP, B, N, i = len(model.states), len(model.params), 8, 3, 1
+    cs = list(model.coupled_states)
+    lo, hi = (np.array([r[k] for r in model.init])[:, None, None] for k in (0, 1))
+    plo, phi = (np.array([getattr(q, k) for q in model.params])[:, None, None] for k in ("low", "high"))
+
+    def run(x, c, p, w):
+        dx = np.zeros((NS, B), dtype=dtype)
+        model.dfun(x, i, np.ascontiguousarray(c, dtype=dtype), p, dtype(w), dx, B)
+        assert np.all(np.isfinite(dx)), (model.name, dtype)
+        return dx
+
+    for _ in range(rounds):
+        x = (lo + (hi - lo) * rng.random((NS, N, B))).astype(dtype)
+        p = (plo + (phi - plo) * rng.random((NP, N, B))).astype(dtype)
+        p[model.index("G")] = rng.uniform(0.1, 1.0) * max(model.param("G").high, 1e-3)   # G != 0
+        c = rng.standard_normal((len(cs), B)).astype(dtype)
+        w = dtype(rng.uniform(0.1, 3.0))
+        full = run(x, c, p, w)
+        if np.array_equal(full, run(x, np.zeros_like(c), p, w)):
+            return "dfun does not read its coupling input c"
+        if model.coupling == "linear" and not np.array_equal(full, run(x, c, p, 0.0)):
+            return "dfun reads wsum_i, which a linear coupling never does"
+        if model.coupling == "diffusive" and not np.array_equal(full, run(x, c - w * x[cs, i, :], p, 0.0)):
+            return "dfun(c, wsum_i) differs from dfun(c - wsum_i z_i, 0): not the diffusive form"
+    return None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_declared_coupling_is_what_dfun_computes(model, dtype):
+    # the kernel's mode follows the declaration: a wrong one would silently change what it computes
+    assert model.coupling in COUPLINGS
+    assert coupling_mismatch(model, dtype) is None, model.name
+
+
+def test_invalid_coupling_is_refused_naming_the_model_and_the_valid_values(model):
+    with pytest.raises(ModelError) as err:
+        replace(model, coupling="normalised")
+    msg = str(err.value)
+    assert model.name in msg and "normalised" in msg and all(repr(c) in msg for c in COUPLINGS)
+
+
+@njit
+def _normalised(x, i, c, p, wsum_i, dx, B):   # reads wsum_i, but not in the diffusive form
+    for b in range(B):
+        dx[0, b] = -x[0, i, b] + c[0, b] / (1.0 + wsum_i)
+        dx[1, b] = -x[1, i, b] + c[1, b] / (1.0 + wsum_i)
+
+
+@njit
+def _uncoupled(x, i, c, p, wsum_i, dx, B):
+    for b in range(B):
+        dx[0, b] = -x[0, i, b]
+
+
+def test_a_wrong_coupling_declaration_is_caught():
+    hopf, rww = get_model("hopf"), get_model("rww")
+    assert "diffusive form" in coupling_mismatch(replace(hopf, dfun=_normalised))
+    assert "reads wsum_i" in coupling_mismatch(replace(hopf, dfun=_normalised, coupling="linear"))
+    assert "reads wsum_i" in coupling_mismatch(replace(hopf, coupling="linear"))
+    assert coupling_mismatch(replace(hopf, dfun=_normalised, coupling="general")) is None
+    assert "diffusive form" in coupling_mismatch(replace(rww, coupling="diffusive"))
+    assert "does not read" in coupling_mismatch(replace(rww, dfun=_uncoupled))

@@ -171,7 +171,9 @@ def test_plan_median_of_even_cohort(cfg, subjects):
     four = subjects + [_subject(rng, "s4")]
     best = {**BEST, "s4": {"G": 2.0, "a": 0.04}}
     _, requests = _plan(cfg, four, best, 1)
-    for r in (r for r in requests if r["kind"] == "sc_only_twin"):
+    sc_only = [r for r in requests if r["kind"] == "sc_only_twin"]
+    assert sorted(r["subject"] for r in sc_only) == sorted(s.id for s in four)   # one per subject (1 seed)
+    for r in sc_only:
         assert r["params"]["G"] == pytest.approx((1.0 + 1.5) / 2)
         assert r["params"]["a"] == pytest.approx((-0.02 + 0.01) / 2)
 
@@ -207,6 +209,7 @@ def test_plan_keys(cfg, subjects):
     settings = cfg.simulation.simulate_kwargs()
     _, requests = _plan(cfg, subjects, BEST, 2)
     keys = [r["key"] for r in requests]
+    assert len(keys) == len(build.KINDS) * 2 * len(subjects)
     assert len(set(keys)) == len(keys)                       # every simulation here is distinct
     own = {s.id: build.connectome_digest(s.weights, s.lengths) for s in subjects}
     for r in requests:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import copy
 import html
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from browser import PNG_MAGIC, load_in_browser, require_chromium, screenshot
+from browser import PNG_MAGIC, WINDOW, image_layout, load_in_browser, require_chromium, screenshot
+from explorer.report.figures import DPI
 from explorer.report.html import render_html, write_report
 
 SUBJECTS = [f"NAP_{i:03d}" for i in range(1, 6)]
@@ -86,12 +89,87 @@ def _sparse_report() -> dict:
     return r
 
 
+class _Tables(HTMLParser):
+    """Every ``<table>`` of a page as (id, header cells, body rows), each cell its text (``<br>`` as a space)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: list[tuple[str | None, list[str], list[list[str]]]] = []
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append((dict(attrs).get("id"), [], []))
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append(" ")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            _, head, body = self.tables[-1]
+            (body if head else head).extend([self._row] if head else self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _tables(text: str) -> list[tuple[str | None, list[str], list[list[str]]]]:
+    parser = _Tables()
+    parser.feed(text)
+    return parser.tables
+
+
+def _table(text: str, key: str | list[str]) -> dict[str, dict[str, str]]:
+    """The table with id ``key`` (or with header ``key``) as {first cell of a row: {column header: cell}}."""
+    found = [(head, body) for tid, head, body in _tables(text) if (tid == key if isinstance(key, str) else head == key)]
+    assert len(found) == 1, (key, [t[:2] for t in _tables(text)])
+    head, body = found[0]
+    assert all(len(r) == len(head) for r in body), (key, head, body)
+    return {r[0]: dict(zip(head, r)) for r in body}
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", "", html.unescape(p)) for p in re.findall(r"<p[^>]*>(.*?)</p>", text, re.S)]
+
+
+def _pixels(path: Path) -> np.ndarray:
+    """The PNG at ``path`` decoded to RGB [height, width, 3] (fails on a file that does not decode)."""
+    with Image.open(path) as im:
+        assert im.format == "PNG", path
+        im.load()
+        return np.asarray(im.convert("RGB"))
+
+
+def _coloured(px: np.ndarray) -> np.ndarray:
+    """Pixels of a saturated colour (data marks, colour maps), not the greys of text, axes and background."""
+    return (px.max(axis=2).astype(int) - px.min(axis=2)) > 60
+
+
+def _check_drawn(path: Path) -> np.ndarray:
+    """A figure that decodes, has the size of a whole number of inches at the figures' DPI, and shows data."""
+    px = _pixels(path)
+    h, w, _ = px.shape
+    assert w >= 3 * DPI and h >= 2 * DPI, (path.name, w, h)
+    assert (px < 250).any(axis=2).mean() > 0.01, f"{path.name} is (nearly) blank"
+    assert _coloured(px).sum() > 100, f"{path.name} shows no coloured data marks"
+    return px
+
+
 def _check_images(text: str, out: Path, expected: set[str]) -> list[str]:
     srcs = re.findall(r'<img src="([^"]+)" alt="[^"]+"', text)
     assert set(srcs) == expected
     for s in srcs:
-        data = (out / s).read_bytes()
-        assert data.startswith(PNG_MAGIC) and len(data) > 2000, s
+        assert (out / s).read_bytes().startswith(PNG_MAGIC), s
+        _check_drawn(out / s)
     assert sorted(p.name for p in out.iterdir()) == sorted(srcs + ["index.html"])  # nothing else written
     return srcs
 
@@ -105,19 +183,41 @@ def test_full_report_files_and_numbers(tmp_path):
                                    "individuality.png", "baselines.png", "test_retest.png", "recovery.png",
                                    "phenotype.png"})
     assert text.count("<h2>") == 5
-    assert 'id="individuality-table"' in text
-    table = text.split('id="individuality-table"', 1)[1].split("</table>", 1)[0]
-    assert '<td class="accuracy">0.600</td>' in table
-    for k in ("twins", "residual", "empirical", "sc", "sc_only_twin", "params_only_twin"):
-        assert f">{k}<" in table
-    for num in ("0.400", "0.137", "0.211", "0.042", "0.402", "exact over all 120 permutations"):
-        assert num in table
-    fit_row = text.split(">NAP_003<", 1)[1].split("</tr>", 1)[0]
-    f3 = rep["fit"]["NAP_003"]
-    for v in (f3["best_params"]["G"], f3["best_params"]["a"], f3["best_scores"]["fc_r"], f3["resim"]["fc_r_mean"]):
-        assert f"{v:.3f}" in fit_row
-    for num in ("0.517", "0.512", "-0.087", "0.046", "0.093", "0.911", "-0.700", "1/n = 0.200"):
-        assert num in text
+    ind = _table(text, "individuality-table")
+    assert list(ind) == ["twins", "residual", "empirical", "sc", "sc_only_twin", "params_only_twin"]
+    assert '<td class="accuracy">0.600</td>' in text                 # the twins' accuracy is highlighted
+    twins = ind["twins"]
+    assert twins["accuracy (twin→subject)"] == "0.600" and twins["accuracy (subject→twin)"] == "0.400"
+    assert twins["p-value (method)"] == "0.042 exact over all 120 permutations"
+    assert twins["I_diff"] == "0.137" and ind["residual"]["I_diff"] == "0.211"
+    assert ind["residual"]["accuracy (twin→subject)"] == "0.800"
+    assert ind["empirical"]["I_diff"] == "0.402" and ind["empirical"]["note"].startswith("empirical FC vs itself")
+    assert ind["sc"]["accuracy (twin→subject)"] == "0.200" and ind["sc"]["p-value (method)"].startswith("0.633 ")
+    assert ind["params_only_twin"]["accuracy (twin→subject)"] == "—" and ind["params_only_twin"]["note"] == \
+        "not computed"
+    fit = _table(text, "fit-table")
+    assert list(fit) == SUBJECTS
+    for s in SUBJECTS:
+        f = rep["fit"][s]
+        row = fit[s]
+        assert row["trials"] == str(f["n_trials"]) and row["best trial"] == str(f["best_number"])
+        assert row["G"] == f"{f['best_params']['G']:.3f}" and row["a"] == f"{f['best_params']['a']:.3f}"
+        assert row["fc_r (search best)"] == f"{f['best_scores']['fc_r']:.3f}"
+        assert row["fc_r re-simulated (mean ± sd)"] == f"{f['resim']['fc_r_mean']:.3f} ± {f['resim']['fc_r_sd']:.3f}"
+        assert row["fcd_ks re-simulated (mean ± sd)"] == \
+            f"{f['resim']['fcd_ks_mean']:.3f} ± {f['resim']['fcd_ks_sd']:.3f}"
+    icc = _table(text, ["parameter", "ICC(2,1)"])
+    assert {k: v["ICC(2,1)"] for k, v in icc.items()} == {"G": "0.512", "a": "-0.087"}
+    rec = _table(text, "recovery-table")
+    assert {k: (v["subjects"], v["median relative error"]) for k, v in rec.items()} == {
+        "G": ("5", "0.046"), "a": ("5", "0.093")}
+    pheno = _tables(text)[[t[0] for t in _tables(text)].index("phenotype-table")]
+    cells = {(r[0], r[1]): dict(zip(pheno[1], r)) for r in pheno[2]}
+    assert cells["G", "age"]["q-value (FDR)"] == "0.911" and cells["G", "sex"]["Spearman ρ"] == "-0.700"
+    assert cells["a", "sex"]["p-value"] == "0.037" and cells["a", "age"]["n"] == "5"
+    paras = _paragraphs(text)
+    assert any(p.startswith("median re-simulated fc_r: 0.517; median re-simulated fcd_ks: 0.204. ") for p in paras)
+    assert any("Chance level is 1/n = 0.200 with n = 5 subjects." in p for p in paras)
     assert "cannot mean much" in text
     assert html.escape(rep["notes"][0]) in text and "<every>" not in text  # escaped
     assert "http://" not in text and "https://" not in text and "<script" not in text
@@ -142,8 +242,15 @@ def test_landscape_other_dimensions(tmp_path, free):
         f["landscape"]["params"] = {p: [x * (i + 1) for x in g] for i, p in enumerate(free)}
         f["best_params"] = {p: f["best_params"]["G"] * (i + 1) for i, p in enumerate(free)}
     text = write_report(rep, tmp_path).read_text(encoding="utf-8")
-    assert (tmp_path / "fit_landscape.png").read_bytes().startswith(PNG_MAGIC)
-    assert all(f">{p}<" in text for p in free)
+    px = _check_drawn(tmp_path / "fit_landscape.png")
+    h, w, _ = px.shape
+    if len(free) == 1:                                       # one scatter of score vs G, one colour per subject
+        assert (w, h) == (6 * DPI, 4 * DPI)
+    else:                                                    # the first subject, 3 pairwise panels and a colour bar
+        assert (w, h) == (round(11.8 * DPI), round(3.7 * DPI))
+        for lo, hi in ((0.05, 0.3), (0.35, 0.6), (0.65, 0.85)):   # every panel shows coloured points
+            assert _coloured(px[:, int(lo * w):int(hi * w)]).sum() > 50, (lo, hi)
+    assert list(_table(text, "fit-table")["NAP_001"])[3:3 + len(free)] == free
 
 
 def test_degenerate_inputs_do_not_crash(tmp_path):
@@ -178,6 +285,30 @@ def test_report_in_browser(tmp_path):
     n_img = index.read_text(encoding="utf-8").count("<img ")
     images, broken, dom = load_in_browser(index, tmp_path)
     assert images == n_img >= 9 and broken == 0
-    table = dom.split('id="individuality-table"', 1)[1].split("</table>", 1)[0]
-    assert re.search(r'<td class="accuracy">0\.600</td>', table)
-    screenshot(index, tmp_path / "screenshot.png", tmp_path)
+    assert _table(dom, "individuality-table")["twins"]["accuracy (twin→subject)"] == "0.600"
+    # every figure is laid out whole: inside the page's width, undistorted, none over another
+    layout = image_layout(dom)
+    rects = layout["images"]
+    assert len(rects) == n_img
+    for r in rects:
+        with Image.open(out / r["src"]) as im:
+            assert (r["natural_w"], r["natural_h"]) == im.size, r
+        assert r["w"] > 100 and r["h"] > 100 and r["x"] >= 0 and r["x"] + r["w"] <= layout["width"] + 0.5, r
+        assert r["w"] <= r["natural_w"] + 0.5, r                              # shrunk to fit, never blown up
+        assert abs(r["w"] / r["h"] - r["natural_w"] / r["natural_h"]) < 0.02 * r["w"] / r["h"], r
+    for a, b in zip(rects, rects[1:]):                       # one under the other, in the page's order
+        assert b["y"] >= a["y"] + a["h"] - 0.5, (a, b)
+    # the screenshot (same window, same layout) shows the page, and each figure painted where the DOM put it
+    px = _pixels(screenshot(index, tmp_path / "screenshot.png", tmp_path))
+    assert px.shape[:2] == (WINDOW[1], WINDOW[0])
+    assert (px < 250).any(axis=2).mean() > 0.05
+    shown = [r for r in rects if r["y"] + r["h"] <= WINDOW[1]]
+    assert len(shown) >= 2, rects
+    for r in shown:
+        box = px[int(r["y"]) + 2:int(r["y"] + r["h"]) - 2, int(r["x"]) + 2:int(r["x"] + r["w"]) - 2]
+        assert _coloured(box).sum() > 100, r
+    outside = np.ones(px.shape[:2], bool)
+    for r in rects:
+        y, x = max(0, int(r["y"]) - 2), max(0, int(r["x"]) - 2)
+        outside[y:int(r["y"] + r["h"]) + 3, x:int(r["x"] + r["w"]) + 3] = False
+    assert _coloured(px)[outside].sum() < 0.02 * _coloured(px).sum()    # the colour is the figures'

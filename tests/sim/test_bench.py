@@ -35,10 +35,10 @@ def test_bench_cli_defaults_are_the_run_settings_and_bad_ones_are_refused(tmp_pa
     import argparse
 
     from explorer.sim import RunSettings
-    from explorer.sim.bench import add_arguments
+    from explorer.sim.commands import add_bench_arguments
 
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    add_bench_arguments(parser)
     args = parser.parse_args(["--connectome", "x.npz"])
     d = RunSettings()
     assert (args.duration_s, args.transient_s, args.dt_ms, args.velocity, args.noise_sigma, args.dtype,

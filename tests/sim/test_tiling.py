@@ -156,7 +156,7 @@ def test_flat_and_per_region_kernels_agree_bit_for_bit(monkeypatch):
 
     for name in ("rww_ei", "rww", "wilson_cowan"):
         assert K.kernel_mode(get_model(name)) == K.FLAT
-    # hopf's dfun reads wsum_i, in the diffusive term only: folded into its coupling input
+    # hopf declares a diffusive coupling: the kernel folds - wsum_i z_i into its coupling input
     assert K.kernel_mode(get_model("hopf")) == K.FLAT_DIFFUSIVE
     B = 21
     seeds = list(range(B))
@@ -172,19 +172,14 @@ def test_flat_and_per_region_kernels_agree_bit_for_bit(monkeypatch):
                 assert np.array_equal(flat[key], per_region[key]), (model, dtype, heun, key)
 
 
-def test_a_dfun_using_wsum_otherwise_stays_per_region():
+def test_kernel_mode_follows_the_declared_coupling():
     from dataclasses import replace
 
-    from numba import njit as _njit
-
-    @_njit
-    def dfun(x, i, c, p, wsum_i, dx, B):  # a normalised (not diffusive) coupling
-        for b in range(B):
-            dx[0, b] = -x[0, i, b] + c[0, b] / (1.0 + wsum_i)
-            dx[1, b] = -x[1, i, b] + c[1, b] / (1.0 + wsum_i)
-
-    other = replace(get_model("hopf"), name="hopf_normalised", dfun=dfun)
-    assert K.kernel_mode(other) == K.PER_REGION
+    hopf, rww = get_model("hopf"), get_model("rww")
+    assert K.kernel_mode(replace(hopf, name="hopf_general", coupling="general")) == K.PER_REGION
+    # a linear coupling of two states: no flat kernel for it (one coupled state only)
+    assert K.kernel_mode(replace(hopf, name="hopf_linear", coupling="linear")) == K.PER_REGION
+    assert K.kernel_mode(replace(rww, name="rww_diffusive", coupling="diffusive")) == K.FLAT_DIFFUSIVE
 
 
 def test_l2_size_is_read_from_the_machine():

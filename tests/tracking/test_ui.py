@@ -22,7 +22,7 @@ import pytest
 from browser import PNG_MAGIC, chromium
 from explorer.study.frozen import save_frozen
 from explorer.errors import TrackingError
-from explorer.tracking import ui
+from explorer.tracking import commands, ui
 from explorer.tracking.relocate import repair_artifact_locations
 from study_configs import fast_config
 
@@ -197,7 +197,7 @@ def test_a_server_that_dies_early_is_reported_with_its_output(unrun_study, monke
         ui.start_ui(unrun_study, port=_free_port())
     args = Namespace(name=str(unrun_study), studies_dir=None, port=_free_port(), optuna=False,
                      optuna_port=_free_port(), no_browser_hint=True)
-    assert ui.command(args) == 1
+    assert commands.ui_command(args) == 1
     assert "boom: no store" in capsys.readouterr().err
 
 

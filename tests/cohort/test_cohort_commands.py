@@ -7,21 +7,21 @@ import json
 
 import numpy as np
 
-from explorer.cohort import cli
+from explorer.cohort import commands
 
 from cohort_files import make_arrays, manifest_cohort
 
 
 def run(capsys, *argv: str) -> tuple[int, str]:
     parser = argparse.ArgumentParser(prog="explorer cohort")
-    cli.add_arguments(parser)
-    rc = cli.command(parser.parse_args(list(argv)))
+    commands.add_cohort_arguments(parser)
+    rc = commands.cohort_command(parser.parse_args(list(argv)))
     return rc, capsys.readouterr().out
 
 
 def test_parse_drop():
-    assert cli.parse_drop(["40-42", "74,75", "Thalamus_L"]) == [40, 41, 42, 74, 75, "Thalamus_L"]
-    assert cli.parse_drop(None) is None
+    assert commands.parse_drop(["40-42", "74,75", "Thalamus_L"]) == [40, 41, 42, 74, 75, "Thalamus_L"]
+    assert commands.parse_drop(None) is None
 
 
 def test_show_json_ok(tmp_path, capsys):

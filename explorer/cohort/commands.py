@@ -37,7 +37,7 @@ def parse_drop(tokens: list[str] | None) -> list[int | str] | None:
     return out
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_cohort_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="cohort_command", metavar="ACTION", required=True)
     show = sub.add_parser(
         "show",
@@ -65,7 +65,7 @@ def _num(x: float | None, fmt: str) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
 
-def command(args: argparse.Namespace) -> int:
+def cohort_command(args: argparse.Namespace) -> int:
     if getattr(args, "cohort_command", "show") != "show":  # pragma: no cover - argparse enforces it
         raise ConfigError(f"unknown cohort action {args.cohort_command!r}")
     drop = [] if args.keep_all else parse_drop(args.drop)
