@@ -33,7 +33,7 @@ from explorer.cohort import load_cohort  # noqa: E402
 from explorer.config import load_config  # noqa: E402
 from explorer.ec import EcOptions, connection_mask, empirical_targets, fit_ec  # noqa: E402
 from explorer.ec.linear import fit_gradient  # noqa: E402
-from explorer.features import peak_frequency  # noqa: E402
+from explorer.scoring.features import peak_frequency  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BAND = (0.008, 0.08)

@@ -30,7 +30,7 @@ from bench_twins import cpu  # noqa: E402  (benchmarks/ is on the path of a scri
 from explorer.cohort import demo  # noqa: E402
 from explorer.ec import EcOptions, connection_mask  # noqa: E402
 from explorer.ec.recovery import recover_ec  # noqa: E402
-from explorer.features import FeatureOptions  # noqa: E402
+from explorer.scoring.options import FeatureOptions  # noqa: E402
 
 G, A, NOISE = 0.5, -0.02, 0.02
 PREPROCESSING = {"bandpass_0.008-0.08": FeatureOptions(bandpass=(0.008, 0.08)),

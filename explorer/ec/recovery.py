@@ -29,7 +29,7 @@ from explorer.ec.fit import fit_ec, max_euler_dt_ms
 from explorer.ec.options import EcOptions
 from explorer.ec.targets import empirical_targets
 from explorer.errors import SimulationError
-from explorer.features import FeatureOptions
+from explorer.scoring.options import FeatureOptions
 from explorer.sim import simulate_arrays
 
 

@@ -8,7 +8,7 @@ import pytest
 from explorer.cohort import demo
 from explorer.ec import connection_mask
 from explorer.ec.recovery import edge_r, perturbed_ec, recover_ec
-from explorer.features import FeatureOptions
+from explorer.scoring.options import FeatureOptions
 
 N = 30
 
