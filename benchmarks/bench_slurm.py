@@ -68,7 +68,12 @@ def _job(slurm: SlurmCluster, work: Path, sbatch_args: list[str], command: list[
         sys.exit(f"job {job}: {states}\n" + "\n".join(p.read_text() for p in work.glob("job-*.out")))
     s = _span(cfg, work)
     sweep = s["last_complete"] - s["first_start"]
-    return {"sbatch_to_first_trial_start_s": round(s["first_start"] - t0, 1),
+    sessions = [tuple(map(float, m)) for p in sorted(work.glob("job-*.out"))
+                for m in re.findall(r"this session: (\d+) trials in ([\d.]+) s", p.read_text())]
+    return {"drivers": [{"trials": int(n), "session_s": t, "trials_per_min": round(60 * n / t, 1)}
+                        for n, t in sessions],
+            "drivers_trials_per_min_sum": round(sum(60 * n / t for n, t in sessions), 1),
+            "sbatch_to_first_trial_start_s": round(s["first_start"] - t0, 1),
             "sbatch_to_first_trial_complete_s": round(s["first_complete"] - t0, 1),
             "sbatch_to_end_s": round(t_end - t0, 1), "complete": s["complete"],
             "trials_per_min_sweep": round(60 * s["complete"] / sweep, 1),
@@ -99,19 +104,23 @@ def journal_cost(work: Path, trials: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=20, help="trials per subject (2 subjects)")
+    ap.add_argument("--only", nargs="+", default=["journal", "one_node_job", "two_node_job", "array_of_two"],
+                    help="which measurements")
     args = ap.parse_args(argv)
     why = missing_prerequisite()
     if why:
         sys.exit(why)
     out: dict = {"date": time.strftime("%Y-%m-%d"), "load_average_before": os.getloadavg()}
     work = Path(tempfile.mkdtemp(prefix="bench_slurm"))
-    if shutil.which("strace"):
+    if "journal" in args.only and shutil.which("strace"):
         out["journal"] = journal_cost(work / "strace", args.trials)
     slurm = SlurmCluster(nodes=2, cpus=1).start()
     try:
         for key, sbatch_args, over in (("one_node_job", ["--nodes=1"], {}),
                                        ("two_node_job", ["--nodes=2"], {}),
                                        ("array_of_two", ["--array=0-1"], {"leases": {"window": 1}})):
+            if key not in args.only:
+                continue
             d = work / key
             d.mkdir(parents=True)
             cfg, path = _config(d, key, args.trials, **over)
