@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+sys.path[:0] = [str(ROOT / "tests" / "cluster"), str(ROOT / "tests")]   # the cluster tests' helpers
 
 from cluster_helpers import BIN, optuna_trials, study_config, write_config  # noqa: E402
 from slurm_helpers import SlurmCluster, missing_prerequisite  # noqa: E402
