@@ -26,9 +26,10 @@ run: $(VENV)/.installed
 	$(BIN)/explorer run experiments/quickstart.yaml
 	$(BIN)/explorer report quickstart
 
-## make test: install everything the tests need (PostgreSQL server and Chromium included) and run the whole suite.
+## make test: install everything the tests need (PostgreSQL server, SLURM and Chromium included) and run the whole suite.
 test: $(VENV)/.installed-test
 	./cluster/install_postgres.sh
+	./cluster/install_slurm.sh
 	./tests/install_chromium.sh
 	$(BIN)/python -m pytest -q tests
 

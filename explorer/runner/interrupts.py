@@ -4,16 +4,23 @@ A ``KeyboardInterrupt`` raised at an arbitrary bytecode can cut an Optuna journa
 release, an MLflow batch or a zarr commit in half. While :class:`Interrupts` is installed, a signal
 only records itself; the driver looks at :attr:`Interrupts.requested` between steps (never inside
 a storage write) and starts its clean shutdown. A second signal sets :attr:`Interrupts.forced`:
-the shutdown then stops at its next safe point, between two storage writes.
+the shutdown then stops at its next safe point, between two storage writes. The same signal again
+within ``echo_s`` (1 s) of the first is the same request delivered twice, not a second one: a batch
+system that signals both the job's shell and its processes (SLURM's ``scancel --full``, preemption)
+makes the shell forward a signal the driver has already received.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: seconds within which the first signal, delivered again, still counts once
+ECHO_S = 1.0
 
 
 class Interrupted(Exception):
@@ -28,9 +35,12 @@ class Interrupts:
     handler meanwhile (``ray.init`` installs a SIGTERM handler that calls ``sys.exit``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, echo_s: float = ECHO_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.count = 0
         self.signum: int | None = None
+        self.echo_s = echo_s
+        self.clock = clock
+        self._first_at = 0.0
         self._previous: dict[int, Any] = {}
 
     # -- state ------------------------------------------------------------------------------
@@ -54,9 +64,12 @@ class Interrupts:
             raise Interrupted(self.name)
 
     def _handle(self, signum: int, frame: Any) -> None:  # the signal handler: record, nothing else
+        now = self.clock()
+        if self.count == 1 and signum == self.signum and now - self._first_at < self.echo_s:
+            return                         # the first signal again, forwarded by a batch shell
         self.count += 1
         if self.signum is None:
-            self.signum = signum
+            self.signum, self._first_at = signum, now
 
     # -- installation -----------------------------------------------------------------------
     def install(self) -> "Interrupts":

@@ -54,11 +54,18 @@ def is_bookkeeping(study_name: str) -> bool:
 
 
 def process_start(pid: int) -> float | None:
-    """The start time of process ``pid`` (epoch s), or None when no such process exists here."""
+    """The start time of process ``pid`` (epoch s), or None when no such process runs here.
+
+    A zombie (killed, not yet reaped by its parent: a batch system, notebook or workflow tool that
+    has not waited yet) still has a start time but runs no more: it counts as gone.
+    """
     import psutil
 
     try:
-        return psutil.Process(pid).create_time()
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc.create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
 
@@ -177,6 +184,7 @@ class SubjectLeases:
         refused: dict[str, Holder] = {}
         now = self.clock()
         taken = 0
+        displaced: set[str] = set()      # owners of the leases taken over
         for subject in subjects:
             if subject in self.held:
                 continue
@@ -206,7 +214,9 @@ class SubjectLeases:
                     self.takeovers.append(line)
                     log.warning("%s", line)
                     self._evict(old)
+                    displaced.add(old.owner)
                 self._delete(lease_name(self.study, subject, old.generation))
+        self._forget(displaced)
         return refused
 
     def _register(self) -> None:
@@ -230,6 +240,14 @@ class SubjectLeases:
             return
         self.storage.set_study_user_attr(sid, EVICTED + old.subject, self.owner)
 
+    def _forget(self, owners: set[str]) -> None:
+        """Delete the records of the displaced drivers in ``owners`` that hold no lease any more."""
+        if not owners:
+            return
+        holding = {h.owner for h in self.scan().values()}
+        for owner in owners - holding - {self.owner}:
+            self._delete(driver_name(self.study, owner))
+
     def _delete(self, name: str) -> None:
         try:
             self.storage.delete_study(self.storage.get_study_id_from_name(name))
@@ -242,13 +260,16 @@ class SubjectLeases:
         if self._driver_id is None:
             return set()
         with self._lock:
-            self.storage.set_study_user_attr(self._driver_id, "heartbeat", self.clock())
-            attrs = self.storage.get_study_user_attrs(self._driver_id)
-            gone = {k[len(EVICTED):] for k in attrs if k.startswith(EVICTED)} & set(self.held)
+            try:
+                self.storage.set_study_user_attr(self._driver_id, "heartbeat", self.clock())
+                attrs = self.storage.get_study_user_attrs(self._driver_id)
+                gone = {k[len(EVICTED):] for k in attrs if k.startswith(EVICTED)} & set(self.held)
+            except KeyError:   # another driver took over every lease and deleted this driver's record
+                attrs, gone = {}, set(self.held)
             new = gone - self.lost
             for subject in new:
                 log.warning("subject %s: its lease was taken over by driver %s (this driver looked stale); "
-                            "this driver stops scheduling it", subject, attrs[EVICTED + subject])
+                            "this driver stops scheduling it", subject, attrs.get(EVICTED + subject, "another"))
                 self.held.pop(subject, None)
             self.lost |= new
             return new

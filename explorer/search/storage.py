@@ -1,7 +1,12 @@
 """Optuna storage URLs: a journal file (default), SQLite, or PostgreSQL.
 
 * ``<path>.log`` / ``journal:<path>`` / any plain path: ``JournalStorage(JournalFileBackend)``,
-  safe for concurrent writers on one file system (the embedded default, ``<study>/optuna.log``);
+  safe for concurrent writers on one file system (the embedded default, ``<study>/optuna.log``),
+  a cluster's shared NFS or Lustre file system included: its lock is Optuna's
+  ``JournalFileSymlinkLock`` (an atomic ``symlink``, which NFS has from v2 on and Lustre has;
+  ``JournalFileOpenLock``'s ``O_EXCL`` needs NFSv3 and kernel >= 2.6), the lock optuna-dashboard
+  and the ``optuna`` CLI take too: two writers with different locks would not exclude each other;
+  every append is one ``fsync``;
 * ``sqlite:///<path>``: ``RDBStorage`` (fine for one driver);
 * ``postgresql://user:pass@host/db`` (or ``postgresql+psycopg2://``): ``RDBStorage`` for clusters.
 """
@@ -51,7 +56,7 @@ def open_storage(url: str) -> "BaseStorage":
     """Open (creating if needed) the Optuna storage at ``url``."""
     import optuna
     from optuna.storages import JournalStorage, RDBStorage
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)   # not a line per study or lease created
     kind = storage_kind(url)
@@ -59,8 +64,8 @@ def open_storage(url: str) -> "BaseStorage":
         if kind == "journal":
             path = journal_path(url)
             path.parent.mkdir(parents=True, exist_ok=True)
-            # Optuna's default (symlink) lock, the same one optuna-dashboard and `optuna` use.
-            return JournalStorage(JournalFileBackend(str(path)))
+            # the symlink lock: NFSv2+ and Lustre, and the one optuna-dashboard and `optuna` take
+            return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileSymlinkLock(str(path))))
         if kind == "postgresql" and url.startswith("postgres:"):
             url = "postgresql:" + url[len("postgres:"):]
         engine = {"connect_args": {"timeout": 60}} if kind == "sqlite" else {"pool_pre_ping": True}

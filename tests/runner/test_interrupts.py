@@ -14,7 +14,7 @@ from explorer.runner.interrupts import Interrupted, Interrupts
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_sets_the_flag_and_raises_nothing(sig):
-    with Interrupts() as stop:
+    with Interrupts(echo_s=0.0) as stop:
         assert not stop.requested
         signal.raise_signal(sig)          # delivered at the next bytecode boundary: no exception
         total = sum(range(1000))           # library code runs on undisturbed
@@ -51,3 +51,27 @@ def test_install_takes_the_signal_back_from_a_library():
         sum(range(10))
         assert stop.requested
     assert signal.getsignal(signal.SIGTERM) == before      # the handler from before the first install
+
+
+def test_the_same_signal_twice_at_once_is_one_request_and_later_it_forces():
+    clock = [100.0]
+    with Interrupts(echo_s=1.0, clock=lambda: clock[0]) as stop:
+        signal.raise_signal(signal.SIGTERM)    # SLURM signals the driver ...
+        signal.raise_signal(signal.SIGTERM)    # ... and its batch shell forwards the same signal
+        sum(range(10))
+        assert stop.requested and not stop.forced and stop.name == "SIGTERM"
+        clock[0] += 0.5
+        signal.raise_signal(signal.SIGINT)     # another signal is a second request, however soon
+        sum(range(10))
+        assert stop.forced
+
+
+def test_the_same_signal_after_the_echo_window_forces():
+    clock = [100.0]
+    with Interrupts(echo_s=1.0, clock=lambda: clock[0]) as stop:
+        signal.raise_signal(signal.SIGTERM)
+        sum(range(10))
+        clock[0] += 1.5
+        signal.raise_signal(signal.SIGTERM)
+        sum(range(10))
+        assert stop.forced

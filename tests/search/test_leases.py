@@ -64,8 +64,15 @@ def test_a_stale_lease_is_taken_over_logged_and_the_old_driver_learns_it(storage
     assert "took over" in caplog.text
     assert a.beat() == {"S1"} and a.lost == {"S1"} and sorted(a.held) == ["S2"]
     assert a.beat() == set()          # told once
+    assert f"explorer.driver:st/{a.owner}" in _names(b.storage)   # a still holds S2: its record stays
+    clock[0] += 10.0
+    assert b.acquire(["S2"]) == {} and sorted(b.held) == ["S1", "S2"]
+    # b took over every lease of a: a's record is gone, and a learns at its next beat that it lost S2 too
+    assert f"explorer.driver:st/{a.owner}" not in _names(b.storage)
+    assert a.beat() == {"S2"} and a.held == {}
     a.close()
     b.close()
+    assert _names(open_storage(storage_url)) == []
 
 
 _HOLD = """
@@ -92,6 +99,43 @@ def test_the_lease_of_a_killed_driver_on_this_host_is_taken_over_at_once(storage
     assert b.acquire(["S1"]) == {}                         # gone: no need to wait stale_s
     assert f"its process (pid {proc.pid}) is gone" in b.takeovers[0]
     b.close()
+
+
+_PARENT = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]], stdout=subprocess.PIPE, text=True)
+print(child.pid, child.stdout.readline().strip(), flush=True)
+time.sleep(600)                       # never waits for the child: once killed, it stays a zombie
+"""
+
+
+def test_a_killed_driver_that_its_parent_has_not_reaped_counts_as_gone_and_its_record_goes(storage_url):
+    import psutil
+
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, _HOLD, storage_url], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        pid, word = parent.stdout.readline().split()
+        assert word == "held"
+        pid = int(pid)
+        b = SubjectLeases(open_storage(storage_url), "st", stale_s=3600)
+        old = b.scan()["S1"]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the killed child never became a zombie"
+            time.sleep(0.05)
+        assert b.acquire(["S1"]) == {}                     # a zombie: gone at once, not after stale_s
+        assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE    # still unreaped meanwhile
+        assert f"its process (pid {pid}) is gone" in b.takeovers[0]
+        # every lease of the dead driver was taken over: its record is gone, only b's own remains
+        assert [n for n in _names(b.storage) if n.startswith("explorer.driver:")] == [f"explorer.driver:st/{b.owner}"]
+        assert old.owner != b.owner
+        b.close()
+        assert _names(open_storage(storage_url)) == []     # a study at rest: no bookkeeping left
+    finally:
+        parent.kill()
+        parent.wait()
 
 
 def _race(url: str, start, out) -> None:
