@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cluster_helpers import (BIN, SUBJECTS, TRIALS, cluster_env, count_complete, explorer, free_port,
+from cluster_helpers import (BIN, SUBJECTS, cluster_env, count_complete, explorer, free_port,
                              launch_explorer, stop_group, study_config, verify, verify_ok, write_config)
 
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = study_config("secure_study")
+CONFIG = study_config("secure_study", trials=2)
 
 
 def _mode(path: Path) -> int:
@@ -147,7 +147,7 @@ def test_mlflow_refuses_anonymous_and_wrong_credentials(auth_mlflow):
     for name in ("credentials", "auth.ini", "auth.db", "flask_secret_key"):
         assert _mode(auth_dir / name) == 0o600, name
     assert password not in (auth_dir / "auth.ini").read_text()
-    assert password not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert password not in _ps()
 
 
 # -- a study -----------------------------------------------------------------------------------------
@@ -179,10 +179,15 @@ def test_wrong_mlflow_password_stops_before_any_trial(ray_cluster, secure_pg, au
         os.environ.pop("PGPASSFILE")
 
 
+def _ps() -> str:
+    """Every process's full command line (other users' processes may hold any bytes)."""
+    return subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True).stdout.decode(errors="replace")
+
+
 def _watch_ps(stop: threading.Event, seen: set[str]) -> None:
     while not stop.is_set():
-        seen.update(subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines())
-        stop.wait(0.2)
+        seen.update(_ps().splitlines())
+        stop.wait(0.5)
 
 
 def test_authenticated_study_keeps_its_secrets(ray_cluster, secure_pg, auth_mlflow, tmp_path, monkeypatch):
@@ -207,7 +212,7 @@ def test_authenticated_study_keeps_its_secrets(ray_cluster, secure_pg, auth_mlfl
         stop.set()
         watcher.join()
     assert code == 0, run.output
-    verify_ok(ver, TRIALS * len(SUBJECTS))
+    verify_ok(ver, CONFIG["trials"] * len(SUBJECTS))
 
     # what the study wrote, and what MLflow holds of it
     study_dir = tmp_path / "studies" / CONFIG["name"]
@@ -230,7 +235,8 @@ def test_authenticated_study_keeps_its_secrets(ray_cluster, secure_pg, auth_mlfl
                     client.download_artifacts(r.info.run_id, a.path, str(tmp_path / "dl"))).read_text()
     texts["experiment tags"] = repr(exp.tags)
     texts["the process list during the run"] = "\n".join(seen)
-    assert any(str(study_dir) in line for line in seen)    # the watcher did see the study's processes
+    ran = [line for line in seen if f"{CONFIG['name']}.yaml" in line]
+    assert ran, f"the watcher never saw `explorer run` ({len(seen)} command lines seen: {[x for x in seen if 'explorer' in x][:8]})"
     leaks = [(what, where) for what, secret in secrets.items() for where, text in texts.items() if secret in text]
     assert not leaks, leaks
 
