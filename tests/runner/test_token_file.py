@@ -1,9 +1,7 @@
 """Ray's token file is made private (0600) after Ray wrote it with the process's umask."""
 
-import os
 import stat
 
-import pytest
 
 from explorer.runner.pool import private_token_file
 

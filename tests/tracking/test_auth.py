@@ -25,7 +25,7 @@ def test_refused_login_names_the_variables(no_creds):
     assert "no credentials were given" in str(err) and "MLFLOW_TRACKING_USERNAME" in str(err)
     assert "pw@" not in str(err)
     no_creds.setenv("MLFLOW_TRACKING_USERNAME", "alice")
-    assert f"without MLFLOW_TRACKING_PASSWORD" in str(refused("http://h:5000", 401))
+    assert "without MLFLOW_TRACKING_PASSWORD" in str(refused("http://h:5000", 401))
     no_creds.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
     msg = str(refused("http://h:5000", 401))
     assert "'alice'" in msg and "did not accept" in msg and PASSWORD not in msg
