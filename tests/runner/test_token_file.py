@@ -2,7 +2,6 @@
 
 import stat
 
-
 from explorer.runner.pool import private_token_file
 
 
