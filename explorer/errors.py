@@ -50,3 +50,8 @@ class StoreError(ExplorerError):
 
 class TrackingError(ExplorerError):
     """The MLflow tracking store cannot be used as asked."""
+
+
+class AccessError(ExplorerError):
+    """A server refused explorer's credentials (MLflow's 401/403, PostgreSQL's password check); the
+    message names the environment variable to set."""

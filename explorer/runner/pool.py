@@ -8,6 +8,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from explorer.config import StudyConfig
@@ -81,7 +82,26 @@ def init_ray(cfg: StudyConfig, actors: int | None = None) -> bool:
             ray.init(**kw)
     else:
         ray.init(address=address, **kw)
+    private_token_file()
     return True
+
+
+def private_token_file() -> Path | None:
+    """Make Ray's token file private (0600); returns it if it was not.
+
+    Ray 2.60 writes the token it generates (``ray start --head``, or ``ray.init`` starting a local
+    cluster) to ``$RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token`` with the process's umask: often 0644,
+    readable by every user of a shared node whose home directory others may traverse."""
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token").expanduser()
+    try:
+        st = path.stat()
+        if st.st_uid != os.getuid() or not st.st_mode & 0o077:
+            return None
+        path.chmod(0o600)
+    except OSError:
+        return None
+    log.info("made Ray's token file %s private (mode 0600)", path)
+    return path
 
 
 @dataclass

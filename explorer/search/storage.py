@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from explorer.errors import StudyError
-from explorer.secrets import redact_url
+from explorer.errors import AccessError, StudyError
+from explorer.secrets import redact_text, redact_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from optuna.storages import BaseStorage
@@ -73,7 +73,12 @@ def open_storage(url: str) -> "BaseStorage":
             Path(url.split("sqlite:///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
         return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=None)
     except Exception as exc:  # noqa: BLE001 - sqlalchemy/driver errors vary by backend
-        raise StudyError(f"cannot open the Optuna storage {redact_url(url)}: {exc}. Check the "
+        if kind == "postgresql" and re.search(r"password|pg_hba", str(exc)):
+            why = redact_text(str(exc).strip().splitlines()[0])
+            raise AccessError(f"PostgreSQL refused the Optuna storage {redact_url(url)}: {why}. Set PGPASSFILE "
+                              "to the password file of `cluster/start_postgres.sh --listen` (or add its line to "
+                              "~/.pgpass); keep the password out of the URL") from None
+        raise StudyError(f"cannot open the Optuna storage {redact_url(url)}: {redact_text(str(exc))}. Check the "
                          "storage.optuna field or $EXPLORER_OPTUNA_STORAGE") from None
 
 

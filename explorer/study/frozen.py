@@ -20,7 +20,8 @@ import yaml
 
 from explorer.config import StudyConfig, parse_config
 from explorer.errors import ConfigError, StudyError
-from explorer.study.layout import FROZEN_FILE, optuna_storage_url
+from explorer.secrets import redact_text, redact_url
+from explorer.study.layout import ENV_OVERRIDES, FROZEN_FILE, optuna_storage_url
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,21 @@ def provenance() -> dict[str, Any]:
         "versions": package_versions(),
         "git_revision": git_revision(),
         "host": platform.node(),
-        "command": " ".join(sys.argv),
+        "command": redact_text(" ".join(sys.argv)),
     }
 
 
 def save_frozen(cfg: StudyConfig, study_dir: str | Path | None = None) -> Path:
-    """Write ``<study>/study.yaml``: the config and :func:`provenance` (atomic replace)."""
+    """Write ``<study>/study.yaml``: the config and :func:`provenance` (atomic replace).
+
+    ConfigError when a ``storage`` URL holds a password: it would be kept in the study folder (and
+    MLflow's copy of it); the password belongs in a password file (PGPASSFILE) or the environment."""
+    for field, url in cfg.storage.model_dump().items():
+        if url and redact_url(url) != url:
+            raise ConfigError(f"storage.{field} holds a password ({redact_url(url)}); it would be written to "
+                              "study.yaml. Remove it from the URL and keep it in a password file (PostgreSQL: "
+                              "PGPASSFILE, see cluster/start_postgres.sh --listen), or pass the whole URL in "
+                              f"${ENV_OVERRIDES[field]}, which is never saved")
     d = Path(study_dir or cfg.study_dir)
     d.mkdir(parents=True, exist_ok=True)
     doc = {"config": cfg.model_dump(mode="json"), "provenance": provenance()}

@@ -67,6 +67,7 @@ from explorer.errors import TrackingError
 from explorer.records import TrialRecord
 from explorer.scoring.ranking import objective_of
 from explorer.secrets import redact_text, redact_url
+from explorer.tracking.auth import check_access
 from explorer.tracking.figures import ec_figures, summary_figures
 from explorer.tracking.modes import best_children
 from explorer.tracking.outage import fail_fast_http
@@ -208,7 +209,8 @@ class Tracker:
     ``children``: which trials get a child run, ``all``, ``best_k`` or ``none`` (resolved:
     :func:`~explorer.tracking.modes.resolve_children`); ``best_k`` ranks by ``objective`` (the
     study's first; ``maximise`` its direction). Making a Tracker shortens MLflow's HTTP retries
-    where the user has not set them (:func:`~explorer.tracking.outage.fail_fast_http`).
+    where the user has not set them (:func:`~explorer.tracking.outage.fail_fast_http`). An http(s)
+    server that refuses the credentials (:mod:`explorer.tracking.auth`) raises AccessError here.
     """
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None,
@@ -233,6 +235,7 @@ class Tracker:
         self.objective, self.maximise = objective, bool(maximise)
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        check_access(self.tracking_uri, experiment)    # a server that refuses our credentials: AccessError now
         try:
             self.client = MlflowClient(tracking_uri=self.tracking_uri)
             fast_sqlite(self.client)

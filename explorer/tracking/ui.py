@@ -14,7 +14,6 @@ Cheap to import: its command line (:mod:`explorer.tracking.commands`) is importe
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import math
@@ -39,6 +38,7 @@ from explorer.search.storage import journal_path, storage_kind
 from explorer.secrets import has_secret, redact_url
 from explorer.study.frozen import load_frozen
 from explorer.study.layout import mlflow_artifacts, mlflow_uri, optuna_storage_url
+from explorer.tracking.auth import auth_headers, refused
 from explorer.tracking.relocate import repair_artifact_locations
 from explorer.tracking.tracker import metric_key
 
@@ -74,13 +74,10 @@ def _opener(base: str) -> urllib.request.OpenerDirector:
 
 
 def _request(base: str, path: str, payload: dict | None = None, timeout_s: float = 10.0) -> dict:
-    """GET (or POST ``payload``) ``<base><path>`` and decode its JSON; MLflow's token/basic auth from env."""
+    """GET (or POST ``payload``) ``<base><path>`` and decode its JSON, with the credentials MLflow's client
+    sends (:func:`explorer.tracking.auth.auth_headers`)."""
     headers = {"Content-Type": "application/json"} if payload is not None else {}
-    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
-        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
-    elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
-        pair = f"{os.environ['MLFLOW_TRACKING_USERNAME']}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}"
-        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    headers.update(auth_headers())
     data = json.dumps(payload).encode() if payload is not None else None
     req = urllib.request.Request(base.rstrip("/") + path, data=data, headers=headers)
     with _opener(base).open(req, timeout=timeout_s) as resp:
@@ -93,6 +90,8 @@ def experiment_id(base: str, name: str) -> str:
         q = urllib.parse.urlencode({"experiment_name": name})
         return str(_request(base, f"/api/2.0/mlflow/experiments/get-by-name?{q}")["experiment"]["experiment_id"])
     except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise refused(base, exc.code, name) from None
         if exc.code == 404:
             raise StudyError(f"MLflow at {redact_url(base)} has no experiment {name!r}: has the study logged "
                              "anything yet? (`explorer run CONFIG`)") from None
