@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -74,6 +74,8 @@ def run_request(req: EcRequest) -> EcFit:
     """Fit the EC of ``req``'s subject (the work of one unit of the EC stage)."""
     opts = EcOptions(**req.options)
     features = FeatureOptions.from_dict(req.features)
+    if not opts.bandpass:
+        features = replace(features, bandpass=None)
     target = empirical_targets(np.asarray(req.bold, dtype=np.float64), req.tr_s, features, opts.lag_trs(req.tr_s))
     g, a, f = global_params(req.params)
     mask = connection_mask(req.weights, req.labels, opts.mask)
