@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from explorer.ec.linear import Fit, Moments, fit_gradient, hopf_jacobian
+from explorer.ec.linear import Fit, Moments, Spectral, filtered_fit_gradient, fit_gradient, hopf_jacobian
 from explorer.ec.options import EcOptions
 
 #: the fit of a subject is usable / why it is not (its twin then stays the global-parameter one)
@@ -111,20 +111,27 @@ def max_euler_dt_ms(weights: np.ndarray, g: float, a: Any, f_hz: Any) -> float:
 
 
 def fit_ec(sc: np.ndarray, mask: np.ndarray, g: float, a: Any, f_hz: Any, target: Moments, tr_s: float,
-           opts: EcOptions | None = None) -> EcFit:
+           opts: EcOptions | None = None, spec: Spectral | None = None) -> EcFit:
     """Fit the connection strengths on ``mask`` of a subject, starting from its SC and global parameters.
 
     sc: (N, N) the simulator's SC (the start); mask: (N, N) bool, the fitted connections; g: G (1/s);
     a: bifurcation parameter (1/s), f_hz: intrinsic frequencies (Hz), one value or one per region, as
     fitted by the search; target: the subject's empirical :class:`Moments` at lag ``opts.lag_trs(tr_s)``;
-    tr_s: the BOLD TR in s.
+    tr_s: the BOLD TR in s; spec: the band-pass the target went through (:func:`~explorer.ec.linear.spectral`,
+    for the same lag), applied to the model's moments too; None: the target is unfiltered.
     """
     opts = opts or EcOptions()
     t0 = time.perf_counter()
     lag = opts.lag_trs(tr_s)
     tau = lag * float(tr_s)
     w0 = np.where(mask, np.asarray(sc, dtype=np.float64), 0.0)
-    start = fit_gradient(w0, g, a, f_hz, tau, target)
+
+    def evaluate(w: np.ndarray) -> Fit:
+        if spec is None:
+            return fit_gradient(w, g, a, f_hz, tau, target)
+        return filtered_fit_gradient(w, g, a, f_hz, spec, target)
+
+    start = evaluate(w0)
     first = _row(start, target)
     common = dict(lag_trs=lag, tau_s=tau, options=opts.to_dict())
     if not start.moments.stable:
@@ -133,7 +140,7 @@ def fit_ec(sc: np.ndarray, mask: np.ndarray, g: float, a: Any, f_hz: Any, target
         return EcFit(w0, np.array([first]), 0, UNSTABLE_START, why, math.nan, math.nan, math.inf, math.inf,
                      max_euler_dt_ms=math.nan, wall_s=time.perf_counter() - t0, **common)
     run = _lbfgs if opts.rule == "lbfgs" else _gec
-    best_w, rows, best_i = run(w0, mask, g, a, f_hz, tau, target, opts, first)
+    best_w, rows, best_i = run(w0, mask, evaluate, target, opts, first)
     trace = np.array(rows, dtype=np.float64)
     loss, fc_r = trace[best_i, 0], trace[best_i, 1]
     if not np.all(np.isfinite(best_w)):
@@ -150,7 +157,7 @@ def fit_ec(sc: np.ndarray, mask: np.ndarray, g: float, a: Any, f_hz: Any, target
                  max_euler_dt_ms=max_euler_dt_ms(best_w, g, a, f_hz), wall_s=time.perf_counter() - t0, **common)
 
 
-def _lbfgs(w0, mask, g, a, f_hz, tau, target, opts, first):
+def _lbfgs(w0, mask, evaluate, target, opts, first):
     """L-BFGS-B on the exact gradient, W >= 0 on the mask; the best evaluation is kept."""
     idx = np.nonzero(mask)
     best = {"loss": first[0], "w": w0, "row": first}
@@ -163,7 +170,7 @@ def _lbfgs(w0, mask, g, a, f_hz, tau, target, opts, first):
 
     def fun(v: np.ndarray) -> tuple[float, np.ndarray]:
         w = weights_of(v)
-        fit = fit_gradient(w, g, a, f_hz, tau, target)
+        fit = evaluate(w)
         row = _row(fit, target)
         last["row"] = row
         if not math.isfinite(fit.loss):  # unstable: a large loss pushes the line search back
@@ -181,18 +188,18 @@ def _lbfgs(w0, mask, g, a, f_hz, tau, target, opts, first):
     return best["w"], rows, best_i if rows[best_i][0] <= best["loss"] else len(rows) - 1
 
 
-def _gec(w0, mask, g, a, f_hz, tau, target, opts, first):
+def _gec(w0, mask, evaluate, target, opts, first):
     """Deco et al.'s GEC update with W >= 0, stopped after ``patience`` iterations without improvement."""
     step = float(opts.eta) * float(w0[mask].mean())
     w = w0
     rows = [first]
     best_w, best_i, best_loss = w0, 0, first[0]
-    fit = fit_gradient(w, g, a, f_hz, tau, target)
+    fit = evaluate(w)
     for it in range(1, int(opts.max_iter) + 1):
         dfc = target.fc - fit.moments.fc
         np.fill_diagonal(dfc, 0.0)
         w = np.where(mask, np.clip(w + step * (dfc + target.cov_tau - fit.moments.cov_tau), 0.0, None), 0.0)
-        fit = fit_gradient(w, g, a, f_hz, tau, target)
+        fit = evaluate(w)
         rows.append(_row(fit, target))
         if not fit.moments.stable:
             break

@@ -28,6 +28,7 @@ import numpy as np
 from explorer.ec.fit import fit_ec, max_euler_dt_ms
 from explorer.ec.options import EcOptions
 from explorer.ec.targets import empirical_targets
+from explorer.ec.unit import model_filter, target_features
 from explorer.errors import SimulationError
 from explorer.scoring.options import FeatureOptions
 from explorer.sim import simulate_arrays
@@ -111,8 +112,9 @@ def recover_ec(sc: np.ndarray, lengths: np.ndarray, mask: np.ndarray, *, g: floa
         if bool(res.diverged[0]):
             raise SimulationError(f"recovery subject with seed {seed}: the nonlinear simulation diverged; "
                                   "lower G, sigma or noise_sigma")
-        target = empirical_targets(res.bold[0], tr_s, features, lag)
-        fit = fit_ec(sc, mask, g, a, f_hz, target, tr_s, opts)
+        used = target_features(features.to_dict(), opts)
+        target = empirical_targets(res.bold[0], tr_s, used, lag)
+        fit = fit_ec(sc, mask, g, a, f_hz, target, tr_s, opts, model_filter(used, tr_s, opts))
         out.append(Recovery(seed=int(seed), n_trs=int(res.bold.shape[1]), r_fit=edge_r(fit.weights, true, mask),
                             r_sc=edge_r(sc, true, mask), fc_r_start=fit.fc_r_start,
                             fc_r=fit.fc_r, iterations=fit.iterations, status=fit.status, sim_wall_s=sim_s,

@@ -16,8 +16,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from explorer.ec.fit import EcFit, fit_ec
+from explorer.ec.linear import Spectral, spectral
 from explorer.ec.options import EcOptions
 from explorer.ec.targets import connection_mask, empirical_targets
+from explorer.scoring.features import bandpass_sos
 from explorer.scoring.options import FeatureOptions
 
 
@@ -53,11 +55,15 @@ def _plain(v: Any) -> Any:
     return round(float(v), 12) if isinstance(v, (int, float, np.floating, np.integer)) else v
 
 
+#: the fitting method's version, part of every key: a stored EC fitted by another method is fitted again
+METHOD = "hopf-linear/2 (band-passed moments)"
+
+
 def ec_key(req: EcRequest) -> str:
-    """A stable id of an EC fit's inputs (SC, BOLD, TR, features, global parameters, options)."""
+    """A stable id of an EC fit's inputs (SC, BOLD, TR, features, global parameters, options, method)."""
     h = hashlib.sha1(np.ascontiguousarray(req.weights, dtype=np.float64).tobytes())
     h.update(np.ascontiguousarray(req.bold, dtype=np.float64).tobytes())
-    doc = {"tr_s": _plain(req.tr_s), "features": req.features, "options": req.options,
+    doc = {"method": METHOD, "tr_s": _plain(req.tr_s), "features": req.features, "options": req.options,
            "params": {k: _plain(v) for k, v in sorted(req.params.items())}, "labels": list(req.labels)}
     h.update(json.dumps(doc, sort_keys=True, default=str).encode())
     return h.hexdigest()[:20]
@@ -73,10 +79,23 @@ def global_params(params: Mapping[str, Any]) -> tuple[float, Any, Any]:
 def run_request(req: EcRequest) -> EcFit:
     """Fit the EC of ``req``'s subject (the work of one unit of the EC stage)."""
     opts = EcOptions(**req.options)
-    features = FeatureOptions.from_dict(req.features)
-    if not opts.bandpass:
-        features = replace(features, bandpass=None)
+    features = target_features(req.features, opts)
     target = empirical_targets(np.asarray(req.bold, dtype=np.float64), req.tr_s, features, opts.lag_trs(req.tr_s))
     g, a, f = global_params(req.params)
     mask = connection_mask(req.weights, req.labels, opts.mask)
-    return fit_ec(req.weights, mask, g, a, f, target, req.tr_s, opts)
+    return fit_ec(req.weights, mask, g, a, f, target, req.tr_s, opts, model_filter(features, req.tr_s, opts))
+
+
+def target_features(features: Mapping[str, Any], opts: EcOptions) -> FeatureOptions:
+    """The preprocessing of the EC's targets: the cohort's features, without their band-pass when
+    ``ec.bandpass`` is false."""
+    out = FeatureOptions.from_dict(dict(features))
+    return out if opts.bandpass else replace(out, bandpass=None)
+
+
+def model_filter(features: FeatureOptions, tr_s: float, opts: EcOptions) -> Spectral | None:
+    """The band-pass of ``features`` as the model's analytic moments apply it (None without one)."""
+    if features.bandpass is None:
+        return None
+    tau = opts.lag_trs(tr_s) * float(tr_s)
+    return spectral(bandpass_sos(float(tr_s), features), float(tr_s), tau)

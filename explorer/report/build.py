@@ -353,8 +353,7 @@ def _ec_part(cfg, subjects: list[Any], ecs: dict[str, dict[str, Any]], spaces: d
         if not ec["use"]:
             continue
         params = spaces[s.id].expand(best[s.id])
-        tau = float(ec["summary"].get("tau_s") or cfg.ec.tau_s)
-        analytic[s.id] = ec_twins.analytic_fc(ec, params, tau)
+        analytic[s.id] = ec_twins.analytic_fc(ec, params, cfg.cohort.features.to_dict(), float(s.tr_s))
         analytic_r[s.id] = stats.similarity_matrix([analytic[s.id]], [np.asarray(s.fc, dtype=float)])[0, 0]
         simulated[s.id] = _mean_fc(per[ec_twins.KIND][s.id], n)
         weights[s.id] = np.asarray(ec["weights"], dtype=np.float64)

@@ -12,9 +12,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from explorer.ec.linear import hopf_jacobian, moments
+from explorer.ec.linear import twin_moments
+from explorer.ec.options import EcOptions
 from explorer.ec.targets import connection_mask
-from explorer.ec.unit import global_params
+from explorer.ec.unit import global_params, model_filter, target_features
 
 KIND = "ec_twin"
 
@@ -42,10 +43,13 @@ def ec_connectome(sid: str, key: str) -> str:
     return f"{sid}-ec-{key[:12]}"
 
 
-def analytic_fc(ec: Mapping[str, Any], params: Mapping[str, Any], tau_s: float) -> np.ndarray:
-    """The linearised model's FC at a stored EC fit (the fit's own view of its twin)."""
+def analytic_fc(ec: Mapping[str, Any], params: Mapping[str, Any], features: Mapping[str, Any], tr_s: float) -> np.ndarray:
+    """The linearised model's FC at a stored EC fit, band-passed as its targets were (the fit's own view of
+    its twin); ``features``: the cohort's feature options (dict), ``tr_s``: the subject's TR (s)."""
     g, a, f = global_params(params)
-    return moments(hopf_jacobian(ec["weights"], g, a, f), tau_s).fc
+    opts = EcOptions(**(ec["summary"].get("options") or {}))
+    spec = model_filter(target_features(features, opts), tr_s, opts)
+    return twin_moments(ec["weights"], g, a, f, opts.lag_trs(tr_s) * tr_s, spec).fc
 
 
 def masks(subjects: Sequence[Any], mask: str) -> dict[str, np.ndarray]:
