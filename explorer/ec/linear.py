@@ -291,9 +291,8 @@ def filtered_fit_gradient(weights: np.ndarray, g: float, a: np.ndarray | float, 
     g_vi = 2.0 * (g_qt + g_qt.conj().T) @ vi
     g_v += -vi.conj().T @ g_vi @ vi.conj().T
     gap = lam[None, :] - lam[:, None]
-    np.fill_diagonal(gap, 1.0)
-    f_ = 1.0 / gap
-    np.fill_diagonal(f_, 0.0)
+    tiny = np.abs(gap) <= 1e-10 * np.abs(lam).max()     # the diagonal, and modes that coincide
+    f_ = np.where(tiny, 0.0, 1.0 / np.where(tiny, 1.0, gap))
     g_e = np.diag(g_lam) + f_.conj() * (vh @ g_v)
     da = (vi.conj().T @ g_e @ vh).real
     grad = g * (da - np.diag(da)[:, None])
