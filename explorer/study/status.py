@@ -93,10 +93,9 @@ def study_status(study_dir: str | Path) -> dict[str, Any]:
 def search_mode(cfg: Any) -> str:
     """One sentence on whether the study's search is reproducible (``sampler.deterministic``)."""
     if cfg.sampler.deterministic:
-        return (f"deterministic (rounds of {cfg.sampler.batch} trials per subject, told in trial order): "
-                "the same config gives the same trials")
-    return ("asynchronous (fastest; the search path depends on timing, so a rerun gives other trials; "
-            "each trial's told_order is recorded)")
+        return (f"deterministic (rounds of {cfg.sampler.batch} trials per subject, told in trial order): a rerun "
+                "gives the same trials")
+    return "asynchronous (fastest; not reproducible: the trials depend on timing; their told_order is recorded)"
 
 
 def ec_status(cfg: Any, study_dir: Path, subjects: list[str]) -> dict[str, dict[str, Any] | None]:
@@ -178,7 +177,7 @@ def status_lines(st: dict[str, Any], width: int = 80) -> list[str]:
     lines = [f"study {st['name']} ({st['model']}, {st['sampler']}, {st['trials_per_subject']} trials per subject)"]
     lines += [f"objective {lab}: {o}" if lab != o else f"objective: {o}" for lab, o in zip(labels, obj)]
     if st.get("search_mode"):
-        lines += _wrap(["search:", *st["search_mode"].split()], width, 4)
+        lines += _wrap(["search:", *st["search_mode"].split()], width, 0)
     lines += ["", row(head)]
     for (s_id, s), cells in zip(subjects.items(), rows):
         lines.append(row(cells))

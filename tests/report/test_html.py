@@ -181,3 +181,13 @@ def test_report_in_browser(tmp_path):
     table = dom.split('id="individuality-table"', 1)[1].split("</table>", 1)[0]
     assert re.search(r'<td class="accuracy">0\.600</td>', table)
     screenshot(index, tmp_path / "screenshot.png", tmp_path)
+
+
+@pytest.mark.parametrize("mode, says", [("deterministic", "deterministic (reproducible) search"),
+                                        ("asynchronous", "asynchronous (not reproducible) search"),
+                                        (None, "unknown search")])
+def test_the_report_states_the_search_mode(mode, says):
+    rep = fake_report()
+    if mode is not None:
+        rep["mode"] = mode
+    assert says in render_html(rep, {})

@@ -13,6 +13,7 @@ from explorer.search import (INTERRUPTED, TOLD_ORDER_ATTR, list_subject_studies,
                              subject_counts)
 from explorer.study.frozen import save_frozen
 from explorer.study.layout import optuna_storage_url
+from explorer.study.status import status_lines, study_status
 
 from study_configs import fast_config
 
@@ -71,6 +72,7 @@ def test_deterministic_trials_are_the_same_on_1_and_2_actors_and_after_a_resume(
         assert len({tuple(sorted(p.items())) for p, *_ in rows}) == TRIALS     # real draws, not one point
     assert one["NAP_001"] != one["NAP_002"]      # each subject has its own draws and seeds
     assert _counted(cfg2) == one
+    assert any(line.startswith("search: deterministic") for line in status_lines(study_status(cfg2.study_dir)))
     for study in _studies(cfg1).values():        # told in trial order, round after round
         trials = study.get_trials(deepcopy=False)
         assert [t.user_attrs[TOLD_ORDER_ATTR] for t in trials] == list(range(TRIALS))
