@@ -156,12 +156,27 @@ def check_tr(cfg: "StudyConfig", tr_s: float, where: str) -> None:
 
 class SamplerConfig(_Strict):
     """The Optuna sampler: ``name`` is one of :data:`~explorer.params.samplers.SAMPLERS`, ``options`` its
-    constructor keywords (those its spec lists), ``grid`` the grid sampler's values per free parameter."""
+    constructor keywords (those its spec lists), ``grid`` the grid sampler's values per free parameter.
+
+    deterministic: the same config, cohort and package versions give the same trials (parameters,
+        seeds, states, scores) on any number of actors: each subject asks ``batch`` trials at a time (one
+        actor call), waits for all of them and tells them in trial order. False (the default): asynchronous,
+        every actor kept busy; the search path then depends on timing, and each trial records the order it
+        was told in (user attribute ``told_order``).
+    batch: deterministic mode's trials per subject per round (replaces ``ray.batch_size``/``ray.call_s``).
+    """
 
     name: str = DEFAULT_SAMPLER
     seed: int = 0
     grid: dict[str, list[float]] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    deterministic: bool = False
+    batch: int = Field(16, ge=1)
+
+    @property
+    def mode(self) -> str:
+        """``"deterministic"`` or ``"asynchronous"``: how the search asks and tells (what status and the report say)."""
+        return "deterministic" if self.deterministic else "asynchronous"
 
     @field_validator("name")
     @classmethod

@@ -26,6 +26,8 @@ class SamplerSpec:
     multi_objective: whether it handles several objectives.
     needs: the module it needs beyond optuna (import name), or None.
     grid: whether it takes ``sampler.grid`` (every free parameter's values) as its search space.
+    sequence: whether its seed fixes one sequence that the study walks along (qmc): deterministic mode then
+        keeps one seed per subject instead of seeding each draw.
     """
 
     optuna_class: str
@@ -35,6 +37,7 @@ class SamplerSpec:
     multi_objective: bool = True
     needs: str | None = None
     grid: bool = False
+    sequence: bool = False
 
 
 #: sampler name -> its spec; the first is the default
@@ -55,7 +58,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "random": SamplerSpec("RandomSampler", "independent uniform draws"),
     "qmc": SamplerSpec(
         "QMCSampler", "quasi-Monte Carlo (scrambled Sobol or Halton) sequence",
-        ("qmc_type", "scramble", "warn_asynchronous_seeding", "warn_independent_sampling")),
+        ("qmc_type", "scramble", "warn_asynchronous_seeding", "warn_independent_sampling"), sequence=True),
     "grid": SamplerSpec(
         "GridSampler", "every point of sampler.grid once (trials default to the grid size)", grid=True),
 }

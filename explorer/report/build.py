@@ -486,6 +486,7 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
     resim_k = [fit[i]["resim"]["fcd_ks_mean"] for i in ids if fit[i]["resim"]["fcd_ks_mean"] is not None]
     report = {
         "study": cfg.name, "model": cfg.model, "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "mode": cfg.sampler.mode,
         "seeds": seeds, "objectives": cfg.objectives, "directions": cfg.directions, "free_params": free,
         "units": _units(cfg.model, free),
         "subjects": ids, "not_fitted": not_fitted, "fit": fit,

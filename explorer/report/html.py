@@ -10,6 +10,7 @@ import math
 import re
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from explorer.report.cross_session import LABELS, METHODS, within_session_note
 from explorer.report.figures import make_figures
@@ -292,6 +293,12 @@ def _ec(report: dict, figures: dict) -> str | None:
     return intro + _table(head, body, 'id="ec-table"')
 
 
+def _mode(mode: Any) -> str:
+    """The search mode as the report states it (a report built before it was recorded: unknown)."""
+    return {"deterministic": "deterministic (reproducible)",
+            "asynchronous": "asynchronous (not reproducible)"}.get(str(mode), "unknown")
+
+
 def render_html(report: dict, figures: dict[str, list[str]]) -> str:
     """The report page; ``figures`` maps figure keys (see ``figures.FIGURES``) to PNG names beside it."""
     study = escape(str(report.get("study", "?")))
@@ -299,6 +306,7 @@ def render_html(report: dict, figures: dict[str, list[str]]) -> str:
                      for o, d in zip(report.get("objectives") or [], report.get("directions") or []))
     meta = (f"model {escape(str(report.get('model', '?')))} · {len(report.get('subjects') or [])} subjects · "
             f"free parameters {escape(', '.join(report.get('free_params') or [])) or 'none'} · objectives {objs} · "
+            f"{escape(_mode(report.get('mode')))} search · "
             f"{escape(str(report.get('seeds', '?')))} re-simulation seeds · created "
             f"{escape(str(report.get('created', '?')))}")
     notes = report.get("notes") or []

@@ -82,9 +82,9 @@ def _report(result, console) -> int:
     console.print("\n".join(status_lines(study_status(result.study_dir), terminal_width())), highlight=False,
                   markup=False)
     if result.utilisation is not None:
-        console.print(f"this session: {result.trials_run} trials in {result.driver_wall_s:.1f} s on {result.actors} "
-                      f"actors ({result.trials_per_min:.1f}/min); actor utilisation {100 * result.utilisation:.1f}% "
-                      f"(start-up {result.startup_s:.1f} s)")
+        console.print(f"this session ({result.mode}): {result.trials_run} trials in {result.driver_wall_s:.1f} s on "
+                      f"{result.actors} actors ({result.trials_per_min:.1f}/min); actor utilisation "
+                      f"{100 * result.utilisation:.1f}% (start-up {result.startup_s:.1f} s)")
     if result.interrupted:
         if not result.actors:
             console.print(f"\n[bold yellow]interrupted[/] ({result.signal}) before any trial started; nothing to "

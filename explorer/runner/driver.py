@@ -63,6 +63,7 @@ class RunResult:
     held_elsewhere: dict[str, str] = field(default_factory=dict)   # subject -> the live driver running it
     takeovers: list[str] = field(default_factory=list)       # leases taken over from dead or stale drivers
     hook_failures: list[str] = field(default_factory=list)  # store/tracker calls that failed (logged)
+    mode: str = "asynchronous"       # sampler.mode: "deterministic" (reproducible) or "asynchronous"
     trials_run: int = 0
     calls: int = 0                   # actor calls collected (trials_run / calls = mean trials per call)
     actors: int = 0
@@ -301,7 +302,7 @@ class _DriverRun:
         self.progress = progress
         self.stop = stop
         self.target = cfg.n_trials
-        self.result = RunResult(name=cfg.name, study_dir=str(study_dir))
+        self.result = RunResult(name=cfg.name, study_dir=str(study_dir), mode=cfg.sampler.mode)
         self.t_begin = time.monotonic()
 
     def run(self) -> RunResult:
@@ -426,7 +427,7 @@ class _DriverRun:
     def _append_run(self, todo: list[str]) -> None:
         r = self.result
         append_run(self.study_dir, {
-            "ended": time.strftime("%Y-%m-%dT%H:%M:%S"), "actors": r.actors, "trials": r.trials_run,
+            "ended": time.strftime("%Y-%m-%dT%H:%M:%S"), "mode": r.mode, "actors": r.actors, "trials": r.trials_run,
             "interrupted": r.interrupted, "driver_wall_s": round(r.driver_wall_s, 3),
             "startup_s": round(r.startup_s, 3), "simulate_s": round(r.simulate_s, 3),
             "actor_call_s": round(r.actor_call_s, 3), "score_s": round(r.score_s, 3),

@@ -10,6 +10,15 @@ shrinks as the session ends so that the actors run out of work together (:meth:`
 with ``store: best`` an actor does not write the signals of a trial that can no longer enter the
 best k (:meth:`Scheduler.keep_from`).
 
+Deterministic mode (``sampler.deterministic``): each subject asks a round of ``sampler.batch`` trials
+(one actor call, whatever the number of actors), waits until every one of them is back and tells them
+in trial order; only then is its next round asked. Each draw's sampler is seeded for that draw alone
+(:func:`~explorer.search.samplers.draw_sampler`) and its noise seed follows its place among the
+subject's counted trials, so a subject's trials depend on the config alone: not on timing, the actor
+count, the other subjects, or an interruption (a round cut short is reaped whole, re-enqueued, and
+asked again in the same order). The default, asynchronous mode records the order in which each subject's
+trials were told (user attr ``told_order``), so that its history can be replayed.
+
 Signals are deferred (:mod:`explorer.runner.interrupts`): the loop looks at the flag between
 steps, records the results already back, then marks the in-flight trials FAIL "interrupted" and
 re-enqueues them.
@@ -93,6 +102,9 @@ class Scheduler:
         self.maximise = self.cfg.directions[0] == "maximize"
         self.top: dict[str, list[float]] = {}
         self.todo: list[str] = []      # the admitted subjects, in order (grows as the session admits more)
+        self.deterministic = self.cfg.sampler.deterministic
+        self.back: dict[str, list[TrialRecord]] = {}   # deterministic: the records of a round not yet all back
+        self.told: dict[str, int] = {}       # subject -> its trials finished so far (the next told_order)
         self.finishing: dict[str, futures.Future] = {}   # subjects done, being finished on the finishing thread
         self._finisher_pool: futures.ThreadPoolExecutor | None = None
         self.add_subjects(todo)
@@ -104,6 +116,7 @@ class Scheduler:
             self.todo.append(sid)
             self.done[sid] = c.done
             self.inflight_n[sid] = 0
+            self.told[sid] = c.complete + c.failed + c.interrupted + c.aborted
             self.top[sid] = self._top(study)
             best = best_summary(study, self.cfg.objectives).get("scores", {}).get(self.cfg.objectives[0])
             self.progress.set_subject(sid, self.target, c.complete, c.failed, best)
@@ -137,19 +150,25 @@ class Scheduler:
     def _remaining(self, sid: str) -> int:
         return self.target - self.done[sid] - self.inflight_n[sid]
 
+    def _askable(self, sid: str) -> bool:
+        """Whether ``sid`` may be asked for trials now: it has some left, its lease is ours, and (deterministic
+        mode) nothing of its last round is still out or untold."""
+        return (self._remaining(sid) > 0 and not self.session.lost(sid)
+                and not (self.deterministic and self.inflight_n[sid]))
+
     def _next_subject(self) -> str | None:
         """The next subject with trials left to ask: round robin, and at the end of the session (:meth:`ending`)
         the one with the fewest left, so that subjects finish one after another while the actors run the
         others (their pruning, packing and MLflow summaries then overlap the last simulations instead of
         following them all at once); when none is left, the session admits more."""
         if self.ending():
-            live = [sid for sid in self.todo if self._remaining(sid) > 0 and not self.session.lost(sid)]
+            live = [sid for sid in self.todo if self._askable(sid)]
             if live:
                 return min(live, key=self._remaining)
         for _ in range(2):
             for i in range(len(self.todo)):
                 sid = self.todo[(self.rr + i) % len(self.todo)]
-                if self._remaining(sid) > 0 and not self.session.lost(sid):
+                if self._askable(sid):
                     self.rr = (self.rr + i + 1) % len(self.todo)
                     return sid
             room = self.session.room()
@@ -179,7 +198,10 @@ class Scheduler:
     def batch_size(self) -> int:
         """Trials for the next call: about ``ray.call_s`` of actor time at the measured cost per trial,
         within [min(batch_size, KERNEL_BATCH), batch_size] (the lower bound until a call has been
-        measured), and at most an even share of what is left (:meth:`share`)."""
+        measured), and at most an even share of what is left (:meth:`share`). Deterministic mode: always
+        ``sampler.batch``, whatever the timing."""
+        if self.deterministic:
+            return self.cfg.sampler.batch
         upper = self.cfg.ray.batch_size
         lower = min(upper, KERNEL_BATCH)
         n = lower
@@ -211,13 +233,19 @@ class Scheduler:
         self.calls += 1
 
     def _ask(self, sid: str) -> list[Task] | None:
-        """A new batch of ``sid``; trials outside the hard limits are told FAIL at once (never simulated)."""
+        """A new batch of ``sid``; trials outside the hard limits are told FAIL at once (never simulated).
+
+        Deterministic mode: the k-th trial of the batch is draw ``done + k`` of the subject, its sampler
+        seeded for that draw and its noise seed ``trial_seed(seed, subject, draw)`` (the trial number in
+        a study that was never interrupted); a refused trial waits for the rest of its round."""
         cfg, session = self.cfg, self.session
         tasks, refused = [], []
-        for _ in range(min(self.batch_size(), self._remaining(sid))):
-            trial, free = ask_params(session.studies[sid], cfg)
+        first = self.done[sid] + self.inflight_n[sid]
+        for k in range(min(self.batch_size(), self._remaining(sid))):
+            draw = first + k if self.deterministic else None
+            trial, free = ask_params(session.studies[sid], cfg, sid, draw)
             self.trials[(sid, trial.number)] = trial
-            task = Task(trial.number, free, trial_seed(cfg.sampler.seed, sid, trial.number))
+            task = Task(trial.number, free, trial_seed(cfg.sampler.seed, sid, trial.number if draw is None else draw))
             why = session.spaces[sid].refusal(free)
             if why:
                 refused.append(TrialRecord.of(sid, task, "FAIL", reason=why, started_at=time.time(),
@@ -228,7 +256,7 @@ class Scheduler:
         if refused:
             # an outcome like any other: while probing it settles the verdict (a refusal is no "error:"),
             # else a subject whose every trial is refused would stay "probing" and hold the others' records
-            self._results(sid, refused)
+            self._back(sid, refused)
         return tasks
 
     def fill(self) -> None:
@@ -273,19 +301,29 @@ class Scheduler:
                             type(exc).__name__, again[0].attempt)
                 self.retry.append((sid, again))
                 return
-            self._results(sid, [self._failed(sid, t, ACTOR_DIED, batch.submitted) for t in batch.tasks])
+            self._back(sid, [self._failed(sid, t, ACTOR_DIED, batch.submitted) for t in batch.tasks])
             return
         except RayTaskError as exc:
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
             reason = f"error: {type(cause).__name__}: {cause}"[:500]
-            self._results(sid, [self._failed(sid, t, reason, batch.submitted) for t in batch.tasks])
+            self._back(sid, [self._failed(sid, t, reason, batch.submitted) for t in batch.tasks])
             return
         self.result.simulate_s += float(out["simulate_s"])
         self.result.actor_call_s += float(out["call_s"])
         self.result.score_s += sum(r.score_wall_seconds for r in out["records"])
         self.result.store_s += sum(r.store_wall_seconds for r in out["records"])
         self._measured(float(out["call_s"]), len(batch.tasks))
-        self._results(sid, list(out["records"]))
+        self._back(sid, list(out["records"]))
+
+    def _back(self, sid: str, records: list[TrialRecord]) -> None:
+        """Records of ``sid`` that came back: on to :meth:`_results`; in deterministic mode only once its whole
+        round is back, then in trial order (a round cut short by a signal stays untold, to be reaped whole)."""
+        if not self.deterministic:
+            self._results(sid, records)
+            return
+        self.back.setdefault(sid, []).extend(records)
+        if len(self.back[sid]) == self.inflight_n[sid]:
+            self._results(sid, sorted(self.back.pop(sid), key=lambda r: r.number))
 
     @staticmethod
     def _failed(sid: str, task: Task, reason: str, submitted: float) -> TrialRecord:
@@ -341,8 +379,12 @@ class Scheduler:
         self.pool.shutdown()
         pending = [(b.subject, b.tasks, b.submitted) for b in self.inflight.values()]
         pending += [(sid, tasks, 0.0) for sid, tasks in self.retry]
+        # deterministic mode: a round's records already back, waiting for the rest of it
+        pending += [(sid, [Task(r.number, r.params, r.seed, r.attempt) for r in recs], 0.0)
+                    for sid, recs in self.back.items()]
         self.inflight.clear()
         self.retry.clear()
+        self.back.clear()
         n = 0
         for sid, tasks, submitted in pending:
             if self.stop.forced:   # a second signal: what is left RUNNING is reaped (interrupted) instead
@@ -359,7 +401,8 @@ class Scheduler:
 
     # -- telling Optuna -------------------------------------------------------------------
     def tell(self, sid: str, records: list[TrialRecord]) -> None:
-        """Tell Optuna each record (attributes in one write), log the batch to MLflow, finish the subject if done."""
+        """Tell Optuna each record (attributes in one write, its ``told_order`` among them), log the batch to
+        MLflow, finish the subject if done."""
         session = self.session
         if session.lost(sid):   # another driver took the subject over and reaped these trials: not ours to tell
             log.warning("subject %s: %d result(s) dropped, its lease was taken over", sid, len(records))
@@ -370,7 +413,8 @@ class Scheduler:
         study = session.studies[sid]
         for rec in records:
             trial = self.trials.pop((sid, rec.number))
-            tell_record(study, trial, rec, self.cfg.objectives)
+            tell_record(study, trial, rec, self.cfg.objectives, told_order=self.told[sid])
+            self.told[sid] += 1
             self.inflight_n[sid] -= 1
             if not rec.reason.startswith(ABORTED):
                 self.done[sid] += 1
@@ -436,6 +480,7 @@ class Scheduler:
         self.trials.clear()
         self.inflight.clear()
         self.held.clear()
+        self.back.clear()   # deterministic mode: a round cut short was reaped whole, to be asked again
         return n, left
 
 

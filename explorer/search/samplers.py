@@ -30,6 +30,18 @@ def trial_seed(seed: int, subject: str, number: int) -> int:
     return zlib.crc32(f"noise|{seed}|{subject}|{number}".encode()) & 0x3FFFFFFF
 
 
+def draw_sampler(cfg: "StudyConfig", subject: str, draw: int) -> "BaseSampler":
+    """Deterministic mode (``sampler.deterministic``): the sampler of one draw, the ``draw``-th counted trial
+    of ``subject`` (0-based), seeded for it alone.
+
+    The trial then depends on the subject's told history and ``draw`` only: not on how earlier draws used
+    the random stream, nor on draws an interruption threw away. A sequence sampler (qmc) keeps one seed
+    per subject: its place in the sequence is kept in the study.
+    """
+    sequence = sampler_spec(cfg.sampler.name).sequence
+    return make_sampler(cfg, subject_seed(cfg.sampler.seed, subject, 0 if sequence else draw))
+
+
 def make_sampler(cfg: "StudyConfig", seed: int) -> "BaseSampler":
     """Build the configured sampler from its registry spec (:data:`~explorer.params.samplers.SAMPLERS`):
     ``optuna.samplers.<spec.optuna_class>`` with ``seed``, the spec's defaults and ``sampler.options``.

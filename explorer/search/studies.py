@@ -29,7 +29,7 @@ import numpy as np
 
 from explorer.scoring.ranking import objective_of, rank
 from explorer.search.records import FAIL_REASON_ATTR, to_user_attrs, trial_times
-from explorer.search.samplers import make_sampler, subject_seed
+from explorer.search.samplers import draw_sampler, make_sampler, subject_seed
 from explorer.search.space import distributions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,6 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 REQUEUED_ATTR = "requeued_from"
+#: user attr: the number of the subject's trials finished (told, or reaped) before this one was told
+TOLD_ORDER_ATTR = "told_order"
 INTERRUPTED = "interrupted"
 #: reason prefix of a trial of a broken study's first batches: failed, but not counted against the budget
 ABORTED = "aborted"
@@ -114,8 +116,15 @@ def set_metric_names(study: "optuna.Study", names: list[str]) -> None:
         study.set_metric_names(list(names))
 
 
-def ask_params(study: "optuna.Study", cfg: "StudyConfig") -> tuple["optuna.Trial", dict[str, float]]:
-    """Ask one trial (an enqueued WAITING trial first, else a new sample) and its free values."""
+def ask_params(study: "optuna.Study", cfg: "StudyConfig", subject: str = "", draw: int | None = None
+               ) -> tuple["optuna.Trial", dict[str, float]]:
+    """Ask one trial (an enqueued WAITING trial first, else a new sample) and its free values.
+
+    ``draw`` (deterministic mode): the trial's place among ``subject``'s counted trials; the study's sampler
+    is then seeded for this draw alone (:func:`~explorer.search.samplers.draw_sampler`).
+    """
+    if draw is not None:
+        study.sampler = draw_sampler(cfg, subject, draw)
     trial = study.ask(distributions(cfg))
     return trial, dict(trial.params)
 
@@ -221,16 +230,21 @@ def reap_interrupted(study: "optuna.Study", numbers: set[int] | None = None,
     return reaped
 
 
-def tell_record(study: "optuna.Study", trial: "optuna.Trial", rec: "TrialRecord", objectives: list[str]) -> None:
-    """Tell Optuna ``rec``: its user attributes (:func:`~explorer.search.records.to_user_attrs`) in one
-    write, then COMPLETE with the objective values or FAIL.
+def tell_record(study: "optuna.Study", trial: "optuna.Trial", rec: "TrialRecord", objectives: list[str],
+                told_order: int | None = None) -> None:
+    """Tell Optuna ``rec``: its user attributes (:func:`~explorer.search.records.to_user_attrs`, and
+    ``told_order`` when given: :data:`TOLD_ORDER_ATTR`) in one write, then COMPLETE with the objective
+    values or FAIL.
 
     Sets ``rec.asked_at``/``rec.told_at`` from the trial's own start and completion times, so that
     the MLflow child run spans the Optuna trial exactly.
     """
     from optuna.trial import TrialState
 
-    set_trial_user_attrs(study, trial, to_user_attrs(rec))
+    attrs = to_user_attrs(rec)
+    if told_order is not None:
+        attrs[TOLD_ORDER_ATTR] = int(told_order)
+    set_trial_user_attrs(study, trial, attrs)
     if rec.state == "COMPLETE":
         frozen = study.tell(trial, [objective_of(rec.scores, o) for o in objectives])
     else:

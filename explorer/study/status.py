@@ -77,7 +77,8 @@ def study_status(study_dir: str | Path) -> dict[str, Any]:
     failures = [f for r in rows[last_repair + 1:] for f in r.get("hook_failures", [])]
     return {
         "name": cfg.name, "study_dir": str(study_dir), "model": cfg.model, "objective": cfg.objectives,
-        "sampler": cfg.sampler.name, "trials_per_subject": cfg.n_trials, "optuna_storage": redact_url(url),
+        "sampler": cfg.sampler.name, "mode": cfg.sampler.mode, "search_mode": search_mode(cfg),
+        "trials_per_subject": cfg.n_trials, "optuna_storage": redact_url(url),
         "subjects": subjects,
         "totals": {k: sum(s[k] for s in subjects.values())
                    for k in ("complete", "failed", "interrupted", "aborted", "running", "waiting")},
@@ -87,6 +88,14 @@ def study_status(study_dir: str | Path) -> dict[str, Any]:
         "hook_failures": failures,
         "drivers": drivers,
     }
+
+
+def search_mode(cfg: Any) -> str:
+    """One sentence on whether the study's search is reproducible (``sampler.deterministic``)."""
+    if cfg.sampler.deterministic:
+        return (f"deterministic (rounds of {cfg.sampler.batch} trials per subject, told in trial order): a rerun "
+                "gives the same trials")
+    return "asynchronous (fastest; not reproducible: the trials depend on timing; their told_order is recorded)"
 
 
 def ec_status(cfg: Any, study_dir: Path, subjects: list[str]) -> dict[str, dict[str, Any] | None]:
@@ -167,6 +176,8 @@ def status_lines(st: dict[str, Any], width: int = 80) -> list[str]:
 
     lines = [f"study {st['name']} ({st['model']}, {st['sampler']}, {st['trials_per_subject']} trials per subject)"]
     lines += [f"objective {lab}: {o}" if lab != o else f"objective: {o}" for lab, o in zip(labels, obj)]
+    if st.get("search_mode"):
+        lines += _wrap(["search:", *st["search_mode"].split()], width, 0)
     lines += ["", row(head)]
     for (s_id, s), cells in zip(subjects.items(), rows):
         lines.append(row(cells))

@@ -312,3 +312,13 @@ def test_report_in_browser(tmp_path):
         y, x = max(0, int(r["y"]) - 2), max(0, int(r["x"]) - 2)
         outside[y:int(r["y"] + r["h"]) + 3, x:int(r["x"] + r["w"]) + 3] = False
     assert _coloured(px)[outside].sum() < 0.02 * _coloured(px).sum()    # the colour is the figures'
+
+
+@pytest.mark.parametrize("mode, says", [("deterministic", "deterministic (reproducible) search"),
+                                        ("asynchronous", "asynchronous (not reproducible) search"),
+                                        (None, "unknown search")])
+def test_the_report_states_the_search_mode(mode, says):
+    rep = fake_report()
+    if mode is not None:
+        rep["mode"] = mode
+    assert says in render_html(rep, {})

@@ -41,11 +41,15 @@ def test_run_then_extend_by_trials_and_by_subjects(tmp_path, ray_session):
     result = run_study(cfg)
     assert not result.interrupted and result.trials_run == 8 and result.actors == 2
     assert 0 < result.utilisation <= 1
+    assert result.mode == "asynchronous"
+    assert any(line.startswith("search: asynchronous") for line in status_lines(study_status(cfg.study_dir)))
     studies = _studies(cfg, cfg.study_dir)
     assert sorted(studies) == ["NAP_001", "NAP_002"]
     for sid, study in studies.items():
         trials = study.get_trials(deepcopy=False)
         assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+        # asynchronous (the default): each trial's place in its subject's tell sequence is recorded
+        assert sorted(t.user_attrs["told_order"] for t in trials) == [0, 1, 2, 3]
         for t in trials:
             assert math.isfinite(t.value) and -1 <= t.value <= 1
             ua = t.user_attrs
