@@ -1,4 +1,4 @@
-"""`explorer status | verify`: the commands that read a study folder (and the NAME argument all share).
+"""`explorer status | verify`: the commands that read a study folder.
 
 Cheap to import (the CLI builds its parser from it): Optuna, MLflow and zarr are opened only when a
 command runs.
@@ -11,16 +11,9 @@ import json
 import shutil
 import sys
 
-from explorer.study.layout import STUDIES_DIR_ENV, resolve
+from explorer.layout import add_study_name, resolve
 from explorer.study.status import status_lines, study_status
 from explorer.study.verify import KINDS, verify_study
-
-
-def add_study_name(p: argparse.ArgumentParser) -> None:
-    """The ``NAME`` and ``--studies-dir`` arguments of every command that opens a study folder."""
-    p.add_argument("name", metavar="NAME", help="study name (looked up in --studies-dir) or a study folder")
-    p.add_argument("--studies-dir", default=None, metavar="DIR",
-                   help=f"folder holding the studies (default: ${STUDIES_DIR_ENV} or ./studies)")
 
 
 def terminal_width() -> int:

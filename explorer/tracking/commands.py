@@ -11,8 +11,7 @@ import signal
 import sys
 import time
 
-from explorer.study.commands import add_study_name
-from explorer.study.layout import resolve
+from explorer.layout import add_study_name, resolve
 from explorer.tracking.ui import HOST, MLFLOW_PORT, OPTUNA_PORT, ServerExited, UIServers, start_ui
 
 

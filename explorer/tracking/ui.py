@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.errors import StudyError, TrackingError
+from explorer.layout import mlflow_artifacts, mlflow_uri, optuna_storage_url
 from explorer.search.storage import journal_path, storage_kind
 from explorer.secrets import has_secret, redact_url
 from explorer.study.frozen import load_frozen
-from explorer.study.layout import mlflow_artifacts, mlflow_uri, optuna_storage_url
 from explorer.tracking.relocate import repair_artifact_locations
 from explorer.tracking.tracker import metric_key
 
