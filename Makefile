@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# what `make test` needs on top: test tools, PostgreSQL drivers, PyTorch for the gp sampler
+# what `make test` needs on top: test tools (import-linter too), PostgreSQL drivers, PyTorch for the gp sampler
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[test,cluster]"
 	touch $@
@@ -26,11 +26,13 @@ run: $(VENV)/.installed
 	$(BIN)/explorer run experiments/quickstart.yaml
 	$(BIN)/explorer report quickstart
 
-## make test: install everything the tests need (PostgreSQL server, SLURM and Chromium included) and run the whole suite.
+## make test: install everything the tests need (PostgreSQL server, SLURM and Chromium included), check the
+## package's layers and third-party boundaries (import-linter contracts in pyproject.toml), and run the whole suite.
 test: $(VENV)/.installed-test
 	./cluster/install_postgres.sh
 	./cluster/install_slurm.sh
 	./tests/install_chromium.sh
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
 
 ## make bench: simulator speed (sim-s per wall-s) on the bundled 80-region connectome, as JSON.

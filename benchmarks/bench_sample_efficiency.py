@@ -47,9 +47,9 @@ def study_curves(study_dir: Path) -> dict[str, list[float]]:
     """subject -> objective values of its trials in number order (NaN for failed trials)."""
     from optuna.trial import TrialState
 
-    from explorer.study.frozen import load_frozen
-    from explorer.study.layout import optuna_storage_url
+    from explorer.layout import optuna_storage_url
     from explorer.search import list_subject_studies, open_storage, open_subject_study
+    from explorer.study.frozen import load_frozen
 
     cfg = load_frozen(study_dir)
     storage = open_storage(optuna_storage_url(cfg, study_dir))

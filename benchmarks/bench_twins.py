@@ -44,11 +44,11 @@ def cpu() -> str:
 def run_one(path: Path, sampler: str, trials: int | None, seeds: int, studies: Path, actors: int | None,
             duration_s: float | None) -> dict:
     from explorer.config import load_config
-    from explorer.study.frozen import save_frozen
+    from explorer.layout import optuna_storage_url
     from explorer.report.commands import create_report
     from explorer.runner.driver import run_study
     from explorer.search import list_subject_studies, open_storage, open_subject_study
-    from explorer.study.layout import optuna_storage_url
+    from explorer.study.frozen import save_frozen
 
     overrides = {"studies_dir": str(studies), "sampler.name": sampler, "trials": trials,
                  "simulation.duration_s": duration_s}

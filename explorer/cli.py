@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("explorer.study.commands", "Check that Optuna, MLflow and zarr agree on every trial."),
     "report": ("explorer.report.commands", "Twin report: fit with fresh seeds, individuality, test-retest, "
                "recovery, phenotype."),
-    "ui": ("explorer.tracking.commands", "Browse a study in the MLflow UI (and optuna-dashboard with --optuna)."),
+    "ui": ("explorer.study.commands", "Browse a study in the MLflow UI (and optuna-dashboard with --optuna)."),
     "cohort": ("explorer.cohort.commands", "Inspect and validate a cohort (`explorer cohort show PATH`)."),
     "bench": ("explorer.sim.commands", "Benchmark the simulator; prints JSON."),
 }

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from explorer.config import DEFAULT_TRIALS, load_config, parse_config
-from explorer.study.frozen import incompatible_fields, load_frozen, save_frozen
-from explorer.study.layout import mlflow_uri, optuna_storage_url, ray_address, zarr_url
 from explorer.errors import ConfigError, OptionError
+from explorer.layout import mlflow_uri, optuna_storage_url, ray_address, zarr_url
+from explorer.study.frozen import incompatible_fields, load_frozen, save_frozen
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -78,12 +78,12 @@ def _make_study(tmp, name: str, store_mode: str = "all", signals=None, tracking:
     the subject's trials table too, as the finisher does).
     ``signals(sid, n, location, store)``: what the trial records as ``signals`` (default: the location)."""
     from explorer.config import parse_config
+    from explorer.layout import optuna_storage_url, zarr_url
     from explorer.records import TrialRecord
     from explorer.runner.hooks import open_store, open_tracker
     from explorer.search import ask_params, open_storage, open_subject_study, tell_record
-    from explorer.study.frozen import save_frozen
-    from explorer.study.layout import optuna_storage_url, zarr_url
     from explorer.store import SignalStore
+    from explorer.study.frozen import save_frozen
 
     cfg = parse_config({"name": name, "studies_dir": str(tmp / "studies"), "model": "hopf",
                         "cohort": {"source": "demo", "subjects": ["NAP_001", "NAP_002"]},
@@ -164,9 +164,9 @@ def test_verify_command_clean_broken_and_repaired(study, capsys):
 
 def test_repair_is_refused_beside_a_driver_on_another_host(study):
     from explorer.errors import StudyError
+    from explorer.layout import optuna_storage_url
     from explorer.search import open_storage
     from explorer.search.leases import SubjectLeases
-    from explorer.study.layout import optuna_storage_url
     from explorer.study.verify import verify_study
 
     cfg, d, _, _ = study
@@ -263,9 +263,9 @@ def test_verify_best_k_children_and_the_table(tmp_path, capsys):
     assert code == 0 and out["ok"] and out["checked"] == 6, out
     # break it: an expected child gone, a table missing a row, a table that lies
     tracker.delete_trial_runs("NAP_001", [2])
+    from explorer.layout import optuna_storage_url
     from explorer.records import TrialRecord
     from explorer.search import from_trial, open_storage, open_subject_study
-    from explorer.study.layout import optuna_storage_url
 
     study = open_subject_study(open_storage(optuna_storage_url(cfg, d)), cfg, "NAP_002", create=False)
     recs = [from_trial(t, cfg.objectives, "NAP_002") for t in study.get_trials()]

@@ -33,18 +33,18 @@ from typing import Any, Sequence
 import numpy as np
 
 from explorer.errors import ConfigError, StudyError
+from explorer.layout import optuna_storage_url, zarr_url
 from explorer.models import get_model
+from explorer.params.names import free_param
 from explorer.report import ec_twins, stats
 from explorer.report.cross_session import cross_session
-from explorer.scoring.features import preprocess
 from explorer.runner.inputs import bold_tr, load_study_cohort, study_inputs
 from explorer.runner.resim import run_simulations
+from explorer.scoring.features import preprocess
 from explorer.search import (best_summary, complete_trials, list_subject_studies, open_storage, open_subject_study,
                              trial_seed)
-from explorer.params.names import free_param
 from explorer.store import SignalStore
 from explorer.study.frozen import load_frozen
-from explorer.study.layout import optuna_storage_url, zarr_url
 
 log = logging.getLogger(__name__)
 

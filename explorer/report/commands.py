@@ -9,10 +9,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from explorer.layout import REPORT_DIR, add_study_name, resolve
 from explorer.runner.hooks import open_tracker
-from explorer.study.commands import add_study_name
 from explorer.study.frozen import load_frozen
-from explorer.study.layout import REPORT_DIR, resolve
 
 log = logging.getLogger(__name__)
 

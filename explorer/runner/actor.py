@@ -27,6 +27,8 @@ from explorer.scoring.objectives import objective_value
 from explorer.scoring.options import FeatureOptions
 from explorer.scoring.scores import fit_scores
 from explorer.sim.simulator import simulate_arrays, warmup
+from explorer.store import SignalStore
+from explorer.store.records import simulation_attrs
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +89,6 @@ class SimWorker:
     @property
     def store(self):
         if self._store is None and self.spec.store_url is not None:
-            from explorer.store import SignalStore
-
             self._store = SignalStore(self.spec.store_url)
         return self._store
 
@@ -268,8 +268,6 @@ class SimWorker:
 
     def simulation(self, subject_id: str) -> dict[str, Any]:
         """What simulates ``subject_id``'s trials (:func:`explorer.store.records.simulation_attrs`)."""
-        from explorer.store.records import simulation_attrs
-
         return simulation_attrs(self.spec.model, self._kwargs(subject_id), self.spec.repeats)
 
     def simulate_fc(self, subject_id: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,10 +11,10 @@ from typing import Any
 
 from explorer.config import load_config, parse_config
 from explorer.errors import ConfigError, StudyError
+from explorer.layout import add_study_name, resolve
 from explorer.runner.progress import Progress
-from explorer.study.commands import add_study_name, terminal_width
+from explorer.study.commands import terminal_width
 from explorer.study.frozen import load_frozen, prepare, save_frozen
-from explorer.study.layout import resolve
 from explorer.study.status import status_lines, study_status
 
 

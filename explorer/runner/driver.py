@@ -21,6 +21,7 @@ from typing import Any
 
 from explorer.config import StudyConfig
 from explorer.errors import StudyError
+from explorer.layout import is_study_dir, optuna_storage_url
 from explorer.runner.ec_stage import ec_request, needs_fit, record_ec, run_units
 from explorer.runner.finisher import SubjectFinisher, finished_records
 from explorer.runner.hooks import Guard, open_store, tracker_opener
@@ -29,13 +30,12 @@ from explorer.runner.interrupts import Interrupted, Interrupts
 from explorer.runner.pool import ActorPool, default_actors, init_ray
 from explorer.runner.progress import NullProgress
 from explorer.runner.scheduler import BrokenStudy, Scheduler
-from explorer.search.leases import SubjectLeases, shard_of
 from explorer.search import (
     best_summary, distributions, finished_trials, open_storage, open_subject_study, reap_interrupted, recover_journal,
     subject_counts,
 )
+from explorer.search.leases import SubjectLeases, shard_of
 from explorer.study.frozen import frozen_text, save_frozen
-from explorer.study.layout import is_study_dir, optuna_storage_url
 from explorer.study.lock import StudyLock, setup_lock
 from explorer.study.status import append_run
 from explorer.tracking import TrackerThread

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from explorer.config import StudyConfig
+from explorer.layout import embedded_mlflow_uri, mlflow_artifacts, mlflow_uri, optuna_storage_url, zarr_url
+from explorer.search import list_subject_studies
 from explorer.store import SignalStore, simulation_attrs
 from explorer.study.frozen import git_revision
-from explorer.study.layout import embedded_mlflow_uri, mlflow_artifacts, mlflow_uri, optuna_storage_url, zarr_url
 from explorer.study.lock import setup_lock
 from explorer.tracking import NullTracker, Tracker, TrackerProtocol, check_separate_databases, describe_children
 from explorer.tracking.modes import tracker_options
@@ -42,8 +43,6 @@ def study_size(cfg: StudyConfig, subjects: Iterable[str] = (), storage: Any = No
     """Subjects of the study: those given (this session's cohort) and those with a study in ``storage``."""
     known = set(subjects)
     if storage is not None:
-        from explorer.search import list_subject_studies
-
         known |= set(list_subject_studies(storage, cfg.name))
     return len(known)
 

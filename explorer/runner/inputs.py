@@ -17,6 +17,7 @@ from explorer.errors import ConfigError, SimulationError, StudyError
 from explorer.runner.actor import WorkerSpec
 from explorer.scoring.scores import fit_scores
 from explorer.search import cohort_reference, subject_spaces
+from explorer.study.frozen import git_revision
 
 
 def load_study_cohort(cfg: StudyConfig, only: list[str] | None = None):
@@ -114,8 +115,6 @@ def worker_spec(cfg: StudyConfig, tr_s: float, store_url: str | None, repeats: i
     """The actors' settings for ``cfg``; ``tr_s`` is a default BOLD TR (payloads carry each subject's).
 
     With a ``store_url``, the code's git revision goes along, recorded with every trial's signals."""
-    from explorer.study.frozen import git_revision
-
     return WorkerSpec(model=cfg.model, simulate_kwargs=cfg.simulation.simulate_kwargs(tr_s),
                       features=cfg.cohort.features.to_dict(),
                       repeats=cfg.simulation.repeats if repeats is None else repeats,

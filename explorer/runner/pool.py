@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from explorer.config import StudyConfig
+from explorer.layout import ray_address
 from explorer.records import Task
 from explorer.runner.actor import WorkerSpec, remote_actor_class
 from explorer.runner.interrupts import Interrupted
-from explorer.study.layout import ray_address
 
 log = logging.getLogger(__name__)
 

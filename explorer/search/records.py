@@ -20,6 +20,7 @@ import math
 from typing import TYPE_CHECKING, Any, Sequence
 
 from explorer.records import TrialRecord
+from explorer.scoring.objectives import SCORES
 
 if TYPE_CHECKING:  # pragma: no cover
     from optuna.trial import FrozenTrial
@@ -63,8 +64,6 @@ def trial_times(trial: Any) -> tuple[float, float]:
 
 def from_trial(trial: "FrozenTrial", objectives: Sequence[str] = (), subject: str = "") -> TrialRecord:
     """The record of an Optuna trial of ``subject``'s study (``objectives``: the study's, in order)."""
-    from explorer.scoring.objectives import SCORES
-
     ua = trial.user_attrs
     scores = finite_scores(ua.get(SCORES_ATTR))
     if trial.values:   # a combined objective is derived from the scores: only named scores are recorded

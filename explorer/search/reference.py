@@ -16,8 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from explorer.errors import StudyError
+from explorer.layout import REFERENCE_FILE
 from explorer.search.space import cohort_fc_mean
-from explorer.study.layout import REFERENCE_FILE
 
 
 def cohort_reference(study_dir: str | Path, subjects: Sequence[Any]) -> np.ndarray | None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
+from explorer.errors import StudyError
 from explorer.scoring.ranking import objective_of, rank
 from explorer.search.records import FAIL_REASON_ATTR, to_user_attrs, trial_times
 from explorer.search.samplers import draw_sampler, make_sampler, subject_seed
@@ -85,8 +86,6 @@ def open_subject_study(storage: "BaseStorage", cfg: "StudyConfig", subject: str,
     else:
         study = optuna.load_study(study_name=sname, storage=storage)
     if [d.name.lower() for d in study.directions] != cfg.directions:
-        from explorer.errors import StudyError
-
         raise StudyError(f"study {sname!r} optimises {[d.name.lower() for d in study.directions]}, "
                          f"but the config's objective {cfg.objectives} needs {cfg.directions}; "
                          "use a new study name")

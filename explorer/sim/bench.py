@@ -32,6 +32,7 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
 
     import numpy as np
 
+    # numba models and kernels: not for `explorer --help`, which imports this module (via sim.commands)
     from explorer.models import get_model
     from explorer.sim import simulate, warmup
     from explorer.sim.connectome import build_connectome

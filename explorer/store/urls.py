@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.errors import StoreError
-from explorer.study.layout import SIGNALS_NAME
+from explorer.layout import SIGNALS_NAME
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")

@@ -1,5 +1,7 @@
-"""The study folder: its layout, frozen config and provenance, lock, status and verification.
+"""The study folder: its frozen config and provenance, lock, status and verification.
 
+The folder's layout (file names, store locations, how a name becomes a folder) sits at the bottom of
+the package, in :mod:`explorer.layout`, so that search, store and tracking can read it too.
 Light to import: :mod:`explorer.study.status` and :mod:`explorer.study.verify` (which open Optuna,
 MLflow and zarr) are imported by name where they are used.
 """
@@ -8,15 +10,9 @@ from explorer.study.frozen import (
     IDENTITY_FIELDS, frozen_text, git_revision, incompatible_fields, load_frozen, package_versions, prepare,
     provenance, save_frozen,
 )
-from explorer.study.layout import (
-    ENV_OVERRIDES, FROZEN_FILE, REPORT_DIR, RUNS_FILE, is_study_dir, mlflow_artifacts, mlflow_uri,
-    optuna_storage_url, ray_address, resolve, zarr_url,
-)
 from explorer.study.lock import StudyLock
 
 __all__ = [
-    "ENV_OVERRIDES", "FROZEN_FILE", "IDENTITY_FIELDS", "REPORT_DIR", "RUNS_FILE", "StudyLock", "frozen_text",
-    "git_revision", "incompatible_fields", "is_study_dir", "load_frozen", "mlflow_artifacts", "mlflow_uri",
-    "optuna_storage_url", "package_versions", "prepare", "provenance", "ray_address", "resolve", "save_frozen",
-    "zarr_url",
+    "IDENTITY_FIELDS", "StudyLock", "frozen_text", "git_revision", "incompatible_fields", "load_frozen",
+    "package_versions", "prepare", "provenance", "save_frozen",
 ]

@@ -20,8 +20,9 @@ import yaml
 
 from explorer.config import StudyConfig, parse_config
 from explorer.errors import ConfigError, StudyError
+from explorer.layout import ENV_OVERRIDES, FROZEN_FILE, optuna_storage_url
+from explorer.search import list_subject_studies, open_storage, open_subject_study, subject_counts
 from explorer.secrets import redact_text, redact_url
-from explorer.study.layout import ENV_OVERRIDES, FROZEN_FILE, optuna_storage_url
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +119,6 @@ def incompatible_fields(old: StudyConfig, new: StudyConfig) -> list[str]:
 
 def counted_trials(cfg: StudyConfig, study_dir: str | Path) -> int:
     """Trials of the study that count against its budget (COMPLETE, or FAIL but not interrupted or aborted)."""
-    # lazy: explorer.search -> explorer.study (search.reference needs study.layout) is an import cycle
-    from explorer.search import list_subject_studies, open_storage, open_subject_study, subject_counts
-
     storage = open_storage(optuna_storage_url(cfg, Path(study_dir)))
     return sum(subject_counts(open_subject_study(storage, cfg, sid, create=False)).done
                for sid in list_subject_studies(storage, cfg.name))

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from explorer.errors import StudyError
-from explorer.study.layout import LOCK_FILE, SETUP_LOCK_FILE
+from explorer.layout import LOCK_FILE, SETUP_LOCK_FILE
 
 
 class StudyLock:

@@ -12,13 +12,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from explorer.errors import StoreError
+from explorer.layout import RUNS_FILE, optuna_storage_url, zarr_url
 from explorer.search import best_summary, list_subject_studies, open_storage, open_subject_study, subject_counts
 from explorer.search.leases import running_drivers
 from explorer.secrets import redact_url
-from explorer.study.frozen import load_frozen
-from explorer.errors import StoreError
 from explorer.store import SignalStore
-from explorer.study.layout import RUNS_FILE, optuna_storage_url, zarr_url
+from explorer.study.frozen import load_frozen
 
 
 def _finite(x: Any) -> Any:

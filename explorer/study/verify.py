@@ -41,11 +41,17 @@ from typing import Any
 
 import numpy as np
 
+from explorer.errors import StoreError, StudyError
+from explorer.layout import mlflow_artifacts, mlflow_uri, optuna_storage_url, zarr_url
+from explorer.records import TrialRecord
+from explorer.search import best_summary, from_trial, list_subject_studies, open_storage, open_subject_study
+from explorer.search.leases import running_drivers
+from explorer.store import SignalStore
 from explorer.study.frozen import load_frozen
-from explorer.tracking import EcSummary
-from explorer.study.layout import mlflow_artifacts, mlflow_uri, optuna_storage_url, zarr_url
 from explorer.study.lock import StudyLock
 from explorer.study.status import REPAIRED, append_run
+from explorer.tracking import EcSummary, Tracker
+from explorer.tracking.modes import best_children, tracker_options
 
 Trials = Mapping[str, Mapping[int, Mapping[str, Any]]]   # subject -> number -> {params, scores, ...}
 
@@ -258,8 +264,6 @@ def plain(rec) -> dict[str, Any]:
 def optuna_records(cfg, study_dir: Path) -> dict[str, dict[int, dict[str, Any]]]:
     """subject -> number -> :func:`plain` of each trial's record, decoded from the Optuna storage
     (:func:`explorer.search.from_trial`)."""
-    from explorer.search import from_trial, list_subject_studies, open_storage, open_subject_study
-
     storage = open_storage(optuna_storage_url(cfg, study_dir))
     out: dict[str, dict[int, dict[str, Any]]] = {}
     for sid in list_subject_studies(storage, cfg.name):
@@ -270,17 +274,11 @@ def optuna_records(cfg, study_dir: Path) -> dict[str, dict[int, dict[str, Any]]]
 
 def _open_tracker(cfg, study_dir: Path, subjects: int = 0):
     """The study's tracker, its child-run mode resolved for ``subjects`` subjects as the driver resolves it."""
-    from explorer.tracking import Tracker
-    from explorer.tracking.modes import tracker_options
-
     return Tracker(mlflow_uri(cfg, study_dir), experiment=cfg.name, artifact_location=mlflow_artifacts(cfg, study_dir),
                    settings=cfg.simulation, **tracker_options(cfg, subjects))
 
 
 def _open_store(cfg, study_dir: Path):
-    from explorer.errors import StoreError
-    from explorer.store import SignalStore
-
     try:
         return SignalStore(zarr_url(cfg, study_dir), read_only=True)
     except StoreError:
@@ -289,8 +287,6 @@ def _open_store(cfg, study_dir: Path):
 
 def _twins(cfg, study_dir: Path, subjects) -> dict[str, int | None]:
     """Each subject's twin (its best trial, or the multi-objective compromise): number, or None."""
-    from explorer.search import best_summary, open_storage, open_subject_study
-
     storage = open_storage(optuna_storage_url(cfg, study_dir))
     return {sid: best_summary(open_subject_study(storage, cfg, sid, create=False), cfg.objectives).get("number")
             for sid in subjects}
@@ -300,8 +296,6 @@ def _best_expected(cfg, opt: Mapping[str, Mapping[int, Mapping[str, Any]]], twin
                    k: int) -> dict[str, set[int]]:
     """Per subject the best ``k`` COMPLETE trials by the first objective, and its twin (``store: best``'s
     signals, ``tracking.children: best_k``'s child runs)."""
-    from explorer.tracking.modes import best_children
-
     maximise = cfg.directions[0] == "maximize"
     return {sid: best_children({n: t for n, t in trials.items() if t["state"] == "COMPLETE"}, k, cfg.objectives[0],
                                maximise, () if twins.get(sid) is None else (twins[sid],))
@@ -399,10 +393,6 @@ def verify_study(study_dir: str | Path, repair: bool = False) -> Report:
 
 def _refuse_beside_drivers(cfg, study_dir: Path) -> None:
     """A repair beside a live driver on another host (the lock file only sees this host's) is refused."""
-    from explorer.errors import StudyError
-    from explorer.search import open_storage
-    from explorer.search.leases import running_drivers
-
     live = [d for d in running_drivers(open_storage(optuna_storage_url(cfg, study_dir)), cfg.name,
                                        cfg.leases.stale_s) if not d["stale"]]
     if live:
@@ -432,8 +422,6 @@ def _verify(cfg, study_dir: Path, repair: bool) -> Report:
     if not repair or report.ok:
         return report
     lost = {(p.subject, p.number) for p in report.problems if p.kind in ("missing_zarr", "mismatch_zarr")}
-    from explorer.records import TrialRecord
-
     writable = None
     for sid in sorted({p.subject for p in report.problems if p.kind.endswith("_table_row")}):
         records = [TrialRecord(**t["record"]) for _, t in sorted(opt[sid].items()) if t["state"] in FINISHED]
@@ -462,8 +450,6 @@ def _verify(cfg, study_dir: Path, repair: bool) -> Report:
             report.repaired.append(f"{where}: orphan MLflow run deleted")
         elif p.kind == "orphan_zarr" and opt.get(p.subject, {}).get(p.number, {}).get("state") != "RUNNING":
             if writable is None:
-                from explorer.store import SignalStore
-
                 writable = SignalStore(store.url)
             writable.delete_trial(p.subject, p.number)
             report.repaired.append(f"{where}: orphan zarr record deleted")

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from explorer.errors import TrackingError
-from explorer.study.layout import ARTIFACTS_DIR, MLFLOW_DB
+from explorer.layout import ARTIFACTS_DIR, MLFLOW_DB
 
 log = logging.getLogger(__name__)
 

@@ -84,6 +84,7 @@ from explorer.tracking.records import (  # noqa: F401 - param_name: public here 
     metric_key,
     param_key,
     param_name,
+    run_settings,
     settings_params,
     to_run,
     to_table,
@@ -427,8 +428,6 @@ class Tracker:
         With several runs for one number (should not happen), the newest wins and the others are
         listed under ``duplicates``.
         """
-        from explorer.tracking.records import run_settings
-
         runs = self._search(f"tags.`{ROLE}` = 'trial' and tags.subject = '{_escape(subject_id)}'")
         out: dict[int, dict] = {}
         for run in sorted(runs, key=lambda r: r.info.start_time):

@@ -1,4 +1,4 @@
-"""`explorer ui NAME`: browse a study in the MLflow UI (and optuna-dashboard), light on CPUs.
+"""The servers of `explorer ui NAME`: browse a study in the MLflow UI (and optuna-dashboard), light on CPUs.
 
 ``mlflow server`` runs with one uvicorn worker and no job runner (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION
 =false``: no huey consumers). MLflow 3's UI picks GenAI or model-training views from a browser-side
@@ -9,7 +9,8 @@ also saves a runs view "Best fit per subject" on the experiment (tag
 ``mlflow.sharedViewState.explorer-best-fit``: parent runs, best first, best scores and parameters as
 columns), listed in the UI's Views menu and opened by the ``per subject`` link.
 
-Cheap to import: its command line (:mod:`explorer.tracking.commands`) is imported to build the CLI's parser.
+Cheap to import: its command line (``ui`` in :mod:`explorer.study.commands`, which reads the study's frozen
+config and passes it to :func:`start_ui`) is imported to build the CLI's parser.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from explorer.config import StudyConfig
 from explorer.errors import StudyError, TrackingError
+from explorer.layout import mlflow_artifacts, mlflow_uri, optuna_storage_url
 from explorer.search.storage import journal_path, storage_kind
 from explorer.secrets import has_secret, redact_url
-from explorer.study.frozen import load_frozen
-from explorer.study.layout import mlflow_artifacts, mlflow_uri, optuna_storage_url
 from explorer.tracking.auth import auth_headers, refused
 from explorer.tracking.relocate import repair_artifact_locations
 from explorer.tracking.tracker import metric_key
@@ -361,9 +362,9 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def start_ui(study_dir: str | Path, port: int = MLFLOW_PORT, optuna: bool = False, optuna_port: int = OPTUNA_PORT,
-             *, timeout_s: float = 180.0) -> UIServers:
-    """Serve a study's MLflow runs (and, with ``optuna``, its Optuna storage) on 127.0.0.1.
+def start_ui(cfg: StudyConfig, study_dir: str | Path, port: int = MLFLOW_PORT, optuna: bool = False,
+             optuna_port: int = OPTUNA_PORT, *, timeout_s: float = 180.0) -> UIServers:
+    """Serve the MLflow runs (and, with ``optuna``, the Optuna storage) of study ``cfg`` in ``study_dir`` on 127.0.0.1.
 
     Default store (``<study>/mlflow.db``): artifact locations are repaired if the folder moved, then
     ``mlflow server`` starts on ``port`` and the "Best fit per subject" view is saved. Another SQL
@@ -372,7 +373,6 @@ def start_ui(study_dir: str | Path, port: int = MLFLOW_PORT, optuna: bool = Fals
     TrackingError (port taken, server failed; ServerExited with its output) or StudyError.
     """
     study_dir = Path(study_dir).resolve()
-    cfg = load_frozen(study_dir)
     uri = mlflow_uri(cfg, study_dir)
     remote = uri.startswith(("http://", "https://"))
     if not remote and not re.match(r"^(sqlite|postgres|postgresql|mysql|mssql)(\+\w+)?:", uri):

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from explorer.study.frozen import load_frozen
-from explorer.study.layout import optuna_storage_url
+from explorer.layout import optuna_storage_url
 from explorer.search import list_subject_studies, open_storage, open_subject_study
+from explorer.study.frozen import load_frozen
 from study_configs import FAST
 
 pytestmark = pytest.mark.slow

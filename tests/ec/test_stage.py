@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from explorer.errors import ConfigError
+from explorer.layout import zarr_url
 from explorer.runner.commands import extend_config
 from explorer.runner.driver import run_study
 from explorer.store import SignalStore
-from explorer.study.layout import zarr_url
 from explorer.study.status import status_lines, study_status
 from explorer.study.verify import verify_study
 from study_configs import fast_config

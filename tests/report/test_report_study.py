@@ -15,8 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from browser import load_in_browser, require_chromium, screenshot
-from explorer.study.frozen import save_frozen
-from explorer.study.layout import optuna_storage_url, zarr_url
+from explorer.layout import optuna_storage_url, zarr_url
 from explorer.report import stats
 from explorer.report.build import plan
 from explorer.report.commands import create_report
@@ -25,6 +24,7 @@ from explorer.runner.driver import run_study
 from explorer.runner.inputs import load_study_cohort
 from explorer.search import list_subject_studies, open_storage, open_subject_study
 from explorer.store import SignalStore
+from explorer.study.frozen import save_frozen
 from explorer.tracking import Tracker
 
 from study_configs import fast_config
@@ -114,7 +114,7 @@ def test_report_of_a_split_study_is_cached_logged_and_refreshed_after_extend(tmp
     assert (attrs["participant"], attrs["session"]) == ("NAP_007", "2")
 
     # logged to MLflow as a run tagged "report", with the files as artifacts
-    from explorer.study.layout import mlflow_uri
+    from explorer.layout import mlflow_uri
 
     tracker = Tracker(mlflow_uri(cfg, study_dir), experiment=cfg.name)
     assert tracker.report_runs() == [run_id]
@@ -187,9 +187,9 @@ def test_report_of_a_fic_groups_study_with_two_objectives(tmp_path, ray_session)
     """rww_ei with FIC and w_plus in 3 FC networks, objectives fc_r and fc_r_residual: the report reads
     each twin's full parameter set (groups and FIC's J_I) and says which Pareto trial is the twin."""
     from explorer.models import get_model
+    from explorer.models.arrays import param_array
     from explorer.models.fic import excitatory_rate, fic_inhibition
     from explorer.search import cohort_reference
-    from explorer.models.arrays import param_array
 
     subjects = ["NAP_001", "NAP_002", "NAP_007"]
     cfg = fast_config(tmp_path, name="ficgroups", model="rww_ei", trials=4,
@@ -224,7 +224,7 @@ def test_report_of_a_fic_groups_study_with_two_objectives(tmp_path, ray_session)
     html = (out / "index.html").read_text()
     assert 'id="regional-table"' in html and "Pareto compromise" in html and "J_I" in html
     # MLflow holds the group parameters (as w_plus/net1: MLflow allows no brackets) and agrees with Optuna
-    from explorer.study.layout import mlflow_uri
+    from explorer.layout import mlflow_uri
     from explorer.study.verify import verify_study
 
     runs = Tracker(mlflow_uri(cfg, cfg.study_dir), experiment=cfg.name).trial_runs("NAP_001")

@@ -12,7 +12,7 @@ from explorer.runner.progress import NullProgress
 from explorer.search import (INTERRUPTED, TOLD_ORDER_ATTR, list_subject_studies, open_storage, open_subject_study,
                              subject_counts)
 from explorer.study.frozen import save_frozen
-from explorer.study.layout import optuna_storage_url
+from explorer.layout import optuna_storage_url
 from explorer.study.status import status_lines, study_status
 
 from study_configs import fast_config

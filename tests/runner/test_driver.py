@@ -10,14 +10,14 @@ import time
 import pytest
 from optuna.trial import TrialState
 
-from explorer.study.frozen import save_frozen
-from explorer.study.layout import optuna_storage_url
 from explorer.errors import StudyError
+from explorer.layout import optuna_storage_url
 from explorer.runner.commands import extend_config
-from explorer.study.status import status_lines, study_status
 from explorer.runner.driver import run_study
-from explorer.study.lock import StudyLock
 from explorer.search import list_subject_studies, open_storage, open_subject_study
+from explorer.study.frozen import save_frozen
+from explorer.study.lock import StudyLock
+from explorer.study.status import status_lines, study_status
 
 from study_configs import fast_config
 
@@ -105,7 +105,7 @@ def test_run_then_extend_by_trials_and_by_subjects(tmp_path, ray_session):
 
 def _check_mlflow(cfg, studies):
     """Child runs start and end at the trial's recorded times; the parent names its best trial's run."""
-    from explorer.study.layout import mlflow_artifacts, mlflow_uri
+    from explorer.layout import mlflow_artifacts, mlflow_uri
     from explorer.tracking import Tracker
 
     tracker = Tracker(mlflow_uri(cfg, cfg.study_dir), cfg.name, mlflow_artifacts(cfg, cfg.study_dir))
@@ -331,7 +331,7 @@ def test_fic_and_map_study_refuses_and_fails_with_reasons_and_reports_full_param
 def test_combined_objective_with_store_best_keeps_the_twins_signals(tmp_path, ray_session):
     """objective 'fc_r - fcd_ks' (no stored score has that name): pruning to the best signals ranks by
     the combination, so the best trial keeps its signals and `explorer verify` agrees."""
-    from explorer.study.layout import zarr_url
+    from explorer.layout import zarr_url
     from explorer.scoring.objectives import objective_value
     from explorer.store import SignalStore
     from explorer.study.verify import verify_study

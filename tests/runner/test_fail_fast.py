@@ -14,12 +14,12 @@ import pytest
 from optuna.trial import TrialState
 
 from explorer.errors import StudyError
+from explorer.layout import optuna_storage_url
 from explorer.records import TrialRecord
 from explorer.runner import scheduler as scheduler_mod
 from explorer.runner.driver import run_study
 from explorer.runner.scheduler import BrokenStudy
 from explorer.search import list_subject_studies, open_storage, open_subject_study, subject_counts
-from explorer.study.layout import optuna_storage_url
 
 from scheduler_stubs import SUBJECTS, scheduler as _scheduler
 from study_configs import fast_config

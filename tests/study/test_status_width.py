@@ -100,9 +100,9 @@ def test_status_without_running_aborted_or_failures_has_no_such_columns():
 def test_explorer_status_cli_at_80_columns(tmp_path, ray_session, monkeypatch, capsys):
     """A real tiny study with a combined objective, through `explorer status` (stdout a pipe: 80 columns)."""
     from explorer.cli import main
+    from explorer.layout import optuna_storage_url
     from explorer.runner.driver import run_study
     from explorer.search import best_summary, open_storage, open_subject_study
-    from explorer.study.layout import optuna_storage_url
 
     from study_configs import fast_config
 

@@ -8,9 +8,9 @@ import math
 import pytest
 from optuna.trial import TrialState
 
+from explorer.layout import embedded_mlflow_uri, mlflow_uri, optuna_storage_url
 from explorer.runner.driver import run_study
 from explorer.search import list_subject_studies, open_storage, open_subject_study
-from explorer.study.layout import embedded_mlflow_uri, mlflow_uri, optuna_storage_url
 
 from study_configs import fast_config
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from optuna.trial import TrialState
 
+from explorer.layout import optuna_storage_url
 from explorer.runner.driver import run_study
 from explorer.search import list_subject_studies, open_storage, open_subject_study
-from explorer.study.layout import optuna_storage_url
 
 from study_configs import fast_config
 
@@ -72,7 +72,7 @@ def test_failing_mlflow_logging_surfaces_in_status_and_verify(tmp_path, ray_sess
     # the re-created runs carry Optuna's params and scores
     from mlflow import MlflowClient
 
-    from explorer.study.layout import mlflow_uri
+    from explorer.layout import mlflow_uri
 
     client = MlflowClient(tracking_uri=mlflow_uri(cfg, cfg.study_dir))
     exp = client.get_experiment_by_name(cfg.name)

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from browser import PNG_MAGIC, chromium
-from explorer.study.frozen import save_frozen
 from explorer.errors import TrackingError
-from explorer.tracking import commands, ui
+from explorer.study.commands import ui_command
+from explorer.study.frozen import load_frozen, save_frozen
+from explorer.tracking import ui
 from explorer.tracking.relocate import repair_artifact_locations
 from study_configs import fast_config
 
@@ -194,10 +195,10 @@ def test_a_server_that_dies_early_is_reported_with_its_output(unrun_study, monke
     boom = [sys.executable, "-c", "import sys; print('boom: no store', file=sys.stderr); sys.exit(3)"]
     monkeypatch.setattr(ui, "_mlflow_cmd", lambda uri, root, port: (boom, {}))
     with pytest.raises(ui.ServerExited, match=r"(?s)exited with status 3.*boom: no store"):
-        ui.start_ui(unrun_study, port=_free_port())
+        ui.start_ui(load_frozen(unrun_study), unrun_study, port=_free_port())
     args = Namespace(name=str(unrun_study), studies_dir=None, port=_free_port(), optuna=False,
                      optuna_port=_free_port(), no_browser_hint=True)
-    assert commands.ui_command(args) == 1
+    assert ui_command(args) == 1
     assert "boom: no store" in capsys.readouterr().err
 
 
@@ -205,7 +206,7 @@ def test_a_remote_tracking_server_is_linked_not_started(unrun_study, monkeypatch
     monkeypatch.setenv("EXPLORER_MLFLOW_URI", "http://me:pa55word@mlflow.example:5000/")
     monkeypatch.setattr(ui, "_request", lambda base, path, payload=None, **k:
                         {"experiment": {"experiment_id": "42"}} if "get-by-name" in path else {"runs": []})
-    servers = ui.start_ui(unrun_study, port=_free_port())
+    servers = ui.start_ui(load_frozen(unrun_study), unrun_study, port=_free_port())
     servers.stop()
     assert servers.children == [] and "subjects" not in servers.urls    # nothing written to a server
     assert servers.urls["runs"] == "http://mlflow.example:5000/#/experiments/42/runs?workflowType=machine_learning"
@@ -231,7 +232,7 @@ def moved_study(tmp_path_factory, ray_session):
 def served(moved_study):
     cfg, moved = moved_study
     t0 = time.perf_counter()
-    servers = ui.start_ui(moved, port=_free_port(), optuna=True, optuna_port=_free_port())
+    servers = ui.start_ui(load_frozen(moved), moved, port=_free_port(), optuna=True, optuna_port=_free_port())
     servers.start_s = time.perf_counter() - t0
     yield cfg, moved, servers
     servers.stop()

@@ -1,5 +1,8 @@
 """What a study folder holds, where its stores are, and how a name becomes a folder.
 
+A leaf of the package: it imports only :mod:`explorer.errors` (the config only for type hints), so
+every layer (search, store, tracking, study, the command lines) can read it.
+
 A study folder ``<studies_dir>/<name>/``::
 
     study.yaml              the frozen config + provenance (FROZEN_FILE)
@@ -18,6 +21,7 @@ database, an MLflow server, an object store) without editing the config.
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,6 +70,13 @@ def resolve(name: str, studies_dir: str | None = None) -> Path:
         raise StudyError(f"no study {name!r} in {base}/ (no {d / FROZEN_FILE}); start it with "
                          "`explorer run CONFIG`, or pass --studies-dir")
     return d
+
+
+def add_study_name(p: argparse.ArgumentParser) -> None:
+    """The ``NAME`` and ``--studies-dir`` arguments of every command that opens a study folder (see :func:`resolve`)."""
+    p.add_argument("name", metavar="NAME", help="study name (looked up in --studies-dir) or a study folder")
+    p.add_argument("--studies-dir", default=None, metavar="DIR",
+                   help=f"folder holding the studies (default: ${STUDIES_DIR_ENV} or ./studies)")
 
 
 def optuna_storage_url(cfg: "StudyConfig", study_dir: Path | None = None) -> str:
