@@ -26,8 +26,6 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from statistics import median  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 from bench_twins import cpu  # noqa: E402  (benchmarks/ is on the path of a script run from it)
 from explorer.cohort import load_cohort  # noqa: E402
 from explorer.config import load_config  # noqa: E402

@@ -166,6 +166,26 @@ def throwaway_postgres(dbs: Sequence[str] = ("explorer_optuna", "explorer_mlflow
 
 
 # -- MLflow --------------------------------------------------------------------------------
+def wait_healthy(uri: str, proc: subprocess.Popen | None, log_path: Path, timeout_s: float = 120.0) -> None:
+    """Wait until an MLflow server at ``uri`` answers ``GET /health`` with 200; :class:`ServiceError` (with
+    the end of ``log_path``) if its process ``proc`` exits first or it does not answer within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc is None or proc.poll() is not None:
+            code = proc.returncode if proc is not None else "never started"
+            raise ServiceError(f"mlflow server exited with {code}:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise ServiceError(f"mlflow server did not answer {uri}/health within {timeout_s} s:\n"
+                               f"{log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
 class MlflowServer:
     """``mlflow server`` (one worker) on ``backend_uri``, serving artifacts from a temporary folder;
     :meth:`stop` and :meth:`start` it again on the same port, backend store and artifacts folder."""
@@ -210,21 +230,7 @@ class MlflowServer:
     def wait_healthy(self, timeout_s: float = 120.0) -> None:
         """Wait until the server answers ``GET /health`` with 200; :class:`ServiceError` if it exits first
         or does not answer within ``timeout_s`` seconds."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if not self.running:
-                code = self.proc.returncode if self.proc is not None else "never started"
-                raise ServiceError(f"mlflow server exited with {code}:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise ServiceError(f"mlflow server did not answer {self.uri}/health within {timeout_s} s:\n"
-                                   f"{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_healthy(self.uri, self.proc, self.log_path, timeout_s)
 
     def close(self) -> None:
         """Stop the server and delete its artifacts and log."""

@@ -118,6 +118,39 @@ class Fit:
     grad: np.ndarray
 
 
+def _eigen(weights: np.ndarray, g: float, a: np.ndarray | float, f_hz: np.ndarray | float):
+    """``(l, V, V^-1, V^H)`` of the network's drift K, or None when a mode does not decay (no stationary state)."""
+    lam, v = np.linalg.eig(hopf_jacobian(np.asarray(weights, dtype=np.float64), g, a, f_hz))
+    if np.max(lam.real) >= 0:
+        return None
+    return lam, v, np.linalg.inv(v), v.conj().T
+
+
+def _unstable(n: int) -> Fit:
+    nan = np.full((n, n), np.nan)
+    return Fit(Moments(nan, nan, False), math.inf, nan)
+
+
+def _loss(cov: np.ndarray, lagged: np.ndarray, target: Moments
+          ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
+    """FC and lag-tau covariance normalised by the regions' sd, the loss against ``target`` and its
+    gradient in the raw zero-lag and lagged covariances (through the normalisation)."""
+    n = cov.shape[0]
+    var = np.clip(np.diag(cov).copy(), 1e-300, None)
+    norm = np.outer(np.sqrt(var), np.sqrt(var))
+    fc, ctau = cov / norm, lagged / norm
+    off = ~np.eye(n, dtype=bool)
+    r0 = np.where(off, fc - target.fc, 0.0)
+    r1 = ctau - target.cov_tau
+    n0, n1 = off.sum(), n * n
+    loss = float((r0 ** 2).sum() / n0 + (r1 ** 2).sum() / n1)
+    g0, g1 = 2.0 * r0 / n0, 2.0 * r1 / n1
+    d_cov, d_lag = g0 / norm, g1 / norm
+    diag = -((g0 * fc).sum(axis=1) + (g0 * fc).sum(axis=0) + (g1 * ctau).sum(axis=1) + (g1 * ctau).sum(axis=0))
+    d_cov[np.diag_indices(n)] += diag / (2.0 * var)
+    return fc, ctau, loss, d_cov, d_lag
+
+
 def fit_gradient(weights: np.ndarray, g: float, a: np.ndarray | float, f_hz: np.ndarray | float, tau_s: float,
                  target: Moments) -> Fit:
     """Loss and exact gradient (adjoint method, in the eigenbasis of K) of the linearised Hopf fit.
@@ -127,39 +160,17 @@ def fit_gradient(weights: np.ndarray, g: float, a: np.ndarray | float, f_hz: np.
     eigenbasis of K (divided differences of ``exp``). Costs one eigendecomposition and a dozen
     (N, N) products: about 12 ms at N = 80 on one core.
     """
-    w = np.asarray(weights, dtype=np.float64)
-    n = w.shape[0]
-    k = hopf_jacobian(w, g, a, f_hz)
-    lam, v = np.linalg.eig(k)
-    nan = np.full((n, n), np.nan)
-    if np.max(lam.real) >= 0:
-        return Fit(Moments(nan, nan, False), math.inf, nan)
-    vinv = np.linalg.inv(v)
-    vh = v.conj().T
+    eig = _eigen(weights, g, a, f_hz)
+    if eig is None:
+        return _unstable(np.shape(weights)[0])
+    lam, v, vinv, vh = eig
     denom = lam[:, None] + lam.conj()[None, :]
     q = 2.0 * (vinv @ vinv.conj().T)
     p = v @ (-q / denom) @ vh                       # E[z z^H]
     et = np.exp(lam * float(tau_s))
     prop = (v * et[None, :]) @ vinv                 # expm(K tau)
     lagged = prop @ p
-    cov = p.real / 2.0
-    var = np.clip(np.diag(cov).copy(), 1e-300, None)
-    sd = np.sqrt(var)
-    norm = np.outer(sd, sd)
-    fc = cov / norm
-    ctau = lagged.real / 2.0 / norm
-    off = ~np.eye(n, dtype=bool)
-    r0 = np.where(off, fc - target.fc, 0.0)
-    r1 = ctau - target.cov_tau
-    n0, n1 = off.sum(), n * n
-    loss = float((r0 ** 2).sum() / n0 + (r1 ** 2).sum() / n1)
-    # d loss / d (Sigma_xx, Sigma_tau_xx), through the normalisation by sd_i sd_j
-    g0 = 2.0 * r0 / n0
-    g1 = 2.0 * r1 / n1
-    d_cov = g0 / norm
-    d_lag = g1 / norm
-    diag = -((g0 * fc).sum(axis=1) + (g0 * fc).sum(axis=0) + (g1 * ctau).sum(axis=1) + (g1 * ctau).sum(axis=0))
-    d_cov[np.diag_indices(n)] += diag / (2.0 * var)
+    fc, ctau, loss, d_cov, d_lag = _loss(p.real / 2.0, lagged.real / 2.0, target)
     # complex adjoints (real block form [[R, -I], [I, R]] <-> R + iI; a real xx-block gradient maps to half of it)
     gl = d_lag / 2.0
     gp = d_cov / 2.0 + (prop.conj().T @ gl + gl.T @ prop) / 2.0
@@ -247,35 +258,17 @@ def filtered_fit_gradient(weights: np.ndarray, g: float, a: np.ndarray | float, 
     ``dV = V (F o V^-1 dK V)``, ``F[k, l] = 1 / (l_l - l_k)``; the loss does not depend on the scale of the
     eigenvectors). About 2x :func:`fit_gradient`'s time.
     """
-    w = np.asarray(weights, dtype=np.float64)
-    n = w.shape[0]
-    k = hopf_jacobian(w, g, a, f_hz)
-    lam, v = np.linalg.eig(k)
-    nan = np.full((n, n), np.nan)
-    if np.max(lam.real) >= 0:
-        return Fit(Moments(nan, nan, False), math.inf, nan)
-    vi = np.linalg.inv(v)
-    vh = v.conj().T
+    eig = _eigen(weights, g, a, f_hz)
+    if eig is None:
+        return _unstable(np.shape(weights)[0])
+    lam, v, vi, vh = eig
     qt = 2.0 * (vi @ vi.conj().T)
     den = -(lam[:, None] + lam.conj()[None, :])
     ints = _panel_integrals(lam, spec)
     psis = [(uu[:, None] + ww[None, :]) / den for uu, _, ww, _ in ints]
     ms = [qt * psi for psi in psis]
     ps = [v @ m @ vh for m in ms]
-    cov, lagged = ps[0].real / 2.0, ps[1].real / 2.0
-    var = np.clip(np.diag(cov).copy(), 1e-300, None)
-    sd = np.sqrt(var)
-    norm = np.outer(sd, sd)
-    fc, ctau = cov / norm, lagged / norm
-    off = ~np.eye(n, dtype=bool)
-    r0 = np.where(off, fc - target.fc, 0.0)
-    r1 = ctau - target.cov_tau
-    n0, n1 = off.sum(), n * n
-    loss = float((r0 ** 2).sum() / n0 + (r1 ** 2).sum() / n1)
-    g0, g1 = 2.0 * r0 / n0, 2.0 * r1 / n1
-    d_cov, d_lag = g0 / norm, g1 / norm
-    diag = -((g0 * fc).sum(axis=1) + (g0 * fc).sum(axis=0) + (g1 * ctau).sum(axis=1) + (g1 * ctau).sum(axis=0))
-    d_cov[np.diag_indices(n)] += diag / (2.0 * var)
+    fc, ctau, loss, d_cov, d_lag = _loss(ps[0].real / 2.0, ps[1].real / 2.0, target)
     # back through P_c = V M_c V^H, M_c = Q~ o Psi_c, Psi_c(l, conj l), Q~ = 2 V^-1 V^-H, V^-1
     g_v = np.zeros_like(v)
     g_qt = np.zeros_like(qt)

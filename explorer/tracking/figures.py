@@ -23,22 +23,32 @@ def _figure(width: float, height: float, **margins: float):
     return fig
 
 
+def _side_by_side(left: np.ndarray, right: np.ndarray, titles: tuple[str, str], labels: tuple[str, str],
+                  cmap: str, limits: tuple[float, float], bar: str, title: str):
+    """Two region x region matrices side by side on one colour scale ``limits``, one colour bar."""
+    fig = _figure(9.0, 4.2, left=0.06, right=0.86, bottom=0.12, top=0.86, wspace=0.3)
+    for ax, mat, name in zip(fig.subplots(1, 2), (left, right), titles):
+        im = ax.imshow(mat, cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
+        ax.set_title(name)
+        ax.set_xlabel(labels[0])
+        ax.set_ylabel(labels[1])
+    fig.colorbar(im, cax=fig.add_axes((0.89, 0.17, 0.015, 0.62)), label=bar)
+    fig.suptitle(title)
+    return fig
+
+
+def _score(name: str, value: float | None) -> str:
+    return f"  ({name} = {value:.3f})" if value is not None and np.isfinite(value) else ""
+
+
 def fc_figure(emp_fc: np.ndarray, sim_fc: np.ndarray, subject: str = "", score: float | None = None):
     """Empirical vs best simulated FC (region x region), side by side on one colour scale."""
     emp, sim = np.asarray(emp_fc, dtype=float), np.asarray(sim_fc, dtype=float)
-    fig = _figure(9.0, 4.2, left=0.06, right=0.86, bottom=0.12, top=0.86, wspace=0.3)
-    axes = fig.subplots(1, 2)
     lim = float(np.nanmax(np.abs(np.concatenate([emp[~np.eye(len(emp), dtype=bool)],
                                                   sim[~np.eye(len(sim), dtype=bool)]])))) if emp.size > 1 else 1.0
     lim = lim if np.isfinite(lim) and lim > 0 else 1.0
-    for ax, mat, title in zip(axes, (emp, sim), ("empirical FC", "best simulated FC")):
-        im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-        ax.set_title(title)
-        ax.set_xlabel("region")
-        ax.set_ylabel("region")
-    fig.colorbar(im, cax=fig.add_axes((0.89, 0.17, 0.015, 0.62)), label="Pearson r")
-    fig.suptitle(f"{subject}" + (f"  (FC r = {score:.3f})" if score is not None and np.isfinite(score) else ""))
-    return fig
+    return _side_by_side(emp, sim, ("empirical FC", "best simulated FC"), ("region", "region"), "RdBu_r", (-lim, lim),
+                         "Pearson r", f"{subject}{_score('FC r', score)}")
 
 
 def fcd_figure(emp_fcd_values: np.ndarray, sim_fcd_values: np.ndarray, subject: str = "",
@@ -103,18 +113,10 @@ def ec_figure(sc: np.ndarray, ec: np.ndarray, subject: str = "", fc_r: float | N
     """The SC the EC fit started from and the fitted EC (region x region, ``[i, j]``: j -> i), side by side
     on one colour scale (the larger of the two maxima)."""
     sc, ec = np.asarray(sc, dtype=float), np.asarray(ec, dtype=float)
-    fig = _figure(9.0, 4.2, left=0.06, right=0.86, bottom=0.12, top=0.86, wspace=0.3)
-    axes = fig.subplots(1, 2)
     vmax = float(np.nanmax([np.nanmax(sc), np.nanmax(ec)])) if sc.size else 1.0
     vmax = vmax if np.isfinite(vmax) and vmax > 0 else 1.0
-    for ax, mat, title in zip(axes, (sc, ec), ("SC (start)", "fitted EC")):
-        im = ax.imshow(mat, cmap="viridis", vmin=0.0, vmax=vmax, interpolation="nearest")
-        ax.set_title(title)
-        ax.set_xlabel("source region j")
-        ax.set_ylabel("target region i")
-    fig.colorbar(im, cax=fig.add_axes((0.89, 0.17, 0.015, 0.62)), label="connection strength")
-    fig.suptitle(f"{subject}" + (f"  (analytic FC r = {fc_r:.3f})" if fc_r is not None and np.isfinite(fc_r) else ""))
-    return fig
+    return _side_by_side(sc, ec, ("SC (start)", "fitted EC"), ("source region j", "target region i"), "viridis",
+                         (0.0, vmax), "connection strength", f"{subject}{_score('analytic FC r', fc_r)}")
 
 
 def ec_trace_figure(trace: np.ndarray, subject: str = "", best: int | None = None):

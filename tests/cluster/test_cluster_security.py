@@ -16,7 +16,6 @@ import stat
 import subprocess
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,6 +25,7 @@ import sqlalchemy as sa
 
 from cluster_helpers import (BIN, SUBJECTS, cluster_env, count_complete, explorer, free_port,
                              launch_explorer, stop_group, study_config, verify, verify_ok, write_config)
+from services import wait_healthy
 
 pytestmark = pytest.mark.cluster
 
@@ -76,19 +76,7 @@ def auth_mlflow(secure_pg):
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"start_mlflow.sh exited with {proc.returncode}:\n{(base / 'server.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the MLflow server did not answer {uri}/health within 180 s")
-            time.sleep(0.5)
+        wait_healthy(uri, proc, base / "server.log", 180.0)
         creds = dict(line.split(" = ", 1) for line in (base / "auth" / "credentials").read_text().splitlines()
                      if " = " in line)
         yield uri, creds["mlflow_tracking_username"], creds["mlflow_tracking_password"], base / "auth"
