@@ -182,6 +182,7 @@ def test_authenticated_study_keeps_its_secrets(ray_cluster, secure_pg, auth_mlfl
     from mlflow import MlflowClient
 
     from explorer.errors import AccessError
+    from explorer.study.frozen import load_frozen
     from explorer.tracking.ui import start_ui
 
     env = _env(ray_cluster, secure_pg, auth_mlflow)
@@ -230,9 +231,9 @@ def test_authenticated_study_keeps_its_secrets(ray_cluster, secure_pg, auth_mlfl
 
     # `explorer ui` on a login node: nothing starts for an http server; its calls carry the credentials
     monkeypatch.setenv("EXPLORER_MLFLOW_URI", uri)
-    with start_ui(study_dir) as servers:
+    with start_ui(load_frozen(study_dir), study_dir) as servers:
         assert not servers.children and servers.best is not None and servers.best.subject in SUBJECTS
         assert all(mlflow_password not in u and "@" not in u for u in servers.urls.values())
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-it")
     with pytest.raises(AccessError, match="MLFLOW_TRACKING_PASSWORD"):
-        start_ui(study_dir)
+        start_ui(load_frozen(study_dir), study_dir)
