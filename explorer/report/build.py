@@ -48,7 +48,8 @@ from explorer.study.frozen import load_frozen
 
 log = logging.getLogger(__name__)
 
-KINDS = ("twin", "sc_only_twin", "params_only_twin", "ec_twin")
+#: what every fitted subject gets re-simulated (studies with an ``ec`` section add ``ec_twins.KIND``)
+KINDS = ("twin", "sc_only_twin", "params_only_twin")
 GROUP_MEAN = "group-mean"
 #: subjects whose FC is drawn side by side in the report (and kept in report.json)
 FC_EXAMPLES = 4
@@ -454,7 +455,7 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
     simulate_s = run_simulations(cfg, payloads, unique, keep, actors=actors) if unique else 0.0
 
     n = subjects[0].n_regions
-    per: dict[str, dict[str, list]] = {k: {s.id: [] for s in subjects} for k in KINDS}
+    per: dict[str, dict[str, list]] = {k: {s.id: [] for s in subjects} for k in KINDS + (ec_twins.KIND,)}
     for r in requests:
         per[r["kind"]][r["subject"]].append(results.get(r["key"]))
     twin_fc = {s.id: _mean_fc(per["twin"][s.id], n) for s in subjects}

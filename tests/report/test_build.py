@@ -543,3 +543,23 @@ def test_notes_for_diverged_twins_are_not_a_typical_subject():
     notes = " ".join(build.notes_for(build.jsonable({"subjects": [f"s{i}" for i in range(n)],
                                                      "individuality": ind})))
     assert f"0 of {n} twins are closer" in notes and "typical subject" not in notes
+
+
+def test_plan_adds_ec_twins_only_for_usable_ecs(cfg, subjects):
+    """A subject with a usable EC gets ec_twin re-simulations on a connectome of its own (the EC as weights,
+    the same parameters and seeds as its twin); one without keeps only the global twins."""
+    from explorer.report import ec_twins
+
+    best, spaces = BEST, subject_spaces(cfg, subjects)
+    a, b = subjects[0].id, subjects[1].id
+    ec = {"use": True, "key": "k" * 20, "weights": 2.0 * subjects[0].weights}
+    payloads, requests = build.plan(cfg, subjects, best, 2, spaces,
+                                    ecs={a: ec, b: {"use": False, "key": "x" * 20, "weights": None}})
+    ect = [r for r in requests if r["kind"] == ec_twins.KIND]
+    assert [r["subject"] for r in ect] == [a, a]
+    name = ec_twins.ec_connectome(a, ec["key"])
+    assert {r["connectome"] for r in ect} == {name}
+    np.testing.assert_array_equal(payloads[name]["weights"], ec["weights"])
+    twin = [r for r in requests if r["kind"] == "twin" and r["subject"] == a]
+    assert [r["seed"] for r in ect] == [r["seed"] for r in twin] and ect[0]["params"] == twin[0]["params"]
+    assert {r["key"] for r in ect}.isdisjoint(r["key"] for r in twin)
