@@ -24,7 +24,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right} th{background:#f2f2f2}
 td.name,th.name{text-align:left} .meta{color:#555} .absent{color:#777;font-style:italic}
 .notes{background:#fff8e1;border-left:4px solid #f0b400;padding:.4em 1em}
-.warn{color:#9a5b00} .headline{font-size:1.05em;border-left:4px solid #2a6fdb;padding:.3em .8em;background:#eef4ff} td small{white-space:nowrap;color:#555} img{max-width:100%;height:auto;display:block;margin:.6em 0;border:1px solid #eee}
+.warn{border-left:4px solid #d08a00;padding:.2em .8em;color:#333} .headline{font-size:1.05em;border-left:4px solid #2a6fdb;padding:.3em .8em;background:#eef4ff} td small{white-space:nowrap;color:#555} img{max-width:100%;height:auto;display:block;margin:.6em 0;border:1px solid #eee}
 """
 
 ABSENT = {
