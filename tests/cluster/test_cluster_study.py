@@ -63,7 +63,7 @@ def _submit_as_job(ray_cluster, config: Path, optuna_url: str, tracking_uri: str
     assert logs.returncode == 0, logs.stderr
     # explorer's end-of-run summary, printed by the job's driver
     assert f"study {NAME} (hopf, tpe, {TRIALS} trials per subject)" in logs.stdout, logs.stdout
-    assert f"this session: {TRIALS * len(SUBJECTS)} trials in" in logs.stdout, logs.stdout
+    assert f"this session (asynchronous): {TRIALS * len(SUBJECTS)} trials in" in logs.stdout, logs.stdout
     # what --working-dir uploaded: the code, not the virtual environment, the studies or .git
     packages = [p for p in Path(ray_cluster.temp_dir).glob("session_latest/runtime_resources/working_dir_files/*")
                 if p.is_dir()]

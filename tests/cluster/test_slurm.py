@@ -80,11 +80,11 @@ def _actor_pools(trials: dict[str, list]) -> dict[str, set[str]]:
 
 
 def test_an_array_splits_the_subjects_and_a_terminated_array_resumes_to_exact_counts(slurm, tmp_path):
-    trials = 30
-    # each driver holds one subject at a time: two drivers, two subjects, one each. Trials of 15000
-    # steps (dt 20 ms): a driver's subject must outlast the other driver's start-up
+    trials = 40
+    # each driver holds one subject at a time: two drivers, two subjects, one each. Trials of 60000
+    # steps (dt 20 ms, ~1 s each): a driver's subject must outlast the other driver's start-up (~15-25 s)
     cfg = study_config("slurm_array", subjects=SUBJECTS, trials=trials, leases={"window": 1},
-                       ray={"actors": None, "batch_size": 1}, simulation={"dt_ms": 20})
+                       ray={"actors": None, "batch_size": 1}, simulation={"dt_ms": 20, "duration_s": 1200})
     config = write_config(tmp_path, cfg)
     journal = _journal(tmp_path, cfg["name"])
     array = slurm.sbatch(["--array=0-1", f"--output={tmp_path}/job-%A_%a.out", str(SBATCH), "run", str(config)],
@@ -95,7 +95,7 @@ def test_an_array_splits_the_subjects_and_a_terminated_array_resumes_to_exact_co
     while True:
         done = {sid: sum(t.state.name == "COMPLETE" for t in ts)
                 for sid, ts in (optuna_trials(journal, cfg) if os.path.exists(journal) else {}).items()}
-        if len(done) == 2 and min(done.values()) >= 2:
+        if len(done) == 2 and min(done.values()) >= 1:
             break
         assert time.monotonic() < deadline, f"no trials of both subjects within 300 s: {done}\n{_output(tmp_path)}"
         assert slurm.jobs(), f"the array ended before it was stopped: {done}\n{_output(tmp_path)}"
