@@ -33,7 +33,7 @@ test: $(VENV)/.installed-test
 	./cluster/install_slurm.sh
 	./tests/install_chromium.sh
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 ## make bench: simulator speed (sim-s per wall-s) on the bundled 80-region connectome, as JSON.
 bench: $(VENV)/.installed
