@@ -94,6 +94,28 @@ def _fmt(x: Any, spec: str = ".3f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _cross_session_summary(console: Any, xs: dict[str, Any] | None) -> None:
+    """The headline (individuality on the session a twin never saw) and one row per method, both directions."""
+    from rich.table import Table
+
+    if not xs:
+        return
+    console.print(f"[bold]{xs['headline']}[/]", highlight=False)
+    a, b = xs["sessions"][:2]
+    t = Table(title="across sessions: fitted on one, identified on the other")
+    for col in ("", f"{a} → {b}: identified (p)", "self r", "fit r", f"{b} → {a}: identified (p)", "self r", "fit r"):
+        t.add_column(col)
+    for m in (xs.get("methods") or {}).values():
+        if not m:
+            continue
+        cells = []
+        for d in m["directions"]:
+            cells += [f"{d['hits']}/{d['n']} ({_fmt(d.get('p_value'), '.2g')})", _fmt(d.get("self_r")),
+                      _fmt(d.get("fit_r"))]
+        t.add_row(m["label"], *cells)
+    console.print(t)
+
+
 def _summary(report: dict[str, Any], out: Path, run_id: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -110,6 +132,7 @@ def _summary(report: dict[str, Any], out: Path, run_id: str | None) -> None:
         t.add_row(sid, _fmt(f["best_scores"].get(obj)), f"{_fmt(r['fc_r_mean'])} ± {_fmt(r['fc_r_sd'])}",
                   _fmt(r["fcd_ks_mean"]), params)
     console.print(t)
+    _cross_session_summary(console, report.get("cross_session"))
     ind = report.get("individuality")
     if ind:
         t = Table(title="individuality (twin i vs subject j)")

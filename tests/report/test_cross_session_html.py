@@ -153,3 +153,21 @@ def test_write_report_draws_the_cross_session_figure(tmp_path):
     assert (tmp_path / "cross_session.png").read_bytes().startswith(PNG_MAGIC)
     write_report(_report(None), tmp_path / "none")
     assert not (tmp_path / "none" / "cross_session.png").exists()
+
+
+def test_the_terminal_summary_leads_with_the_cross_session_table(capsys):
+    from explorer.report.commands import _cross_session_summary
+    from rich.console import Console
+
+    xs = _xs()
+    _cross_session_summary(Console(width=200, force_terminal=False), xs)
+    out = capsys.readouterr().out
+    assert out.startswith(xs["headline"][:60])
+    rows = out.split(xs["headline"][-40:], 1)[1]              # the table, after the headline
+    line = next(x for x in rows.splitlines() if LABELS["global_twin"] in x)
+    d = xs["methods"]["global_twin"]["directions"]
+    assert f"{d[0]['hits']}/{d[0]['n']}" in line and f"{d[1]['hits']}/{d[1]['n']}" in line
+    assert f"{d[0]['self_r']:.3f}" in line
+    assert xs["methods"]["ec_twin_simulated"] is None and LABELS["ec_twin_simulated"] not in rows
+    _cross_session_summary(Console(width=200), None)
+    assert capsys.readouterr().out == ""
