@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.layout import REPORT_DIR, add_study_name, resolve
+from explorer.report.cross_session import within_session_note
 from explorer.runner.hooks import open_tracker
 from explorer.study.frozen import load_frozen
 
@@ -134,6 +135,8 @@ def _summary(report: dict[str, Any], out: Path, run_id: str | None) -> None:
     console.print(t)
     _cross_session_summary(console, report.get("cross_session"))
     ind = report.get("individuality")
+    if ind and not report.get("cross_session"):
+        console.print(f"[bold]{within_session_note()}[/]", highlight=False)
     if ind:
         t = Table(title="individuality (twin i vs subject j)")
         for col in ("", "accuracy", "subject→twin", "p", "I_diff"):
