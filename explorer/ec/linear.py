@@ -67,25 +67,19 @@ def moments(k: np.ndarray, tau_s: float) -> Moments:
     n = k.shape[0]
     lam, v = np.linalg.eig(k)
     if np.max(lam.real) >= 0:  # no stationary state: some mode grows or never decays
-        nan = np.full((n, n), np.nan)
-        return Moments(nan, nan, False)
+        return _unstable(n).moments
     try:
         vinv = np.linalg.inv(v)
         ok = np.linalg.cond(v) < 1e8
     except np.linalg.LinAlgError:
         ok = False
     if ok:
-        q = 2.0 * (vinv @ vinv.conj().T)
-        p = v @ (-q / (lam[:, None] + lam.conj()[None, :])) @ v.conj().T
-        prop = (v * np.exp(lam * float(tau_s))[None, :]) @ vinv
+        p, prop, _ = _stationary(lam, v, vinv, v.conj().T, tau_s)
     else:
         p = linalg.solve_continuous_lyapunov(k, -2.0 * np.eye(n, dtype=np.complex128))
         prop = linalg.expm(k * float(tau_s))
-    cov = p.real / 2.0
-    lagged = (prop @ p).real / 2.0
-    sd = np.sqrt(np.clip(np.diag(cov), 1e-300, None))
-    norm = np.outer(sd, sd)
-    return Moments(cov / norm, lagged / norm, True)
+    fc, ctau, _, _ = _normalised(p.real / 2.0, (prop @ p).real / 2.0)
+    return Moments(fc, ctau, True)
 
 
 def empirical_moments(x: np.ndarray, lag: int) -> Moments:
@@ -131,14 +125,35 @@ def _unstable(n: int) -> Fit:
     return Fit(Moments(nan, nan, False), math.inf, nan)
 
 
+def _stationary(lam: np.ndarray, v: np.ndarray, vinv: np.ndarray, vh: np.ndarray, tau_s: float):
+    """``(P, expm(K tau), l_k + conj l_l)`` in the eigenbasis: ``P = E[z z^H]`` solves the Lyapunov equation
+    ``K P + P K^H + 2 I = 0``, ``P = V [ -(V^-1 2 V^-H)_kl / (l_k + conj l_l) ] V^H``."""
+    denom = lam[:, None] + lam.conj()[None, :]
+    p = v @ (-2.0 * (vinv @ vinv.conj().T) / denom) @ vh
+    prop = (v * np.exp(lam * float(tau_s))[None, :]) @ vinv
+    return p, prop, denom
+
+
+def _normalised(cov: np.ndarray, lagged: np.ndarray):
+    """``(fc, cov_tau, var, sd_i sd_j)``: the zero-lag and lagged covariances divided by the regions' sd."""
+    var = np.clip(np.diag(cov).copy(), 1e-300, None)
+    norm = np.outer(np.sqrt(var), np.sqrt(var))
+    return cov / norm, lagged / norm, var, norm
+
+
+def _to_weights(da: np.ndarray, g: float) -> np.ndarray:
+    """d loss / d W from d loss / d A, with ``A = G (W - diag(W 1)) + diag(a)`` (zero on the diagonal)."""
+    grad = g * (da - np.diag(da)[:, None])
+    np.fill_diagonal(grad, 0.0)
+    return grad
+
+
 def _loss(cov: np.ndarray, lagged: np.ndarray, target: Moments
           ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
     """FC and lag-tau covariance normalised by the regions' sd, the loss against ``target`` and its
     gradient in the raw zero-lag and lagged covariances (through the normalisation)."""
     n = cov.shape[0]
-    var = np.clip(np.diag(cov).copy(), 1e-300, None)
-    norm = np.outer(np.sqrt(var), np.sqrt(var))
-    fc, ctau = cov / norm, lagged / norm
+    fc, ctau, var, norm = _normalised(cov, lagged)
     off = ~np.eye(n, dtype=bool)
     r0 = np.where(off, fc - target.fc, 0.0)
     r1 = ctau - target.cov_tau
@@ -164,11 +179,7 @@ def fit_gradient(weights: np.ndarray, g: float, a: np.ndarray | float, f_hz: np.
     if eig is None:
         return _unstable(np.shape(weights)[0])
     lam, v, vinv, vh = eig
-    denom = lam[:, None] + lam.conj()[None, :]
-    q = 2.0 * (vinv @ vinv.conj().T)
-    p = v @ (-q / denom) @ vh                       # E[z z^H]
-    et = np.exp(lam * float(tau_s))
-    prop = (v * et[None, :]) @ vinv                 # expm(K tau)
+    p, prop, denom = _stationary(lam, v, vinv, vh, tau_s)   # E[z z^H], expm(K tau)
     lagged = prop @ p
     fc, ctau, loss, d_cov, d_lag = _loss(p.real / 2.0, lagged.real / 2.0, target)
     # complex adjoints (real block form [[R, -I], [I, R]] <-> R + iI; a real xx-block gradient maps to half of it)
@@ -186,10 +197,7 @@ def fit_gradient(weights: np.ndarray, g: float, a: np.ndarray | float, f_hz: np.
     close = np.abs(dd) < 1e-12
     phi = np.where(close, ed[:, None], (ed[:, None] - ed[None, :]) / np.where(close, 1.0, dd))
     m = m + float(tau_s) * (vinv.conj().T @ ((vh @ x @ vinv.conj().T) * phi) @ vh)
-    da = 2.0 * m.real                              # d loss / d A, A = G (W - diag(W 1)) + diag(a)
-    grad = g * (da - np.diag(da)[:, None])
-    np.fill_diagonal(grad, 0.0)
-    return Fit(Moments(fc, ctau, True), loss, grad)
+    return Fit(Moments(fc, ctau, True), loss, _to_weights(2.0 * m.real, g))
 
 
 # -- band-passed moments --------------------------------------------------------------------------
@@ -246,6 +254,17 @@ def _panel_integrals(lam: np.ndarray, spec: Spectral):
     return out
 
 
+def _filtered(lam: np.ndarray, v: np.ndarray, vi: np.ndarray, vh: np.ndarray, spec: Spectral):
+    """The band-passed covariances ``P_c = V [Q~ o Psi_c] V^H`` (lags 0 and tau) and what their gradient needs:
+    ``(Q~, -(l_k + conj l_l), the panel integrals, [Psi_0, Psi_tau], [M_0, M_tau], [P_0, P_tau])``."""
+    qt = 2.0 * (vi @ vi.conj().T)
+    den = -(lam[:, None] + lam.conj()[None, :])
+    ints = _panel_integrals(lam, spec)
+    psis = [(uu[:, None] + ww[None, :]) / den for uu, _, ww, _ in ints]
+    ms = [qt * psi for psi in psis]
+    return qt, den, ints, psis, ms, [v @ m @ vh for m in ms]
+
+
 def filtered_fit_gradient(weights: np.ndarray, g: float, a: np.ndarray | float, f_hz: np.ndarray | float,
                           spec: Spectral, target: Moments) -> Fit:
     """:func:`fit_gradient` for band-passed data: the model's FC and lag-tau covariance after the same filter.
@@ -262,12 +281,7 @@ def filtered_fit_gradient(weights: np.ndarray, g: float, a: np.ndarray | float, 
     if eig is None:
         return _unstable(np.shape(weights)[0])
     lam, v, vi, vh = eig
-    qt = 2.0 * (vi @ vi.conj().T)
-    den = -(lam[:, None] + lam.conj()[None, :])
-    ints = _panel_integrals(lam, spec)
-    psis = [(uu[:, None] + ww[None, :]) / den for uu, _, ww, _ in ints]
-    ms = [qt * psi for psi in psis]
-    ps = [v @ m @ vh for m in ms]
+    qt, den, ints, psis, ms, ps = _filtered(lam, v, vi, vh, spec)
     fc, ctau, loss, d_cov, d_lag = _loss(ps[0].real / 2.0, ps[1].real / 2.0, target)
     # back through P_c = V M_c V^H, M_c = Q~ o Psi_c, Psi_c(l, conj l), Q~ = 2 V^-1 V^-H, V^-1
     g_v = np.zeros_like(v)
@@ -287,10 +301,7 @@ def filtered_fit_gradient(weights: np.ndarray, g: float, a: np.ndarray | float, 
     tiny = np.abs(gap) <= 1e-10 * np.abs(lam).max()     # the diagonal, and modes that coincide
     f_ = np.where(tiny, 0.0, 1.0 / np.where(tiny, 1.0, gap))
     g_e = np.diag(g_lam) + f_.conj() * (vh @ g_v)
-    da = (vi.conj().T @ g_e @ vh).real
-    grad = g * (da - np.diag(da)[:, None])
-    np.fill_diagonal(grad, 0.0)
-    return Fit(Moments(fc, ctau, True), loss, grad)
+    return Fit(Moments(fc, ctau, True), loss, _to_weights((vi.conj().T @ g_e @ vh).real, g))
 
 
 def twin_moments(weights: np.ndarray, g: float, a: np.ndarray | float, f_hz: np.ndarray | float, tau_s: float,
@@ -298,6 +309,9 @@ def twin_moments(weights: np.ndarray, g: float, a: np.ndarray | float, f_hz: np.
     """The linearised twin's FC and lag-tau covariance, band-passed like the data when ``spec`` is given."""
     if spec is None:
         return moments(hopf_jacobian(weights, g, a, f_hz), tau_s)
-    n = np.shape(weights)[0]
-    dummy = Moments(np.eye(n), np.zeros((n, n)), True)
-    return filtered_fit_gradient(weights, g, a, f_hz, spec, dummy).moments
+    eig = _eigen(weights, g, a, f_hz)
+    if eig is None:
+        return _unstable(np.shape(weights)[0]).moments
+    ps = _filtered(*eig, spec)[-1]
+    fc, ctau, _, _ = _normalised(ps[0].real / 2.0, ps[1].real / 2.0)
+    return Moments(fc, ctau, True)
