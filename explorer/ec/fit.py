@@ -140,7 +140,7 @@ def fit_ec(sc: np.ndarray, mask: np.ndarray, g: float, a: Any, f_hz: Any, target
         return EcFit(w0, np.array([first]), 0, UNSTABLE_START, why, math.nan, math.nan, math.inf, math.inf,
                      max_euler_dt_ms=math.nan, wall_s=time.perf_counter() - t0, **common)
     run = _lbfgs if opts.rule == "lbfgs" else _gec
-    best_w, rows, best_i = run(w0, mask, evaluate, target, opts, first)
+    best_w, rows, best_i = run(w0, mask, evaluate, target, opts, start)
     trace = np.array(rows, dtype=np.float64)
     loss, fc_r = trace[best_i, 0], trace[best_i, 1]
     if not np.all(np.isfinite(best_w)):
@@ -157,10 +157,10 @@ def fit_ec(sc: np.ndarray, mask: np.ndarray, g: float, a: Any, f_hz: Any, target
                  max_euler_dt_ms=max_euler_dt_ms(best_w, g, a, f_hz), wall_s=time.perf_counter() - t0, **common)
 
 
-def _lbfgs(w0, mask, evaluate, target, opts, first):
-    """L-BFGS-B on the exact gradient, W >= 0 on the mask; the best evaluation is kept."""
+def _lbfgs(w0, mask, evaluate, target, opts, start):
+    """L-BFGS-B on the exact gradient, W >= 0 on the mask. The trace has one row per accepted iterate (the
+    evaluation L-BFGS-B accepted last); the best of them is kept."""
     idx = np.nonzero(mask)
-    best = {"loss": first[0], "w": w0, "row": first}
     last: dict[str, Any] = {}
 
     def weights_of(v: np.ndarray) -> np.ndarray:
@@ -169,32 +169,31 @@ def _lbfgs(w0, mask, evaluate, target, opts, first):
         return w
 
     def fun(v: np.ndarray) -> tuple[float, np.ndarray]:
-        w = weights_of(v)
-        fit = evaluate(w)
-        row = _row(fit, target)
-        last["row"] = row
+        fit = evaluate(weights_of(v))
+        last.update(x=v.copy(), row=_row(fit, target))
         if not math.isfinite(fit.loss):  # unstable: a large loss pushes the line search back
             return 1e6, np.zeros_like(v)
-        if fit.loss < best["loss"]:
-            best.update(loss=fit.loss, w=w, row=row)
         return fit.loss, fit.grad[idx]
 
-    rows = [first]
-    minimize(fun, w0[idx], jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * len(idx[0]),
-             callback=lambda _x: rows.append(last["row"]),
+    rows, best = [_row(start, target)], {"i": 0, "w": w0}
+
+    def accepted(x: np.ndarray) -> None:
+        row = last["row"] if np.array_equal(x, last["x"]) else _row(evaluate(weights_of(x)), target)
+        rows.append(row)
+        if row[0] < rows[best["i"]][0]:
+            best.update(i=len(rows) - 1, w=weights_of(x))
+
+    minimize(fun, w0[idx], jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * len(idx[0]), callback=accepted,
              options={"maxiter": int(opts.max_iter), "maxcor": 20, "ftol": float(opts.tol), "gtol": 1e-12})
-    best_i = int(np.argmin([r[0] for r in rows]))
-    # the callback's row is the last evaluation, which L-BFGS-B accepts as the iterate
-    return best["w"], rows, best_i if rows[best_i][0] <= best["loss"] else len(rows) - 1
+    return best["w"], rows, best["i"]
 
 
-def _gec(w0, mask, evaluate, target, opts, first):
+def _gec(w0, mask, evaluate, target, opts, start):
     """Deco et al.'s GEC update with W >= 0, stopped after ``patience`` iterations without improvement."""
     step = float(opts.eta) * float(w0[mask].mean())
-    w = w0
-    rows = [first]
-    best_w, best_i, best_loss = w0, 0, first[0]
-    fit = evaluate(w)
+    w, fit = w0, start
+    rows = [_row(start, target)]
+    best_w, best_i, best_loss = w0, 0, start.loss
     for it in range(1, int(opts.max_iter) + 1):
         dfc = target.fc - fit.moments.fc
         np.fill_diagonal(dfc, 0.0)
