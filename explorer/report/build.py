@@ -336,11 +336,17 @@ def jsonable(x: Any) -> Any:
 
 
 def _resim_summary(res: list[dict[str, Any]]) -> dict[str, Any]:
-    fc_r = [r["scores"].get("fc_r") for r in res if r.get("fc") is not None]
+    """A twin's re-simulations: seeds, FC r and FCD KS each (None where it diverged), their mean and sd."""
+    fc_r = [r["scores"].get("fc_r") if r.get("fc") is not None else None for r in res]
+    fcd = [r["scores"].get("fcd_ks") if r.get("fc") is not None else None for r in res]
     good = np.array([v for v in fc_r if v is not None and math.isfinite(v)], dtype=float)
-    return {"fc_r_mean": float(good.mean()) if good.size else None,
+    goodk = np.array([v for v in fcd if v is not None and math.isfinite(v)], dtype=float)
+    return {"seeds": [r["seed"] for r in res], "fc_r": fc_r, "fcd_ks": fcd,
+            "diverged": sum(r.get("fc") is None for r in res),
+            "fc_r_mean": float(good.mean()) if good.size else None,
             "fc_r_sd": float(good.std(ddof=1)) if good.size > 1 else None,
-            "diverged": sum(r.get("fc") is None for r in res)}
+            "fcd_ks_mean": float(goodk.mean()) if goodk.size else None,
+            "fcd_ks_sd": float(goodk.std(ddof=1)) if goodk.size > 1 else None}
 
 
 def _ec_part(cfg, subjects: list[Any], ecs: dict[str, dict[str, Any]], spaces: dict[str, Any],
@@ -460,21 +466,11 @@ def build_report(study_dir: str | Path, seeds: int = 5, actors: int | None = Non
         per[r["kind"]][r["subject"]].append(results.get(r["key"]))
     twin_fc = {s.id: _mean_fc(per["twin"][s.id], n) for s in subjects}
     emp_fc = {s.id: np.asarray(s.fc, dtype=np.float64) for s in subjects}
-    resim_of = {kind: {} for kind in ("twin", ec_twins.KIND)}
     for s in subjects:
-        for kind in resim_of:
-            resim_of[kind][s.id] = _resim_summary([r for r in per[kind][s.id] if r is not None])
-        res = [r for r in per["twin"][s.id] if r is not None]
-        fc_r = [r["scores"].get("fc_r") if r.get("fc") is not None else None for r in res]
-        fcd = [r["scores"].get("fcd_ks") if r.get("fc") is not None else None for r in res]
-        good = np.array([v for v in fc_r if v is not None and math.isfinite(v)], dtype=float)
-        goodk = np.array([v for v in fcd if v is not None and math.isfinite(v)], dtype=float)
-        fit[s.id]["resim"] = {"seeds": [r["seed"] for r in res], "fc_r": fc_r, "fcd_ks": fcd,
-                              "diverged": sum(r.get("fc") is None for r in res),
-                              "fc_r_mean": float(good.mean()) if good.size else None,
-                              "fc_r_sd": float(good.std(ddof=1)) if good.size > 1 else None,
-                              "fcd_ks_mean": float(goodk.mean()) if goodk.size else None,
-                              "fcd_ks_sd": float(goodk.std(ddof=1)) if goodk.size > 1 else None}
+        fit[s.id]["resim"] = _resim_summary([r for r in per["twin"][s.id] if r is not None])
+    resim_of = {"twin": {s.id: fit[s.id]["resim"] for s in subjects},
+                ec_twins.KIND: {s.id: _resim_summary([r for r in per[ec_twins.KIND][s.id] if r is not None])
+                                for s in subjects}}
     ids = [s.id for s in subjects]
     ec_part = _ec_part(cfg, subjects, ecs, spaces, best, per, resim_of, n) if ecs is not None else None
     xs = _cross_session(cfg, cohort, subjects, emp_fc, twin_fc, ec_part, study_dir)
