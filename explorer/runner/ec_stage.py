@@ -11,7 +11,6 @@ with that status and reason, and keeps its global twin.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import Any, Callable
 
 import numpy as np
@@ -67,37 +66,16 @@ def run_units(pool: Any, requests: list[EcRequest], on_result: Callable[[EcReque
               stop: Any, max_retries: int = 1) -> float:
     """Fit ``requests`` on ``pool``'s actors, ``on_result(request, result)`` in the driver as each returns.
 
-    Returns the actors' fitting time (s). An actor that dies has its request retried on another
+    Returns the actors' fitting time (s). An actor that dies has its request retried on its replacement
     (``max_retries`` times); a signal stops the stage between results (what came back is kept).
     """
-    import ray
-
-    queue: deque[tuple[EcRequest, int]] = deque((r, 0) for r in requests)
-    inflight: dict[Any, tuple[Any, EcRequest, int]] = {}
     fit_s = 0.0
 
-    def fill() -> None:
-        for slot in sorted(pool.slots, key=lambda s: s.inflight):
-            while queue and slot.inflight < EC_PER_ACTOR and not stop.requested:
-                req, attempt = queue.popleft()
-                inflight[pool.call(slot, "fit_ec", req.subject, [req])] = (slot, req, attempt)
+    def done(req: EcRequest, out: dict[str, Any]) -> None:
+        nonlocal fit_s
+        fit_s += float(out["fit_s"])
+        on_result(req, out["results"][0])
 
-    fill()
-    while inflight and not stop.requested:
-        ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
-        for ref in ready:
-            slot, req, attempt = inflight.pop(ref)
-            slot.inflight -= 1
-            try:
-                out = ray.get(ref)
-            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
-                if attempt >= max_retries:
-                    raise
-                log.warning("EC of %s: its actor died; retrying", req.subject)
-                pool.replace(slot)
-                queue.append((req, attempt + 1))
-                continue
-            fit_s += float(out["fit_s"])
-            on_result(req, out["results"][0])
-        fill()
+    pool.run_calls(requests, lambda slot, req: pool.call(slot, "fit_ec", req.subject, [req]), done, stop,
+                   EC_PER_ACTOR, max_retries, "EC fits")
     return fit_s

@@ -262,6 +262,41 @@ class ActorPool:
         slot.inflight += 1
         return getattr(slot.handle, method).remote(*args, **kwargs)
 
+    def run_calls(self, items: list[Any], submit: Callable[[Slot, Any], Any], on_done: Callable[[Any, Any], None],
+                  stop: Any, per_actor: int, max_retries: int, what: str) -> None:
+        """Send every item of ``items`` to the actors, at most ``per_actor`` calls in flight on each.
+
+        ``submit(slot, item)`` queues one call and returns its ObjectRef; ``on_done(item, result)`` runs in
+        the driver as each call returns. A call whose actor died is sent again to the actor's replacement
+        (``max_retries`` times, then the error is raised); ``stop.requested`` (a signal) stops it between
+        results: what came back is kept, the rest is dropped. ``what`` names the work in log lines.
+        """
+        from ray.exceptions import RayActorError, WorkerCrashedError
+
+        queue = list(items)[::-1]
+        inflight: dict[Any, tuple[Slot, Any, int]] = {}
+        while True:
+            for slot in sorted(self.slots, key=lambda s: s.inflight):
+                while queue and slot.inflight < per_actor and not stop.requested:
+                    item = queue.pop()
+                    inflight[submit(slot, item)] = (slot, item, 0)
+            if not inflight or stop.requested:
+                return
+            ready, _ = self._ray.wait(list(inflight), num_returns=1, timeout=0.5)
+            for ref in ready:
+                slot, item, attempt = inflight.pop(ref)
+                slot.inflight -= 1
+                try:
+                    out = self._ray.get(ref)
+                except (RayActorError, WorkerCrashedError) as exc:
+                    if attempt >= max_retries:
+                        raise
+                    log.warning("%s: %s; retrying on its actor's replacement", what, type(exc).__name__)
+                    new = self.replace(slot)
+                    inflight[submit(new, item)] = (new, item, attempt + 1)
+                    continue
+                on_done(item, out)
+
     def replace(self, slot: Slot) -> Slot:
         """Start a fresh actor in place of a dead one (same index, next generation); returns it.
 

@@ -7,7 +7,6 @@ They are never Optuna trials and never count against a study's budget. Each resu
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import Any, Callable
 
 from explorer.config import StudyConfig
@@ -34,54 +33,35 @@ def run_simulations(cfg: StudyConfig, payloads: dict[str, dict[str, Any]], reque
     if not requests:
         return 0.0
     batch = int(batch_size or min(cfg.ray.batch_size, KERNEL_BATCH))
-    queue: deque[tuple[str, list[dict[str, Any]]]] = deque()
+    calls: list[tuple[str, list[dict[str, Any]]]] = []   # (connectome, a batch of its simulations)
     by_connectome: dict[str, list[dict[str, Any]]] = {}
     for r in requests:
         by_connectome.setdefault(r["connectome"], []).append({"key": r["key"], "params": r["params"],
                                                              "seed": r["seed"]})
     for name, tasks in by_connectome.items():
         for i in range(0, len(tasks), batch):
-            queue.append((name, tasks[i:i + batch]))
+            calls.append((name, tasks[i:i + batch]))
     spec = worker_spec(cfg, next(iter(payloads.values()))["bold_tr_s"], None, repeats=1)
     simulate_s = 0.0
     with Interrupts() as stop:
         own_ray = init_ray(cfg, actors)
         stop.install()
 
-        n = min(default_actors(cfg, actors), len(queue))
+        n = min(default_actors(cfg, actors), len(calls))
         pool = ActorPool(spec, n, f"{cfg.name}-report")
         try:
             for name in by_connectome:
                 pool.put_subject(name, payloads[name])
             pool.wait_ready(should_stop=lambda: stop.requested)
-            inflight: dict[Any, tuple[Any, str, list[dict[str, Any]], int]] = {}
 
-            def fill() -> None:
-                for slot in sorted(pool.slots, key=lambda s: s.inflight):
-                    while queue and slot.inflight < IN_FLIGHT_PER_ACTOR and not stop.requested:
-                        name, tasks = queue.popleft()
-                        inflight[pool.submit_method(slot, "simulate_fc", name, tasks)] = (slot, name, tasks, 0)
+            def done(call: tuple[str, list[dict[str, Any]]], out: dict[str, Any]) -> None:
+                nonlocal simulate_s
+                simulate_s += float(out["simulate_s"])
+                for result in out["results"]:
+                    on_result(call[0], result)
 
-            fill()
-            while inflight:
-                stop.check()
-                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
-                for ref in ready:
-                    slot, name, tasks, attempt = inflight.pop(ref)
-                    slot.inflight -= 1
-                    try:
-                        out = ray.get(ref)
-                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
-                        if attempt >= cfg.ray.max_retries:
-                            raise
-                        log.warning("report simulations: %s; retrying %d of %s", type(exc).__name__, len(tasks), name)
-                        new = pool.replace(slot)
-                        inflight[pool.submit_method(new, "simulate_fc", name, tasks)] = (new, name, tasks, attempt + 1)
-                        continue
-                    simulate_s += float(out["simulate_s"])
-                    for result in out["results"]:
-                        on_result(name, result)
-                fill()
+            pool.run_calls(calls, lambda slot, call: pool.submit_method(slot, "simulate_fc", *call), done, stop,
+                           IN_FLIGHT_PER_ACTOR, cfg.ray.max_retries, "report simulations")
             stop.check()
         except Interrupted:
             raise KeyboardInterrupt(stop.name) from None

@@ -157,3 +157,63 @@ def test_local_token_notice_is_dropped_only_inside_the_guard():
         assert len(records.messages) == 2 and records.messages[1].startswith(RAY_TOKEN_NOTICE)
     finally:
         ray_auth.logger.removeHandler(records)
+
+
+class _Calls:
+    """Ray's wait/get over integer refs whose outcomes are given (an exception is raised by get)."""
+
+    def __init__(self, outcomes):
+        self.outcomes, self.sent = outcomes, []
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        out = self.sent[ref][1]
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def submit(self, slot, item):
+        slot.inflight += 1
+        attempt = sum(1 for s, _ in self.sent if s[1] == item)
+        self.sent.append(((slot.name, item), self.outcomes[item][attempt]))
+        return len(self.sent) - 1
+
+
+class _Stop:
+    requested = False
+
+
+def _fake_pool(calls):
+    pool = ActorPool.__new__(ActorPool)
+    pool._ray = calls
+    pool.all_slots = [Slot(0, None, "a", ready=True), Slot(1, None, "b", ready=True)]
+    spare = Slot(0, None, "a.1", ready=True)
+    pool.replace = lambda slot: spare
+    return pool
+
+
+def test_run_calls_retries_a_dead_actors_call_on_its_replacement_and_keeps_every_result():
+    from ray.exceptions import RayActorError
+
+    calls = _Calls({"x": [RayActorError(), "x done"], "y": ["y done"], "z": ["z done"]})
+    pool, got = _fake_pool(calls), []
+    pool.run_calls(["x", "y", "z"], calls.submit, lambda item, out: got.append((item, out)), _Stop(), 1, 1, "test")
+    assert sorted(got) == [("x", "x done"), ("y", "y done"), ("z", "z done")]
+    assert [who for (who, item), _ in calls.sent if item == "x"] == ["a", "a.1"]    # retried on the replacement
+    assert all(s.inflight == 0 for s in pool.all_slots)
+    with pytest.raises(RayActorError):      # no retries left: the error is the caller's
+        calls = _Calls({"x": [RayActorError()]})
+        _fake_pool(calls).run_calls(["x"], calls.submit, lambda *a: None, _Stop(), 1, 0, "test")
+
+
+def test_run_calls_stops_between_results_on_a_signal():
+    calls, stop, got = _Calls({k: [k] for k in "abcdef"}), _Stop(), []
+
+    def done(item, out):
+        got.append(out)
+        stop.requested = True
+
+    _fake_pool(calls).run_calls(list("abcdef"), calls.submit, done, stop, 1, 0, "test")
+    assert got == ["a"] and len(calls.sent) == 2       # the two in flight were sent, nothing after the signal
