@@ -55,16 +55,21 @@ def _attrs(zstore, path: str) -> dict[str, Any] | None:
     return g.attrs.asdict()
 
 
-def ec_keys(zstore, subject_id: str) -> list[str]:
-    """The keys of ``subject_id``'s committed EC fits, oldest first."""
+def _committed(zstore, subject_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(key, attributes)`` of ``subject_id``'s committed EC fits, oldest first."""
     g = nodes.open_group(zstore, ec_path(subject_id))
     if g is None:
         return []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         names = [name for name, _ in g.groups()]
-    done = [(a["fitted_at"], k) for k in names if (a := _attrs(zstore, ec_path(subject_id, k))) is not None]
-    return [k for _, k in sorted(done)]
+    done = [(k, a) for k in names if (a := _attrs(zstore, ec_path(subject_id, k))) is not None]
+    return sorted(done, key=lambda ka: ka[1]["fitted_at"])
+
+
+def ec_keys(zstore, subject_id: str) -> list[str]:
+    """The keys of ``subject_id``'s committed EC fits, oldest first."""
+    return [k for k, _ in _committed(zstore, subject_id)]
 
 
 def read_ec(zstore, subject_id: str, key: str | None = None, *, data: bool = True) -> dict[str, Any] | None:
@@ -74,14 +79,15 @@ def read_ec(zstore, subject_id: str, key: str | None = None, *, data: bool = Tru
     ``"weights"``, ``"sc"`` and ``"trace"``.
     """
     if key is None:
-        keys = ec_keys(zstore, subject_id)
-        if not keys:
+        fits = _committed(zstore, subject_id)
+        if not fits:
             return None
-        key = keys[-1]
+        key, attrs = fits[-1]
+    else:
+        attrs = _attrs(zstore, ec_path(subject_id, key))
+        if attrs is None:
+            return None
     path = ec_path(subject_id, key)
-    attrs = _attrs(zstore, path)
-    if attrs is None:
-        return None
     out = {k: attrs.get(k) for k in ("key", "summary", "params", "best_trial", "fitted_at")}
     if data:
         for name in ("weights", "sc", "trace"):
